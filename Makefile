@@ -1,0 +1,118 @@
+# detnas — plain Makefile. Sources are found by wildcard; objects go under $(BUILD)/.
+#   make               build detnas, bench and the library (CUDA when nvcc is found)
+#   make test          build and run the doctest suites
+#   make deps          install the Debian packages the project needs (idempotent)
+#   make CUDA=0        build without CUDA;  make MODE=asan test   ASan + UBSan
+#   make BUILD=dir     use another object folder (parallel work trees)
+CUDA  ?= auto
+MODE  ?= release
+BUILD ?= build
+NVCC  ?= nvcc
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+ifeq ($(CUDA),auto)
+  ifneq ($(shell command -v $(NVCC) 2>/dev/null),)
+    CUDA := 1
+  else
+    CUDA := 0
+  endif
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+
+CXX      ?= g++
+CXXFLAGS := -std=c++17 -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP -fPIC
+LDLIBS   := -fopenmp -lopenblas -lturbojpeg -lsimdjson -lz -lpthread
+ifeq ($(MODE),release)
+  CXXFLAGS += -O2 -march=native -g1
+else ifeq ($(MODE),debug)
+  CXXFLAGS += -O0 -g
+else ifeq ($(MODE),asan)
+  CXXFLAGS += -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDLIBS   += -fsanitize=address,undefined
+  BUILD    := $(BUILD)-asan
+else
+  $(error MODE must be release, debug or asan)
+endif
+
+LIB_DIRS := kernels runtime nn detect data search
+LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
+CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
+CLI_SRCS := $(wildcard cli/*.cpp)
+TEST_SRCS := $(wildcard tests/*.cpp)
+BENCH_SRCS := $(wildcard bench/*.cpp)
+
+ifeq ($(CUDA),1)
+  CXXFLAGS += -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn
+  NVCCFLAGS := -std=c++17 -O2 $(CUDA_ARCH) -DDETNAS_CUDA=1 -I. -Xcompiler -fPIC,-Wall -MMD -MP
+  LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
+else
+  LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+endif
+CLI_OBJS   := $(CLI_SRCS:%.cpp=$(BUILD)/%.o)
+TEST_OBJS  := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.cpp=$(BUILD)/%.o)
+
+LIBA := $(BUILD)/libdetnas.a
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CXXFLAGS += -DDETNAS_GIT_REV=\"$(GIT_REV)\" -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=$(CUDA)\""
+
+.PHONY: all lib test deps clean format lint config
+all: lib
+all: config detnas bench/bench
+
+config:
+	@echo "detnas: MODE=$(MODE) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), ($(CUDA_HOME), sm_90+PTX),) CXX=$(CXX) BUILD=$(BUILD) OpenMP+OpenBLAS"
+
+lib: $(LIBA)
+
+$(LIBA): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+detnas: $(BUILD)/detnas
+	@cp $< $@
+
+# The bench sources and RESULTS.md live in bench/, so the binary is bench/bench
+# (a file ./bench cannot sit beside the folder bench/).
+bench/bench: $(BUILD)/bench
+	@cp $< $@
+
+$(BUILD)/detnas: $(CLI_OBJS) $(LIBA)
+	$(CXX) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS)
+
+$(BUILD)/bench: $(BENCH_OBJS) $(LIBA)
+	$(CXX) -o $@ $(BENCH_OBJS) $(LIBA) $(LDLIBS)
+
+$(BUILD)/tests/run_tests: $(TEST_OBJS) $(LIBA)
+	$(CXX) -o $@ $(TEST_OBJS) $(LIBA) $(LDLIBS)
+
+test: config $(BUILD)/tests/run_tests
+	$(BUILD)/tests/run_tests $(TEST_ARGS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
+lint:
+	clang-format --dry-run --Werror $$(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
+
+clean:
+	rm -rf build build-* detnas bench/bench
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

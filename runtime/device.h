@@ -1,0 +1,30 @@
+// Devices and device selection. `auto` picks CUDA only when the build has CUDA
+// and a probe at start-up finds a usable device; any CUDA error during the probe
+// means "no GPU" (logged once). Ops never fall back to another device.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace detnas::rt {
+
+enum class Device { CPU, CUDA };
+enum class DeviceRequest { Auto, CPU, CUDA };
+
+const char* device_name(Device d);
+DeviceRequest parse_device_request(const std::string& s);  // "auto" | "cpu" | "cuda"
+bool built_with_cuda();
+// Probes once (cached). Returns false on any CUDA error; the reason is kept.
+bool cuda_usable();
+const std::string& cuda_probe_message();
+// Resolves a request to a device, logging the choice once. `cuda` on a machine
+// without a usable GPU throws with the probe's reason.
+Device select_device(DeviceRequest req);
+
+// Raw device memory (CUDA builds only; otherwise these throw).
+void* cuda_malloc(size_t bytes);
+void cuda_free(void* p);
+void cuda_copy_h2d(void* dst, const void* src, size_t bytes);
+void cuda_copy_d2h(void* dst, const void* src, size_t bytes);
+void cuda_copy_d2d(void* dst, const void* src, size_t bytes);
+
+}  // namespace detnas::rt

@@ -1,0 +1,87 @@
+// Elementwise ops: check shapes once, call the kernel, record the backward.
+#include "runtime/ops_elementwise.h"
+
+#include "kernels/elementwise.h"
+#include "runtime/autograd.h"
+
+namespace detnas::rt::ops {
+
+namespace k = detnas::kernels::cpu;
+
+Tensor relu(const Tensor& x_in) {
+  check_defined("relu", x_in, "input");
+  require_cpu("relu", {&x_in});
+  Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  k::relu_forward(x.numel(), x.data(), y.data());
+  if (wants_grad({&x})) {
+    // ReLU's backward needs only the sign of its output: keep y, not x.
+    record({&y}, [x, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      k::relu_backward(y.numel(), y.data(), gy.data(), g.ptr, g.mode);
+    });
+  }
+  return y;
+}
+
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  check_same_shape("add", a_in, b_in);
+  require_cpu("add", {&a_in, &b_in});
+  Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  Tensor y = Tensor::empty(a.shape(), a.device());
+  k::add_forward(a.numel(), a.data(), b.data(), y.data());
+  if (wants_grad({&a, &b})) {
+    record({&y}, [a, b, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot ga = grad_slot(a);
+      k::scale_backward(y.numel(), 1.0f, gy.data(), ga.ptr, ga.mode);
+      GradSlot gb = grad_slot(b);
+      k::scale_backward(y.numel(), 1.0f, gy.data(), gb.ptr, gb.mode);
+    });
+  }
+  return y;
+}
+
+Tensor mul_scalar(const Tensor& x_in, float alpha) {
+  check_defined("mul_scalar", x_in, "input");
+  require_cpu("mul_scalar", {&x_in});
+  Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  const float* xp = x.data();
+  float* yp = y.data();
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) yp[i] = alpha * xp[i];
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, alpha]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      k::scale_backward(y.numel(), alpha, gy.data(), g.ptr, g.mode);
+    });
+  }
+  return y;
+}
+
+Tensor sum(const Tensor& x_in) {
+  check_defined("sum", x_in, "input");
+  require_cpu("sum", {&x_in});
+  Tensor x = x_in.contiguous();
+  double s = 0;
+  const float* p = x.data();
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) s += p[i];
+  Tensor y = Tensor::scalar(float(s));
+  if (wants_grad({&x})) {
+    record({&y}, [x, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      float v = *gy.data();
+      for (int64_t i = 0, n = x.numel(); i < n; ++i) kernels::write_grad(g.ptr + i, v, g.mode);
+    });
+  }
+  return y;
+}
+
+}  // namespace detnas::rt::ops

@@ -1,0 +1,144 @@
+// Implementation of the test helpers and the doctest listener that counts cases.
+#include "tests/test_util.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "runtime/rng.h"
+
+namespace detnas::test {
+
+int g_run_cases = 0, g_failed_cases = 0, g_skipped_cases = 0;
+static bool g_current_skipped = false;
+
+void test_skip(const std::string& reason) {
+  if (!g_current_skipped) g_skipped_cases++;
+  g_current_skipped = true;
+  std::printf("SKIPPED: %s\n", reason.c_str());
+  MESSAGE("SKIPPED: " << reason);
+}
+
+namespace {
+struct CountingListener : doctest::IReporter {
+  explicit CountingListener(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData&) override { g_current_skipped = false; }
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats& st) override {
+    g_run_cases++;
+    if (st.failure_flags) g_failed_cases++;
+  }
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+}  // namespace
+REGISTER_LISTENER("counting", 1, CountingListener);
+
+static std::string index_str(int64_t i, const std::vector<int64_t>& shape) {
+  std::vector<int64_t> idx(shape.size());
+  for (size_t k = shape.size(); k-- > 0;) {
+    int64_t d = shape[k] > 0 ? shape[k] : 1;
+    idx[k] = i % d;
+    i /= d;
+  }
+  std::ostringstream os;
+  os << "(";
+  for (size_t k = 0; k < idx.size(); ++k) os << (k ? "," : "") << idx[k];
+  os << ")";
+  return os.str();
+}
+
+bool check_close(const std::string& what, const std::vector<double>& got, const std::vector<double>& ref,
+                 const std::vector<int64_t>& shape, Tol tol) {
+  if (got.size() != ref.size()) {
+    FAIL_CHECK(what << ": size mismatch, got " << got.size() << " values, expected " << ref.size());
+    return false;
+  }
+  int64_t worst = -1, nbad = 0;
+  double worst_excess = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    double a = got[i], b = ref[i];
+    bool ok;
+    double excess;
+    if (std::isnan(b) || std::isnan(a)) {
+      ok = std::isnan(a) && std::isnan(b);
+      excess = ok ? 0 : INFINITY;
+    } else if (std::isinf(b) || std::isinf(a)) {
+      ok = a == b;
+      excess = ok ? 0 : INFINITY;
+    } else {
+      double bound = tol.atol + tol.rtol * std::fabs(b);
+      excess = std::fabs(a - b) - bound;
+      ok = excess <= 0;
+    }
+    if (!ok) {
+      nbad++;
+      if (worst < 0 || excess > worst_excess) {
+        worst = int64_t(i);
+        worst_excess = excess;
+      }
+    }
+  }
+  if (nbad) {
+    std::ostringstream os;
+    os.precision(9);
+    std::ostringstream sh;
+    for (size_t k = 0; k < shape.size(); ++k) sh << (k ? "x" : "") << shape[k];
+    os << what << ": " << nbad << " of " << got.size() << " elements out of tolerance (atol " << tol.atol << ", rtol "
+       << tol.rtol << "), shape " << sh.str() << "; worst at flat " << worst << " " << index_str(worst, shape)
+       << ": got " << got[size_t(worst)] << ", expected " << ref[size_t(worst)];
+    FAIL_CHECK(os.str());
+    return false;
+  }
+  return true;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+std::vector<double> numeric_grad(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x,
+                                 double h) {
+  std::vector<double> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    double x0 = x[i];
+    x[i] = x0 + h;
+    double fp = f(x);
+    x[i] = x0 - h;
+    double fm = f(x);
+    x[i] = x0;
+    g[i] = (fp - fm) / (2 * h);
+  }
+  return g;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+std::vector<double> randn(int64_t n, uint64_t seed, double scale) {
+  Rng r(seed);
+  std::vector<double> v{}; v.resize(size_t(n));
+  for (auto& x : v) x = r.normal() * scale;
+  return v;
+}
+
+std::vector<float> randn_f(int64_t n, uint64_t seed, double scale) {
+  Rng r(seed);
+  std::vector<float> v{}; v.resize(size_t(n));
+  for (auto& x : v) x = float(r.normal() * scale);
+  return v;
+}
+
+}  // namespace detnas::test

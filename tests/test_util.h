@@ -1,0 +1,61 @@
+// Test helpers: the project's one tolerance policy, comparisons that report the
+// worst element, finite-difference and adjoint checkers in double, skips.
+//
+// Tolerance policy (STYLE.md), by op class:
+//   data movement (shuffle, split, concat, upsample)  bit-exact
+//   elementwise float32                               |a-b| <= 1e-6 + 1e-5*|b|
+//   reductions of length K (float32 accumulation)     |a-b| <= 4*sqrt(K)*2^-24 * scale
+//   golden forward values (torch float64 refs)        |a-b| <= 1e-5*max(1,max|ref|) + 1e-5*|ref|
+//   golden gradients / reduced losses                 |a-b| <= 1e-5*max(1,max|ref|) + 1e-4*|ref|
+//   gradients vs central differences in double        |a-b| <= 1e-6 * (1 + |b|)
+// A test that needs a looser bound says why next to it.
+#pragma once
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace detnas::test {
+
+extern int g_run_cases, g_failed_cases, g_skipped_cases;
+
+// Marks the current test case as skipped with a visible reason.
+void test_skip(const std::string& reason);
+
+struct Tol {
+  double atol = 0, rtol = 0;
+  static Tol exact() { return {0, 0}; }
+  static Tol elementwise() { return {1e-6, 1e-5}; }
+  static Tol reduction(int64_t K, double scale = 1.0) { return {4.0 * std::sqrt(double(K)) * 5.960464477539063e-08 * scale, 1e-6}; }
+  static Tol golden_forward(double max_abs_ref) { return {1e-5 * std::max(1.0, max_abs_ref), 1e-5}; }
+  static Tol golden_grad(double max_abs_ref) { return {1e-5 * std::max(1.0, max_abs_ref), 1e-4}; }
+  static Tol finite_diff() { return {1e-6, 1e-6}; }
+};
+
+// Compares got[i] with ref[i] for all i; on failure reports the worst index (as a
+// multi-index of `shape`), both values and the shape. Returns true when close.
+bool check_close(const std::string& what, const std::vector<double>& got, const std::vector<double>& ref,
+                 const std::vector<int64_t>& shape, Tol tol);
+template <typename T>
+std::vector<double> to_double(const T* p, int64_t n) {
+  return std::vector<double>(p, p + n);
+}
+template <typename T>
+std::vector<double> to_double(const std::vector<T>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+double max_abs(const std::vector<double>& v);
+
+// Central-difference gradient of f at x (double), step h per element.
+std::vector<double> numeric_grad(const std::function<double(const std::vector<double>&)>& f,
+                                 std::vector<double> x, double h = 1e-6);
+double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// Deterministic test data.
+std::vector<double> randn(int64_t n, uint64_t seed, double scale = 1.0);
+std::vector<float> randn_f(int64_t n, uint64_t seed, double scale = 1.0);
+
+}  // namespace detnas::test
