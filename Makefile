@@ -71,18 +71,20 @@ $(LIBA): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-detnas: $(BUILD)/detnas
+detnas: $(BUILD)/bin/detnas
 	@cp $< $@
 
 # The bench sources and RESULTS.md live in bench/, so the binary is bench/bench
 # (a file ./bench cannot sit beside the folder bench/).
-bench/bench: $(BUILD)/bench
+bench/bench: $(BUILD)/bin/bench
 	@cp $< $@
 
-$(BUILD)/detnas: $(CLI_OBJS) $(LIBA)
+$(BUILD)/bin/detnas: $(CLI_OBJS) $(LIBA)
+	@mkdir -p $(@D)
 	$(CXX) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS)
 
-$(BUILD)/bench: $(BENCH_OBJS) $(LIBA)
+$(BUILD)/bin/bench: $(BENCH_OBJS) $(LIBA)
+	@mkdir -p $(@D)
 	$(CXX) -o $@ $(BENCH_OBJS) $(LIBA) $(LDLIBS)
 
 $(BUILD)/tests/run_tests: $(TEST_OBJS) $(LIBA)
