@@ -1,0 +1,59 @@
+// CUDA elementwise kernels: grid-stride loops over the shared math of
+// kernels/elementwise.h (relu_value, relu_grad, write_grad).
+#include "kernels/cuda_check.h"
+#include "kernels/elementwise.h"
+#include "kernels/elementwise_cuda.h"
+#include "kernels/launch.h"
+
+namespace detnas::kernels::cuda {
+
+constexpr int kBlock = 256;
+
+__global__ void relu_forward_kernel(int64_t n, const float* __restrict__ x, float* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = relu_value(x[i]);
+}
+
+__global__ void relu_backward_kernel(int64_t n, const float* __restrict__ x, const float* __restrict__ dy,
+                                     float* __restrict__ dx, GradientMode mode) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    write_grad(dx + i, relu_grad(x[i], dy[i]), mode);
+}
+
+__global__ void add_forward_kernel(int64_t n, const float* __restrict__ a, const float* __restrict__ b,
+                                   float* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = a[i] + b[i];
+}
+
+__global__ void scale_backward_kernel(int64_t n, float alpha, const float* __restrict__ dy, float* __restrict__ dx,
+                                      GradientMode mode) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    write_grad(dx + i, alpha * dy[i], mode);
+}
+
+void relu_forward(int64_t n, const float* x, float* y, cudaStream_t stream) {
+  if (n == 0) return;
+  DETNAS_LAUNCH(relu_forward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, x, y);
+  DETNAS_CUDA_CHECK_LAUNCH("relu_forward_kernel");
+}
+
+void relu_backward(int64_t n, const float* x, const float* dy, float* dx, GradientMode mode, cudaStream_t stream) {
+  if (n == 0 || mode == GradientMode::Ignore) return;
+  DETNAS_LAUNCH(relu_backward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, x, dy, dx, mode);
+  DETNAS_CUDA_CHECK_LAUNCH("relu_backward_kernel");
+}
+
+void add_forward(int64_t n, const float* a, const float* b, float* y, cudaStream_t stream) {
+  if (n == 0) return;
+  DETNAS_LAUNCH(add_forward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, a, b, y);
+  DETNAS_CUDA_CHECK_LAUNCH("add_forward_kernel");
+}
+
+void scale_backward(int64_t n, float alpha, const float* dy, float* dx, GradientMode mode, cudaStream_t stream) {
+  if (n == 0 || mode == GradientMode::Ignore) return;
+  DETNAS_LAUNCH(scale_backward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, alpha, dy, dx, mode);
+  DETNAS_CUDA_CHECK_LAUNCH("scale_backward_kernel");
+}
+
+}  // namespace detnas::kernels::cuda

@@ -1,0 +1,19 @@
+// CUDA twins of kernels/elementwise.h (same names, same argument order, plus a
+// stream). Pointers are device pointers.
+#pragma once
+#include <cstdint>
+
+#include "kernels/common.h"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace detnas::kernels::cuda {
+// x (n)  y (n) =
+void relu_forward(int64_t n, const float* x, float* y, cudaStream_t stream);
+// x (n)  dy (n)  dx (n) = or += (mode)
+void relu_backward(int64_t n, const float* x, const float* dy, float* dx, GradientMode mode, cudaStream_t stream);
+// a (n)  b (n)  y (n) = a + b
+void add_forward(int64_t n, const float* a, const float* b, float* y, cudaStream_t stream);
+// dy (n)  dx (n) = or += alpha * dy
+void scale_backward(int64_t n, float alpha, const float* dy, float* dx, GradientMode mode, cudaStream_t stream);
+}  // namespace detnas::kernels::cuda

@@ -1,0 +1,66 @@
+// Module: a named tree of parameters, buffers and child modules (Caffe/torch
+// style naming "stage2.3.choice1.main.dw.weight"), with a mode (train / eval /
+// BN recalibration) set recursively. Forward signatures are per module type;
+// modules only compose autograd primitives from runtime/ops_*.h.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace detnas::nn {
+
+// Train: batch statistics, running-stat update, dropout on.
+// Eval: running statistics.  Recalibrate: batch statistics, running stats
+// re-estimated (see BatchNorm2d), no dropout.
+enum class Mode { Train, Eval, Recalibrate };
+
+// What a parameter is, for per-kind weight decay and LR multipliers.
+enum class ParamKind { ConvWeight, LinearWeight, Bias, NormWeight, NormBias };
+
+struct ParamRef {
+  std::string name;
+  rt::Tensor tensor;  // shares the module's storage
+  ParamKind kind;
+};
+struct BufferRef {
+  std::string name;
+  rt::Tensor tensor;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  std::vector<ParamRef> parameters() const;  // recursive, dotted names, registration order
+  std::vector<BufferRef> buffers() const;
+  void set_mode(Mode m);
+  Mode mode() const { return mode_; }
+  int64_t num_parameters() const;  // elements
+
+ protected:
+  rt::Tensor register_param(const std::string& name, rt::Tensor t, ParamKind kind);
+  rt::Tensor register_buffer(const std::string& name, rt::Tensor t);
+  template <class M>
+  M* register_module(const std::string& name, std::unique_ptr<M> m) {
+    M* raw = m.get();
+    children_.emplace_back(name, std::move(m));
+    return raw;
+  }
+  virtual void on_mode_change(Mode) {}
+
+ private:
+  void collect(const std::string& prefix, std::vector<ParamRef>* params, std::vector<BufferRef>* bufs) const;
+  Mode mode_ = Mode::Train;
+  std::vector<ParamRef> params_;
+  std::vector<BufferRef> buffers_;
+  std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
+};
+
+}  // namespace detnas::nn
