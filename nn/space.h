@@ -29,9 +29,9 @@ constexpr int kNumChoices = 4;
 
 // What a choice index means. 0..2: ShuffleNetV2 unit, 3: Xception-like unit.
 enum class BlockKind { Shuffle, Xception };
-BlockKind choice_kind(int choice);          // throws for choice outside 0..3
-int choice_kernel(int choice);              // 3, 5, 7, 3 (Xception's DWs are 3x3)
-std::string choice_name(int choice);        // "shuffle_k3", ..., "xception"
+BlockKind choice_kind(int choice);    // throws for choice outside 0..3
+int choice_kernel(int choice);        // 3, 5, 7, 3 (Xception's DWs are 3x3)
+std::string choice_name(int choice);  // "shuffle_k3", ..., "xception"
 
 struct SearchSpace {
   std::string name;
@@ -59,8 +59,8 @@ std::vector<std::string> space_names();
 //   stride 1: in == out; half the channels pass, the main branch maps
 //     out/2 -> out/2; main_in = main_out = out/2, proj_channels = 0.
 struct BlockSpec {
-  int index = 0;        // position in the architecture list (0-based)
-  int stage = 0;        // 0..3 (stage outputs C2..C5)
+  int index = 0;  // position in the architecture list (0-based)
+  int stage = 0;  // 0..3 (stage outputs C2..C5)
   int index_in_stage = 0;
   int64_t in_channels = 0;
   int64_t out_channels = 0;

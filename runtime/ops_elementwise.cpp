@@ -84,4 +84,32 @@ Tensor sum(const Tensor& x_in) {
   return y;
 }
 
+Tensor dropout(const Tensor& x_in, float p, Rng& rng) {
+  check_defined("dropout", x_in, "input");
+  DETNAS_CHECK(p >= 0.f && p < 1.f, "dropout: probability ", p, " outside [0, 1)");
+  require_cpu("dropout", {&x_in});
+  if (p == 0.f) return x_in;
+  Tensor x = x_in.contiguous();
+  const int64_t n = x.numel();
+  Tensor mask = Tensor::empty(x.shape());  // 0 or 1/(1-p)
+  float* m = mask.data();
+  const float keep_scale = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; ++i) m[i] = rng.uniform() < double(p) ? 0.f : keep_scale;
+  Tensor y = Tensor::empty(x.shape());
+  const float* xp = x.data();
+  float* yp = y.data();
+  for (int64_t i = 0; i < n; ++i) yp[i] = xp[i] * m[i];
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, mask]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      const float* mp = mask.data();
+      const float* gp = gy.data();
+      for (int64_t i = 0, n2 = x.numel(); i < n2; ++i) kernels::write_grad(g.ptr + i, gp[i] * mp[i], g.mode);
+    });
+  }
+  return y;
+}
+
 }  // namespace detnas::rt::ops
