@@ -29,7 +29,7 @@ else ifeq ($(MODE),debug)
 else ifeq ($(MODE),asan)
   CXXFLAGS += -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS   += -fsanitize=address,undefined
-  BUILD    := $(BUILD)-asan
+  override BUILD := $(BUILD)-asan
 else
   $(error MODE must be release, debug or asan)
 endif
