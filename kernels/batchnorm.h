@@ -1,0 +1,101 @@
+// BatchNorm2d kernels over NCHW, statistics per channel (reduced over N, H, W).
+// The defining math (normalisation, running update, backward terms) is in the
+// DETNAS_HD functions below so a CUDA kernel can share it. Not here: the mode
+// bookkeeping (momentum vs. cumulative average, the batch counter) and autograd,
+// which live in runtime/ops_norm.cpp.
+//
+// Saved statistics: the batch mean is kept as an unevaluated sum hi + lo of two
+// T values (save_mean is (2,C): row 0 = hi, row 1 = lo), so a float tensor still
+// carries the double-precision mean into backward; this keeps x - mean exact
+// enough for inputs whose mean is large relative to their spread.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace detnas::kernels {
+
+// Train: batch statistics, running stats updated with momentum.
+// Eval: running statistics, nothing updated.
+// Recalibrate: batch statistics, running stats updated as a cumulative average
+// (the caller passes the averaging factor 1/k for the k-th batch since a reset).
+enum class BatchNormMode { Train, Eval, Recalibrate };
+
+DETNAS_HD double bn_invstd(double var, double eps) { return 1.0 / std::sqrt(var + eps); }
+
+// y = (x - mean) * invstd * gamma + beta, in double.
+DETNAS_HD double bn_normalize(double x, double mean, double invstd, double gamma, double beta) {
+  return (x - mean) * invstd * gamma + beta;
+}
+
+// running = (1 - factor) * running + factor * stat (factor = momentum, or 1/k).
+DETNAS_HD double bn_running_update(double running, double stat, double factor) {
+  return (1.0 - factor) * running + factor * stat;
+}
+
+// The unbiased variance used for the running estimate (n = N*H*W > 1).
+DETNAS_HD double bn_unbiased(double biased_var, int64_t n) { return biased_var * double(n) / double(n - 1); }
+
+// Split a double mean into hi + lo in T.
+template <typename T>
+DETNAS_HD void bn_split_mean(double mean, T* hi, T* lo) {
+  *hi = T(mean);
+  *lo = T(mean - double(*hi));
+}
+template <typename T>
+DETNAS_HD double bn_join_mean(T hi, T lo) {
+  return double(hi) + double(lo);
+}
+
+// dx of train-mode BN for one element, with per-channel means over n elements:
+// mean_dy = sum(dy)/n, mean_dy_xhat = sum(dy*xhat)/n, scale = gamma*invstd.
+DETNAS_HD double bn_train_dx(double dy, double xhat, double mean_dy, double mean_dy_xhat, double scale) {
+  return scale * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
+namespace cpu {
+
+// Batch-statistics forward (modes Train and Recalibrate).
+//   x (N,C,HW)  gamma (C)  beta (C)  y (N,C,HW) =
+//   save_mean (2,C) = (hi, lo)   save_invstd (C) = 1/sqrt(biased_var + eps)
+//   running_mean (C), running_var (C) = (1-f)*running + f*(batch mean, unbiased var)
+// f = update_factor; requires N*HW > 1. Two passes in double per channel.
+template <typename T>
+void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const T* x, const T* gamma, const T* beta, double eps,
+                             double update_factor, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var);
+
+// Running-statistics forward (mode Eval).
+//   x (N,C,HW)  gamma, beta, running_mean, running_var (C)  y (N,C,HW) =
+//   save_mean (2,C) = (running_mean, 0)   save_invstd (C) = 1/sqrt(running_var + eps)
+template <typename T>
+void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const T* x, const T* gamma, const T* beta,
+                            const T* running_mean, const T* running_var, double eps, T* y, T* save_mean,
+                            T* save_invstd);
+
+// Gradient outputs of batchnorm_backward; any pointer may be null with mode Ignore.
+template <typename T>
+struct BatchNormGrads {
+  T* dx = nullptr;  // (N,C,HW)
+  GradientMode dx_mode = GradientMode::Ignore;
+  T* dgamma = nullptr;  // (C)  sum(dy * xhat)
+  GradientMode dgamma_mode = GradientMode::Ignore;
+  T* dbeta = nullptr;  // (C)  sum(dy)
+  GradientMode dbeta_mode = GradientMode::Ignore;
+};
+
+// Backward through the statistics saved by the forward of the same mode.
+//   x (N,C,HW) forward input  dy (N,C,HW)  gamma (C)  save_mean (2,C)  save_invstd (C)
+//   Train/Recalibrate: dx = or += gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat))
+//   Eval:              dx = or += gamma*invstd*dy
+//   dgamma = or += sum(dy*xhat)   dbeta = or += sum(dy)   (sums in double)
+template <typename T>
+void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const T* x, const T* dy, const T* gamma, const T* save_mean,
+                        const T* save_invstd, BatchNormMode mode, const BatchNormGrads<T>& g);
+
+// running_mean (C) = 0   running_var (C) = 1
+template <typename T>
+void batchnorm_reset_running(int64_t C, T* running_mean, T* running_var);
+
+}  // namespace cpu
+}  // namespace detnas::kernels

@@ -1,0 +1,136 @@
+// CPU BatchNorm2d: per-channel statistics in double (two passes: mean, then the
+// centred sum of squares), normalisation, running-statistics update and backward.
+// Channels are independent, so OpenMP splits over channels for the reductions
+// (each channel is reduced by one thread in a fixed order: deterministic) and
+// over (n, c) planes for the elementwise pass.
+#include <cmath>
+
+#include "kernels/batchnorm.h"
+
+namespace detnas::kernels::cpu {
+
+namespace {
+constexpr int64_t kParallelMin = 1 << 14;  // elements below which threads cost more than they save
+}
+
+template <typename T>
+void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const T* x, const T* gamma, const T* beta, double eps,
+                             double update_factor, T* y, T* save_mean, T* save_invstd, T* running_mean,
+                             T* running_var) {
+  const int64_t n = N * HW;
+  const int64_t CHW = C * HW;
+#pragma omp parallel for schedule(static) if (n * C > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t b = 0; b < N; ++b) {
+      const T* p = x + b * CHW + c * HW;
+      for (int64_t i = 0; i < HW; ++i) s += double(p[i]);
+    }
+    const double mean = s / double(n);
+    double ss = 0;
+    for (int64_t b = 0; b < N; ++b) {
+      const T* p = x + b * CHW + c * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        const double d = double(p[i]) - mean;
+        ss += d * d;
+      }
+    }
+    const double var = ss / double(n);
+    const double invstd = bn_invstd(var, eps);
+    bn_split_mean(mean, save_mean + c, save_mean + C + c);
+    save_invstd[c] = T(invstd);
+    running_mean[c] = T(bn_running_update(double(running_mean[c]), mean, update_factor));
+    running_var[c] = T(bn_running_update(double(running_var[c]), bn_unbiased(var, n), update_factor));
+    const double gm = double(gamma[c]), bt = double(beta[c]);
+    for (int64_t b = 0; b < N; ++b) {
+      const T* p = x + b * CHW + c * HW;
+      T* q = y + b * CHW + c * HW;
+      for (int64_t i = 0; i < HW; ++i) q[i] = T(bn_normalize(double(p[i]), mean, invstd, gm, bt));
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const T* x, const T* gamma, const T* beta,
+                            const T* running_mean, const T* running_var, double eps, T* y, T* save_mean,
+                            T* save_invstd) {
+  for (int64_t c = 0; c < C; ++c) {
+    save_mean[c] = running_mean[c];
+    save_mean[C + c] = T(0);
+    save_invstd[c] = T(bn_invstd(double(running_var[c]), eps));
+  }
+  const int64_t planes = N * C;
+#pragma omp parallel for schedule(static) if (planes * HW > kParallelMin)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const int64_t c = pl % C;
+    const double mean = double(running_mean[c]);
+    const double invstd = bn_invstd(double(running_var[c]), eps);
+    const double gm = double(gamma[c]), bt = double(beta[c]);
+    const T* p = x + pl * HW;
+    T* q = y + pl * HW;
+    for (int64_t i = 0; i < HW; ++i) q[i] = T(bn_normalize(double(p[i]), mean, invstd, gm, bt));
+  }
+}
+
+template <typename T>
+void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const T* x, const T* dy, const T* gamma, const T* save_mean,
+                        const T* save_invstd, BatchNormMode mode, const BatchNormGrads<T>& g) {
+  const int64_t n = N * HW;
+  const int64_t CHW = C * HW;
+  const bool batch_stats = mode != BatchNormMode::Eval;
+#pragma omp parallel for schedule(static) if (n * C > kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const double mean = bn_join_mean(save_mean[c], save_mean[C + c]);
+    const double invstd = double(save_invstd[c]);
+    double sum_dy = 0, sum_dy_xc = 0;  // sum(dy), sum(dy * (x - mean))
+    for (int64_t b = 0; b < N; ++b) {
+      const T* p = x + b * CHW + c * HW;
+      const T* d = dy + b * CHW + c * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        sum_dy += double(d[i]);
+        sum_dy_xc += double(d[i]) * (double(p[i]) - mean);
+      }
+    }
+    const double sum_dy_xhat = sum_dy_xc * invstd;
+    if (g.dgamma_mode != GradientMode::Ignore) write_grad(g.dgamma + c, T(sum_dy_xhat), g.dgamma_mode);
+    if (g.dbeta_mode != GradientMode::Ignore) write_grad(g.dbeta + c, T(sum_dy), g.dbeta_mode);
+    if (g.dx_mode == GradientMode::Ignore) continue;
+    const double scale = double(gamma[c]) * invstd;
+    const double mean_dy = batch_stats ? sum_dy / double(n) : 0.0;
+    const double mean_dy_xhat = batch_stats ? sum_dy_xhat / double(n) : 0.0;
+    for (int64_t b = 0; b < N; ++b) {
+      const T* p = x + b * CHW + c * HW;
+      const T* d = dy + b * CHW + c * HW;
+      T* o = g.dx + b * CHW + c * HW;
+      if (g.dx_mode == GradientMode::Accumulate) {
+        for (int64_t i = 0; i < HW; ++i)
+          o[i] += T(bn_train_dx(double(d[i]), (double(p[i]) - mean) * invstd, mean_dy, mean_dy_xhat, scale));
+      } else {
+        for (int64_t i = 0; i < HW; ++i)
+          o[i] = T(bn_train_dx(double(d[i]), (double(p[i]) - mean) * invstd, mean_dy, mean_dy_xhat, scale));
+      }
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_reset_running(int64_t C, T* running_mean, T* running_var) {
+  for (int64_t c = 0; c < C; ++c) {
+    running_mean[c] = T(0);
+    running_var[c] = T(1);
+  }
+}
+
+#define DETNAS_INST(T)                                                                                                 \
+  template void batchnorm_forward_batch<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, double, double,    \
+                                           T*, T*, T*, T*, T*);                                                        \
+  template void batchnorm_forward_eval<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, \
+                                          double, T*, T*, T*);                                                         \
+  template void batchnorm_backward<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*,     \
+                                      BatchNormMode, const BatchNormGrads<T>&);                                        \
+  template void batchnorm_reset_running<T>(int64_t, T*, T*);
+DETNAS_INST(float)
+DETNAS_INST(double)
+#undef DETNAS_INST
+
+}  // namespace detnas::kernels::cpu

@@ -1,0 +1,36 @@
+// Nearest-neighbour 2-D upsampling (NCHW) to an output size (Ho, Wo), torch's
+// "nearest" mode: src = min(floor(dst * scale), in - 1) with scale = in / out
+// computed in float, plus torch's exact shortcuts for out == in and out == 2*in.
+// The backward sums the upstream gradient over all copies of a source pixel.
+// Not here: bilinear modes, align_corners, "nearest-exact".
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace detnas::kernels {
+
+// Source index along one axis (in -> out). Float arithmetic on purpose: torch
+// computes float(in)/float(out) and multiplies in float; the exact rational
+// floor(dst*in/out) differs at some positions (2 -> 82: dst 41 reads 0, not 1).
+DETNAS_HD int64_t upsample_nearest_src(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = float(in) / float(out);
+  const int64_t s = int64_t(floorf(float(dst) * scale));
+  return s < in - 1 ? s : in - 1;
+}
+
+namespace cpu {
+
+// x (P,H,W)  y (P,Ho,Wo) =   (P = N*C planes)
+template <typename T>
+void upsample_nearest2d_forward(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const T* x, T* y);
+// dy (P,Ho,Wo)  dx (P,H,W) = or += sum of dy over the copies of each pixel
+template <typename T>
+void upsample_nearest2d_backward_input(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const T* dy, T* dx,
+                                       GradientMode mode);
+
+}  // namespace cpu
+}  // namespace detnas::kernels
