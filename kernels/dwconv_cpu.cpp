@@ -1,0 +1,374 @@
+// CPU depthwise conv: OpenMP over (sample, channel) planes for forward and input
+// gradient, over channels for the weight gradient (a reduction over the batch).
+// Forward and the stride-1 input gradient are one plane correlation,
+// out[oh][ow] = bias + sum over taps of k[kh][kw] * in[oh*S-P+kh][ow*S-P+kw]
+// (the input gradient correlates dy with the flipped kernel at padding K-1-P).
+// Paths, all without bounds checks in inner loops:
+//  - stride 1, K = 3/5/7, plane fits the stack: zero-padded copy, then every row
+//    runs as register blocks of kV outputs with the taps unrolled;
+//  - stride 1, K = 3/5/7, larger planes: register blocks on the interior, whole-row
+//    axpys over each tap's output range (conv_out_range) on the top/bottom rows, a
+//    per-element loop over the valid taps on the few border columns;
+//  - anything else: whole-row axpys; stride != 1 input gradient: row scatter.
+// The forward paths add each output's taps in the same (kh, kw) order.
+#include "kernels/dwconv.h"
+
+namespace detnas::kernels::cpu {
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 13;  // multiply-adds below which threads cost more than they save
+constexpr int kV = 16;                     // outputs per register block in the fast path
+
+// One plane correlation: in (Hin,Win), kernel wk (K,K), out (Hout,Wout).
+template <typename T>
+struct Plane {
+  const T* in;
+  int64_t Hin, Win;
+  const T* wk;
+  int64_t K, S, P;
+  T bias;
+  T* out;
+  int64_t Hout, Wout;
+  GradientMode mode;  // Overwrite or Accumulate
+};
+
+// Output row oh by whole-row axpys: for each valid tap, out[o] += k * in_row[o*S + kw - P]
+// over the outputs that tap reaches. kS > 0: stride known at compile time.
+template <int kS, typename T>
+void row_axpys(const Plane<T>& p, int64_t oh) {
+  const int64_t st = kS > 0 ? kS : p.S;
+  T* __restrict yr = p.out + oh * p.Wout;
+  if (p.mode == GradientMode::Overwrite) {
+    for (int64_t ow = 0; ow < p.Wout; ++ow) yr[ow] = p.bias;
+  } else if (p.bias != T(0)) {
+    for (int64_t ow = 0; ow < p.Wout; ++ow) yr[ow] += p.bias;
+  }
+  int64_t kh_lo, kh_hi;
+  conv_tap_range(oh, p.K, st, p.P, p.Hin, &kh_lo, &kh_hi);
+  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+    const T* __restrict xr = p.in + conv_in_index(oh, kh, st, p.P) * p.Win;
+    for (int64_t kw = 0; kw < p.K; ++kw) {
+      int64_t lo, hi;
+      conv_out_range(kw, st, p.P, p.Win, p.Wout, &lo, &hi);
+      const T a = p.wk[kh * p.K + kw];
+      const int64_t off = kw - p.P;
+#pragma omp simd
+      for (int64_t o = lo; o < hi; ++o) yr[o] += a * xr[o * st + off];
+    }
+  }
+}
+
+template <int kS, typename T>
+void plane_generic(const Plane<T>& p) {
+  for (int64_t oh = 0; oh < p.Hout; ++oh) row_axpys<kS>(p, oh);
+}
+
+// Planes up to this many elements (32 KB float / 64 KB double) get a zero-padded
+// copy on the stack in the stride-1 fast paths.
+constexpr int64_t kPadMax = 8192;
+
+// buf (Hp,Wp) = in (Hin,Win) placed at offset (P,P), zeros elsewhere.
+template <typename T>
+void pad_plane(const T* in, int64_t Hin, int64_t Win, int64_t P, T* buf, int64_t Hp, int64_t Wp) {
+  for (int64_t i = 0; i < Hp; ++i) {
+    T* row = buf + i * Wp;
+    const int64_t ih = i - P;
+    if (ih < 0 || ih >= Hin) {
+      for (int64_t j = 0; j < Wp; ++j) row[j] = T(0);
+      continue;
+    }
+    const T* src = in + ih * Win;
+    for (int64_t j = 0; j < P; ++j) row[j] = T(0);
+    for (int64_t j = 0; j < Win; ++j) row[P + j] = src[j];
+    for (int64_t j = P + Win; j < Wp; ++j) row[j] = T(0);
+  }
+}
+
+// Stride-1 fast path for planes that fit a zero-padded copy on the stack: with the
+// padding materialised every output is "interior", so whole rows run as register
+// blocks (the padded rows are rounded up to whole blocks; the extra outputs are
+// dropped). The zero taps add exact zeros, so the sums equal the other paths'.
+template <int kK, typename T>
+bool plane_padded(const Plane<T>& p) {
+  // For 3x3 on rows of two blocks or more the borders are cheap and the copy is not
+  // (measured: 40x40 planes are ~25% faster without it; 10x10 ones 2.5x slower).
+  if (kK == 3 && p.Wout >= 2 * kV) return false;
+  const int64_t Wb = (p.Wout + kV - 1) / kV * kV, Wp = Wb + kK - 1, Hp = p.Hout + kK - 1;
+  if (Hp * Wp > kPadMax || p.Hin + 2 * p.P != Hp || p.Win + 2 * p.P > Wp) return false;
+  alignas(64) T buf[kPadMax];
+  pad_plane(p.in, p.Hin, p.Win, p.P, buf, Hp, Wp);
+  T wk[kK * kK];
+  for (int i = 0; i < kK * kK; ++i) wk[i] = p.wk[i];
+  const bool acc_mode = p.mode == GradientMode::Accumulate;
+  for (int64_t oh = 0; oh < p.Hout; ++oh) {
+    T* yr = p.out + oh * p.Wout;
+    for (int64_t ob = 0; ob < Wb; ob += kV) {
+      T acc[kV];
+      for (int v = 0; v < kV; ++v) acc[v] = p.bias;
+      for (int kh = 0; kh < kK; ++kh) {
+        const T* r = buf + (oh + kh) * Wp + ob;
+        for (int kw = 0; kw < kK; ++kw) {
+          const T a = wk[kh * kK + kw];
+          for (int v = 0; v < kV; ++v) acc[v] += a * r[v + kw];
+        }
+      }
+      const int64_t n = p.Wout - ob < kV ? p.Wout - ob : kV;
+      if (acc_mode)
+        for (int64_t v = 0; v < n; ++v) yr[ob + v] += acc[v];
+      else
+        for (int64_t v = 0; v < n; ++v) yr[ob + v] = acc[v];
+    }
+  }
+  return true;
+}
+
+// Fast path with K and S fixed at compile time.
+template <int kK, int kS, typename T>
+void plane_fast(const Plane<T>& p) {
+  if (kS == 1 && plane_padded<kK>(p)) return;
+  T wk[kK * kK];
+  for (int i = 0; i < kK * kK; ++i) wk[i] = p.wk[i];
+  // Columns [c_lo, c_hi) have all kK column taps inside the input row.
+  int64_t c_lo, c_hi, unused;
+  conv_out_range(0, kS, p.P, p.Win, p.Wout, &c_lo, &unused);
+  conv_out_range(kK - 1, kS, p.P, p.Win, p.Wout, &unused, &c_hi);
+  if (c_hi < c_lo) c_hi = c_lo;
+  const bool acc_mode = p.mode == GradientMode::Accumulate;
+  for (int64_t oh = 0; oh < p.Hout; ++oh) {
+    int64_t kh_lo, kh_hi;
+    conv_tap_range(oh, kK, kS, p.P, p.Hin, &kh_lo, &kh_hi);
+    if (kh_lo != 0 || kh_hi != kK) {
+      row_axpys<kS>(p, oh);
+      continue;
+    }
+    T* __restrict yr = p.out + oh * p.Wout;
+    const T* rows[kK];
+    for (int kh = 0; kh < kK; ++kh) rows[kh] = p.in + conv_in_index(oh, kh, kS, p.P) * p.Win;
+    auto border = [&](int64_t ow) {
+      int64_t kw_lo, kw_hi;
+      conv_tap_range(ow, kK, kS, p.P, p.Win, &kw_lo, &kw_hi);
+      T acc = p.bias;
+      for (int kh = 0; kh < kK; ++kh)
+        for (int64_t kw = kw_lo; kw < kw_hi; ++kw) acc += wk[kh * kK + kw] * rows[kh][conv_in_index(ow, kw, kS, p.P)];
+      yr[ow] = acc_mode ? yr[ow] + acc : acc;
+    };
+    for (int64_t ow = 0; ow < c_lo; ++ow) border(ow);
+    // Interior: blocks of kV outputs accumulate in registers (the v loops vectorise).
+    auto block = [&](int64_t ow) {
+      T acc[kV];
+      for (int v = 0; v < kV; ++v) acc[v] = p.bias;
+      for (int kh = 0; kh < kK; ++kh) {
+        const T* __restrict r = rows[kh] + (ow * kS - p.P);
+        for (int kw = 0; kw < kK; ++kw) {
+          const T a = wk[kh * kK + kw];
+          for (int v = 0; v < kV; ++v) acc[v] += a * r[v * kS + kw];
+        }
+      }
+      if (acc_mode)
+        for (int v = 0; v < kV; ++v) yr[ow + v] += acc[v];
+      else
+        for (int v = 0; v < kV; ++v) yr[ow + v] = acc[v];
+    };
+    int64_t ow = c_lo;
+    for (; ow + kV <= c_hi; ow += kV) block(ow);
+    if (ow < c_hi && !acc_mode && c_hi - c_lo >= kV) {
+      // The tail as one more block overlapping the previous one: the overlap is
+      // recomputed with the same operations, so it is written with the same values.
+      block(c_hi - kV);
+      ow = c_hi;
+    }
+    for (; ow < c_hi; ++ow) {
+      T acc = p.bias;
+      for (int kh = 0; kh < kK; ++kh)
+        for (int kw = 0; kw < kK; ++kw) acc += wk[kh * kK + kw] * rows[kh][ow * kS - p.P + kw];
+      yr[ow] = acc_mode ? yr[ow] + acc : acc;
+    }
+    for (int64_t ow = c_hi; ow < p.Wout; ++ow) border(ow);
+  }
+}
+
+// Picks the compiled variant for (K, S).
+template <typename T>
+void plane_corr(const Plane<T>& p) {
+  if (p.P >= 0 && p.P < p.K) {
+    if (p.S == 1) {
+      if (p.K == 3) return plane_fast<3, 1>(p);
+      if (p.K == 5) return plane_fast<5, 1>(p);
+      if (p.K == 7) return plane_fast<7, 1>(p);
+      return plane_generic<1>(p);
+    }
+    // Stride 2: the register blocks would gather every other element, which the
+    // compiler does not vectorise; whole-row axpys are faster there.
+    if (p.S == 2) return plane_generic<2>(p);
+  }
+  plane_generic<0>(p);
+}
+
+// Input gradient by scatter (strides other than 1): dx_row[o*S + off] += k * dy_row[o].
+template <typename T>
+void plane_scatter(const DwconvShape& s, const T* wc, const T* dyc, T* dxc) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K, S = s.S;
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    const T* __restrict dyr = dyc + oh * Wo;
+    int64_t kh_lo, kh_hi;
+    conv_tap_range(oh, K, S, s.P, s.H, &kh_lo, &kh_hi);
+    for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+      T* __restrict dxr = dxc + conv_in_index(oh, kh, S, s.P) * s.W;
+      for (int64_t kw = 0; kw < K; ++kw) {
+        int64_t lo, hi;
+        conv_out_range(kw, S, s.P, s.W, Wo, &lo, &hi);
+        const T a = wc[kh * K + kw];
+        const int64_t off = kw - s.P;
+#pragma omp simd
+        for (int64_t o = lo; o < hi; ++o) dxr[o * S + off] += a * dyr[o];
+      }
+    }
+  }
+}
+
+// sum over o in [lo, hi) of y[o] * x[o*S + off] (vector reduction order fixed at compile time).
+template <int kS, typename T>
+inline T row_dot(int64_t lo, int64_t hi, int64_t S, int64_t off, const T* __restrict y, const T* __restrict x) {
+  const int64_t st = kS > 0 ? kS : S;
+  T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+  for (int64_t o = lo; o < hi; ++o) acc += y[o] * x[o * st + off];
+  return acc;
+}
+
+// Weight gradient of channel c, stride 1, K fixed, over the batch: for each sample
+// a zero-padded copy of the x plane, then blocks of kV outputs: each dy block is
+// loaded once and multiplied into the K*K tap accumulators (kV float lanes, summed
+// in double per sample). Returns false when the plane does not fit.
+template <int kK, typename T>
+bool weight_padded(const DwconvShape& s, int64_t c, const T* x, const T* dy, double* dacc) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo();
+  const int64_t Wb = (Wo + kV - 1) / kV * kV, Wp = Wb + kK - 1, Hp = Ho + kK - 1;
+  if (Hp * Wp > kPadMax || s.H + 2 * s.P != Hp || s.W + 2 * s.P > Wp) return false;
+  alignas(64) T buf[kPadMax];
+  alignas(64) T acc[kK * kK][kV];
+  for (int t = 0; t < kK * kK; ++t) dacc[t] = 0;
+  for (int64_t n = 0; n < s.N; ++n) {
+    pad_plane(x + n * s.x_batch_stride + c * s.H * s.W, s.H, s.W, s.P, buf, Hp, Wp);
+    const T* dyc = dy + (n * s.C + c) * Ho * Wo;
+    for (int t = 0; t < kK * kK; ++t)
+      for (int v = 0; v < kV; ++v) acc[t][v] = T(0);
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const T* dyr = dyc + oh * Wo;
+      for (int64_t ob = 0; ob < Wb; ob += kV) {
+        alignas(64) T d[kV];
+        const int64_t nv = Wo - ob < kV ? Wo - ob : kV;
+        for (int64_t v = 0; v < nv; ++v) d[v] = dyr[ob + v];
+        for (int64_t v = nv; v < kV; ++v) d[v] = T(0);
+        for (int kh = 0; kh < kK; ++kh) {
+          const T* r = buf + (oh + kh) * Wp + ob;
+          for (int kw = 0; kw < kK; ++kw) {
+            T* __restrict a = acc[kh * kK + kw];
+            for (int v = 0; v < kV; ++v) a[v] += d[v] * r[v + kw];
+          }
+        }
+      }
+    }
+    for (int t = 0; t < kK * kK; ++t) {
+      double sum = 0;
+      for (int v = 0; v < kV; ++v) sum += double(acc[t][v]);
+      dacc[t] += sum;
+    }
+  }
+  return true;
+}
+
+template <int kS, typename T>
+void backward_weight_impl(const DwconvShape& s, const T* x, const T* dy, T* dw, GradientMode mode) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K;
+#pragma omp parallel for schedule(static) if (s.N * s.C * Ho * Wo * K * K > kParallelMin)
+  for (int64_t c = 0; c < s.C; ++c) {
+    if (kS == 1 && s.P < K) {
+      double dacc[49];
+      bool done = (K == 3 && weight_padded<3>(s, c, x, dy, dacc)) || (K == 5 && weight_padded<5>(s, c, x, dy, dacc)) ||
+                  (K == 7 && weight_padded<7>(s, c, x, dy, dacc));
+      if (done) {
+        for (int64_t t = 0; t < K * K; ++t) write_grad(dw + c * K * K + t, T(dacc[t]), mode);
+        continue;
+      }
+    }
+    for (int64_t kh = 0; kh < K; ++kh) {
+      int64_t oh_lo, oh_hi;
+      conv_out_range(kh, s.S, s.P, s.H, Ho, &oh_lo, &oh_hi);
+      for (int64_t kw = 0; kw < K; ++kw) {
+        int64_t lo, hi;
+        conv_out_range(kw, s.S, s.P, s.W, Wo, &lo, &hi);
+        double acc = 0;
+        for (int64_t n = 0; n < s.N; ++n) {
+          const T* xc = x + n * s.x_batch_stride + c * s.H * s.W;
+          const T* dyc = dy + (n * s.C + c) * Ho * Wo;
+          for (int64_t oh = oh_lo; oh < oh_hi; ++oh)
+            acc +=
+                double(row_dot<kS>(lo, hi, s.S, kw - s.P, dyc + oh * Wo, xc + conv_in_index(oh, kh, s.S, s.P) * s.W));
+        }
+        write_grad(dw + (c * K + kh) * K + kw, T(acc), mode);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void dwconv_forward(const DwconvShape& s, const T* x, const T* w, const T* b, T* y) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K, NC = s.N * s.C;
+#pragma omp parallel for schedule(static) if (NC * Ho * Wo * K * K > kParallelMin)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const int64_t n = nc / s.C, c = nc % s.C;
+    Plane<T> p;
+    p.in = x + n * s.x_batch_stride + c * s.H * s.W, p.Hin = s.H, p.Win = s.W;
+    p.wk = w + c * K * K, p.K = K, p.S = s.S, p.P = s.P, p.bias = b ? b[c] : T(0);
+    p.out = y + nc * Ho * Wo, p.Hout = Ho, p.Wout = Wo, p.mode = GradientMode::Overwrite;
+    plane_corr(p);
+  }
+}
+
+template <typename T>
+void dwconv_backward_input(const DwconvShape& s, const T* w, const T* dy, T* dx, GradientMode mode) {
+  if (mode == GradientMode::Ignore) return;
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K, NC = s.N * s.C, HW = s.H * s.W;
+  // Stride 1: correlation of dy with the flipped kernel, padding K-1-P (needs P <= K-1).
+  const bool as_corr = s.S == 1 && s.P <= K - 1;
+#pragma omp parallel for schedule(static) if (NC * Ho * Wo * K * K > kParallelMin)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const T* wc = w + (nc % s.C) * K * K;
+    const T* dyc = dy + nc * Ho * Wo;
+    T* dxc = dx + nc * HW;
+    if (as_corr && K <= 7) {
+      T flip[49];
+      for (int64_t i = 0; i < K * K; ++i) flip[i] = wc[K * K - 1 - i];
+      plane_corr(Plane<T>{dyc, Ho, Wo, flip, K, 1, K - 1 - s.P, T(0), dxc, s.H, s.W, mode});
+    } else {
+      if (mode == GradientMode::Overwrite)
+        for (int64_t i = 0; i < HW; ++i) dxc[i] = T(0);
+      plane_scatter(s, wc, dyc, dxc);
+    }
+  }
+}
+
+template <typename T>
+void dwconv_backward_weight(const DwconvShape& s, const T* x, const T* dy, T* dw, GradientMode mode) {
+  if (mode == GradientMode::Ignore) return;
+  if (s.S == 1)
+    backward_weight_impl<1>(s, x, dy, dw, mode);
+  else if (s.S == 2)
+    backward_weight_impl<2>(s, x, dy, dw, mode);
+  else
+    backward_weight_impl<0>(s, x, dy, dw, mode);
+}
+
+#define DETNAS_INST(T)                                                                              \
+  template void dwconv_forward<T>(const DwconvShape&, const T*, const T*, const T*, T*);            \
+  template void dwconv_backward_input<T>(const DwconvShape&, const T*, const T*, T*, GradientMode); \
+  template void dwconv_backward_weight<T>(const DwconvShape&, const T*, const T*, T*, GradientMode);
+DETNAS_INST(float)
+DETNAS_INST(double)
+#undef DETNAS_INST
+
+}  // namespace detnas::kernels::cpu

@@ -1,0 +1,251 @@
+// CPU loss kernels: loops over the per-element math of kernels/loss.h, OpenMP
+// over rows/elements for large inputs. Each forward also finds the first
+// non-finite input index (min-reduction, so the answer does not depend on the
+// thread count). Not here: tensors, reductions into outputs, autograd.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/loss.h"
+
+namespace detnas::kernels::cpu {
+
+namespace {
+constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kNoBad = std::numeric_limits<int64_t>::max();
+inline int64_t bad_or_none(int64_t first) { return first == kNoBad ? -1 : first; }
+}  // namespace
+
+template <typename T>
+double loss_sum(int64_t n, const T* v) {
+  // Block boundaries depend only on n, and blocks are added in order, so the
+  // result is the same for any number of threads.
+  constexpr int64_t kBlocks = 64;
+  if (n <= kParallelMin) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += double(v[i]);
+    return s;
+  }
+  double part[kBlocks];
+  const int64_t bs = (n + kBlocks - 1) / kBlocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < kBlocks; ++b) {
+    double s = 0;
+    const int64_t e = std::min(n, (b + 1) * bs);
+    for (int64_t i = b * bs; i < e; ++i) s += double(v[i]);
+    part[b] = s;
+  }
+  double s = 0;
+  for (int64_t b = 0; b < kBlocks; ++b) s += part[b];
+  return s;
+}
+
+// ---- softmax cross-entropy -------------------------------------------------
+
+template <typename T>
+int64_t softmax_xent_forward(int64_t N, int64_t K, const T* x, const int64_t* labels, T eps, T* loss, T* lse) {
+  int64_t first = kNoBad;
+  const double off = double(eps) / double(K), on = 1.0 - double(eps);
+#pragma omp parallel for schedule(static) reduction(min : first) if (N * K > kParallelMin)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xi = x + i * K;
+    T m = xi[0];
+    for (int64_t j = 0; j < K; ++j) {
+      if (!loss_finite(xi[j])) {
+        first = std::min(first, i * K + j);
+        break;
+      }
+      m = xi[j] > m ? xi[j] : m;
+    }
+    double se = 0, sx = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      se += double(std::exp(xi[j] - m));
+      sx += double(xi[j]);
+    }
+    const double l = double(m) + std::log(se);
+    lse[i] = T(l);
+    const int64_t y = labels[i];
+    if (y < 0 || y >= K) {
+      loss[i] = T(0);
+      continue;
+    }
+    // -sum_j target_j * (x_j - lse) with sum_j target_j = 1.
+    loss[i] = T(l - on * double(xi[y]) - off * sx);
+  }
+  return bad_or_none(first);
+}
+
+template <typename T>
+void softmax_xent_backward(int64_t N, int64_t K, const T* x, const int64_t* labels, T eps, const T* lse,
+                           LossGrad<T> dloss, T* dx, GradientMode mode) {
+  if (mode == GradientMode::Ignore) return;
+  const T off = eps / T(K), on = T(1) - eps;
+#pragma omp parallel for schedule(static) if (N * K > kParallelMin)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xi = x + i * K;
+    T* di = dx + i * K;
+    const int64_t y = labels[i];
+    const bool ignored = y < 0 || y >= K;
+    const T g = ignored ? T(0) : dloss.at(i);
+    for (int64_t j = 0; j < K; ++j) {
+      T target = off + (j == y ? on : T(0));
+      T v = ignored ? T(0) : g * (std::exp(xi[j] - lse[i]) - target);
+      write_grad(di + j, v, mode);
+    }
+  }
+}
+
+template <typename T>
+int64_t top1_correct(int64_t N, int64_t K, const T* x, const int64_t* labels) {
+  int64_t correct = 0;
+#pragma omp parallel for schedule(static) reduction(+ : correct) if (N * K > kParallelMin)
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t y = labels[i];
+    if (y < 0 || y >= K) continue;
+    const T* xi = x + i * K;
+    int64_t best = 0;
+    for (int64_t j = 1; j < K; ++j)
+      if (xi[j] > xi[best]) best = j;
+    correct += best == y ? 1 : 0;
+  }
+  return correct;
+}
+
+// ---- sigmoid focal loss ----------------------------------------------------
+
+template <typename T>
+int64_t sigmoid_focal_forward(int64_t N, int64_t K, const T* x, const T* t, const T* row_w, FocalParams p, T* loss) {
+  int64_t first = kNoBad;
+  const T alpha = T(p.alpha), gamma = T(p.gamma);
+#pragma omp parallel for schedule(static) reduction(min : first) if (N * K > kParallelMin)
+  for (int64_t i = 0; i < N; ++i) {
+    const T w = row_w ? row_w[i] : T(1);
+    for (int64_t j = i * K, e = j + K; j < e; ++j) {
+      if (!loss_finite(x[j]) || !loss_finite(t[j])) first = std::min(first, j);
+      loss[j] = w == T(0) ? T(0) : w * focal_value(x[j], t[j], alpha, gamma);
+    }
+  }
+  return bad_or_none(first);
+}
+
+template <typename T>
+void sigmoid_focal_backward(int64_t N, int64_t K, const T* x, const T* t, const T* row_w, FocalParams p,
+                            LossGrad<T> dloss, T* dx, GradientMode mode) {
+  if (mode == GradientMode::Ignore) return;
+  const T alpha = T(p.alpha), gamma = T(p.gamma);
+#pragma omp parallel for schedule(static) if (N * K > kParallelMin)
+  for (int64_t i = 0; i < N; ++i) {
+    const T w = row_w ? row_w[i] : T(1);
+    for (int64_t j = i * K, e = j + K; j < e; ++j) {
+      T v = w == T(0) ? T(0) : w * dloss.at(j) * focal_grad(x[j], t[j], alpha, gamma);
+      write_grad(dx + j, v, mode);
+    }
+  }
+}
+
+// ---- smooth L1 and BCE with logits ------------------------------------------
+
+template <typename T>
+int64_t smooth_l1_forward(int64_t n, const T* x, const T* t, const T* w, T beta, T* loss) {
+  int64_t first = kNoBad;
+#pragma omp parallel for schedule(static) reduction(min : first) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    if (!loss_finite(x[i]) || !loss_finite(t[i])) first = std::min(first, i);
+    const T l = smooth_l1_value(x[i] - t[i], beta);
+    loss[i] = w ? w[i] * l : l;
+  }
+  return bad_or_none(first);
+}
+
+template <typename T>
+void smooth_l1_backward(int64_t n, const T* x, const T* t, const T* w, T beta, LossGrad<T> dloss, T* dx,
+                        GradientMode mode_x, T* dt, GradientMode mode_t) {
+  if (mode_x == GradientMode::Ignore && mode_t == GradientMode::Ignore) return;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    T v = dloss.at(i) * smooth_l1_grad(x[i] - t[i], beta);
+    if (w) v *= w[i];
+    if (mode_x != GradientMode::Ignore) write_grad(dx + i, v, mode_x);
+    if (mode_t != GradientMode::Ignore) write_grad(dt + i, -v, mode_t);
+  }
+}
+
+template <typename T>
+int64_t bce_logits_forward(int64_t n, const T* x, const T* t, const T* w, T* loss) {
+  int64_t first = kNoBad;
+#pragma omp parallel for schedule(static) reduction(min : first) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    if (!loss_finite(x[i]) || !loss_finite(t[i])) first = std::min(first, i);
+    const T l = bce_logits_value(x[i], t[i]);
+    loss[i] = w ? w[i] * l : l;
+  }
+  return bad_or_none(first);
+}
+
+template <typename T>
+void bce_logits_backward(int64_t n, const T* x, const T* t, const T* w, LossGrad<T> dloss, T* dx, GradientMode mode_x,
+                         T* dt, GradientMode mode_t) {
+  if (mode_x == GradientMode::Ignore && mode_t == GradientMode::Ignore) return;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    T g = dloss.at(i);
+    if (w) g *= w[i];
+    if (mode_x != GradientMode::Ignore) write_grad(dx + i, g * bce_logits_grad(x[i], t[i]), mode_x);
+    if (mode_t != GradientMode::Ignore) write_grad(dt + i, -g * x[i], mode_t);
+  }
+}
+
+// ---- generalized IoU loss ---------------------------------------------------
+
+template <typename T>
+int64_t giou_loss_forward(int64_t N, const T* a, const T* b, T eps, T* loss) {
+  int64_t first = kNoBad;
+#pragma omp parallel for schedule(static) reduction(min : first) if (N > kParallelMin / 4)
+  for (int64_t i = 0; i < N; ++i) {
+    for (int64_t k = 4 * i; k < 4 * i + 4; ++k)
+      if (!loss_finite(a[k]) || !loss_finite(b[k])) {
+        first = std::min(first, k);
+        break;
+      }
+    loss[i] = giou_loss_value(a + 4 * i, b + 4 * i, eps);
+  }
+  return bad_or_none(first);
+}
+
+template <typename T>
+void giou_loss_backward(int64_t N, const T* a, const T* b, T eps, LossGrad<T> dloss, T* da, GradientMode mode_a, T* db,
+                        GradientMode mode_b) {
+  if (mode_a == GradientMode::Ignore && mode_b == GradientMode::Ignore) return;
+#pragma omp parallel for schedule(static) if (N > kParallelMin / 4)
+  for (int64_t i = 0; i < N; ++i) {
+    T ga[4], gb[4];
+    giou_loss_grad(a + 4 * i, b + 4 * i, eps, dloss.at(i), ga, gb);
+    for (int k = 0; k < 4; ++k) {
+      if (mode_a != GradientMode::Ignore) write_grad(da + 4 * i + k, ga[k], mode_a);
+      if (mode_b != GradientMode::Ignore) write_grad(db + 4 * i + k, gb[k], mode_b);
+    }
+  }
+}
+
+#define DETNAS_INST(T)                                                                                              \
+  template double loss_sum<T>(int64_t, const T*);                                                                   \
+  template int64_t softmax_xent_forward<T>(int64_t, int64_t, const T*, const int64_t*, T, T*, T*);                  \
+  template void softmax_xent_backward<T>(int64_t, int64_t, const T*, const int64_t*, T, const T*, LossGrad<T>, T*,  \
+                                         GradientMode);                                                             \
+  template int64_t top1_correct<T>(int64_t, int64_t, const T*, const int64_t*);                                     \
+  template int64_t sigmoid_focal_forward<T>(int64_t, int64_t, const T*, const T*, const T*, FocalParams, T*);       \
+  template void sigmoid_focal_backward<T>(int64_t, int64_t, const T*, const T*, const T*, FocalParams, LossGrad<T>, \
+                                          T*, GradientMode);                                                        \
+  template int64_t smooth_l1_forward<T>(int64_t, const T*, const T*, const T*, T, T*);                              \
+  template void smooth_l1_backward<T>(int64_t, const T*, const T*, const T*, T, LossGrad<T>, T*, GradientMode, T*,  \
+                                      GradientMode);                                                                \
+  template int64_t bce_logits_forward<T>(int64_t, const T*, const T*, const T*, T*);                                \
+  template void bce_logits_backward<T>(int64_t, const T*, const T*, const T*, LossGrad<T>, T*, GradientMode, T*,    \
+                                       GradientMode);                                                               \
+  template int64_t giou_loss_forward<T>(int64_t, const T*, const T*, T, T*);                                        \
+  template void giou_loss_backward<T>(int64_t, const T*, const T*, T, LossGrad<T>, T*, GradientMode, T*, GradientMode);
+DETNAS_INST(float)
+DETNAS_INST(double)
+#undef DETNAS_INST
+
+}  // namespace detnas::kernels::cpu
