@@ -41,6 +41,8 @@ struct GradSlot {
 GradSlot grad_slot(const Tensor& x);
 
 // Runs the tape from a single-element loss (seed gradient `seed`, default 1).
+// The tape holds every op recorded since the last backward/clear_tape and is
+// consumed whole: build one loss per backward (sum several losses first).
 void backward(const Tensor& loss, float seed = 1.0f);
 size_t tape_size();
 void clear_tape();  // drops recorded entries without running them

@@ -64,6 +64,30 @@ Tensor mul_scalar(const Tensor& x_in, float alpha) {
   return y;
 }
 
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  check_same_shape("mul", a_in, b_in);
+  require_cpu("mul", {&a_in, &b_in});
+  Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  Tensor y = Tensor::empty(a.shape(), a.device());
+  const float *ap = a.data(), *bp = b.data();
+  float* yp = y.data();
+  for (int64_t i = 0, n = a.numel(); i < n; ++i) yp[i] = ap[i] * bp[i];
+  if (wants_grad({&a, &b})) {
+    record({&y}, [a, b, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      const float* g = gy.data();
+      GradSlot ga = grad_slot(a);
+      if (ga.mode != GradientMode::Ignore)
+        for (int64_t i = 0, n = y.numel(); i < n; ++i) kernels::write_grad(ga.ptr + i, g[i] * b.data()[i], ga.mode);
+      GradSlot gb = grad_slot(b);
+      if (gb.mode != GradientMode::Ignore)
+        for (int64_t i = 0, n = y.numel(); i < n; ++i) kernels::write_grad(gb.ptr + i, g[i] * a.data()[i], gb.mode);
+    });
+  }
+  return y;
+}
+
 Tensor sum(const Tensor& x_in) {
   check_defined("sum", x_in, "input");
   require_cpu("sum", {&x_in});

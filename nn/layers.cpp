@@ -1,0 +1,74 @@
+// Basic layers.
+#include "nn/layers.h"
+
+#include <cmath>
+
+#include "runtime/ops_conv.h"
+#include "runtime/ops_elementwise.h"
+
+namespace detnas::nn {
+
+static void fill_normal(rt::Tensor& t, double std, Rng& rng) {
+  float* p = t.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = float(rng.normal() * std);
+}
+
+Conv2d::Conv2d(const ConvOptions& o, Rng& rng) : o_(o) {
+  DETNAS_CHECK(o.in > 0 && o.out > 0 && o.kernel > 0 && o.groups > 0 && o.in % o.groups == 0 && o.out % o.groups == 0,
+               "Conv2d: bad options in=", o.in, " out=", o.out, " kernel=", o.kernel, " groups=", o.groups);
+  if (o_.padding < 0) o_.padding = o.kernel / 2;
+  const int64_t cin_g = o.in / o.groups;
+  rt::Tensor w = rt::Tensor::zeros({o.out, cin_g, o.kernel, o.kernel});
+  if (o.init == ConvInit::FanIn)
+    fill_normal(w, 1.0 / double(cin_g), rng);
+  else if (o.init == ConvInit::FixedStd)
+    fill_normal(w, o.init_std, rng);
+  weight = register_param("weight", w, ParamKind::ConvWeight);
+  if (o.bias == Bias::With) bias = register_param("bias", rt::Tensor::full({o.out}, o.bias_init), ParamKind::Bias);
+}
+
+rt::Tensor Conv2d::forward(const rt::Tensor& x) const {
+  return rt::ops::conv2d(x, weight, bias, rt::ops::Conv2dParams{o_.stride, o_.padding, o_.groups});
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float momentum, float eps) : momentum_(momentum), eps_(eps) {
+  weight = register_param("weight", rt::Tensor::full({channels}, 1.0f), ParamKind::NormWeight);
+  bias = register_param("bias", rt::Tensor::full({channels}, 1e-4f), ParamKind::NormBias);
+  running_mean = register_buffer("running_mean", rt::Tensor::zeros({channels}));
+  running_var = register_buffer("running_var", rt::Tensor::full({channels}, 1.0f));
+}
+
+rt::Tensor BatchNorm2d::forward(const rt::Tensor& x) {
+  rt::ops::BatchNormMode m = mode() == Mode::Train  ? rt::ops::BatchNormMode::Train
+                             : mode() == Mode::Eval ? rt::ops::BatchNormMode::Eval
+                                                    : rt::ops::BatchNormMode::Recalibrate;
+  return rt::ops::batch_norm(x, weight, bias, running_mean, running_var, m, rt::ops::BatchNormParams{eps_, momentum_},
+                             &recal_batches_);
+}
+
+void BatchNorm2d::reset_running_stats() {
+  running_mean.fill_(0.0f);
+  running_var.fill_(1.0f);
+  recal_batches_ = 0;
+}
+
+Linear::Linear(int64_t in, int64_t out, Bias b, Rng& rng, float init_std) {
+  rt::Tensor w = rt::Tensor::zeros({out, in});
+  fill_normal(w, init_std, rng);
+  weight = register_param("weight", w, ParamKind::LinearWeight);
+  if (b == Bias::With) bias = register_param("bias", rt::Tensor::zeros({out}), ParamKind::Bias);
+}
+
+rt::Tensor Linear::forward(const rt::Tensor& x) const { return rt::ops::linear(x, weight, bias); }
+
+ConvBn::ConvBn(const ConvOptions& o, Act act, Rng& rng, float bn_momentum) : act_(act) {
+  conv = register_module("conv", std::make_unique<Conv2d>(o, rng));
+  bn = register_module("bn", std::make_unique<BatchNorm2d>(o.out, bn_momentum));
+}
+
+rt::Tensor ConvBn::forward(const rt::Tensor& x) {
+  rt::Tensor y = bn->forward(conv->forward(x));
+  return act_ == Act::Relu ? rt::ops::relu(y) : y;
+}
+
+}  // namespace detnas::nn
