@@ -1,0 +1,81 @@
+// SGD bookkeeping around the sgd_update kernel.
+#include "nn/optimizer.h"
+
+#include "kernels/sgd.h"
+
+namespace detnas::nn {
+
+SgdConfig SgdConfig::spos(double wd) {
+  SgdConfig c;
+  c.weight_decay[int(ParamKind::ConvWeight)] = wd;
+  c.weight_decay[int(ParamKind::LinearWeight)] = wd;
+  return c;
+}
+
+SgdConfig SgdConfig::detection(double wd, double bias_lr_mult) {
+  SgdConfig c;
+  c.weight_decay[int(ParamKind::ConvWeight)] = wd;
+  c.weight_decay[int(ParamKind::LinearWeight)] = wd;
+  c.weight_decay[int(ParamKind::NormWeight)] = wd;
+  c.lr_mult[int(ParamKind::Bias)] = bias_lr_mult;
+  c.lr_mult[int(ParamKind::NormBias)] = bias_lr_mult;
+  return c;
+}
+
+Sgd::Sgd(std::vector<ParamRef> params, const SgdConfig& cfg) : params_(std::move(params)), cfg_(cfg) {}
+
+void Sgd::step(double lr) {
+  updated_ = 0;
+  for (ParamRef& p : params_) {
+    rt::Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    rt::require_cpu("sgd step", {&p.tensor});
+    DETNAS_CHECK(p.tensor.is_contiguous(), "sgd: parameter ", p.name, " is not contiguous");
+    SgdParams sp;
+    sp.lr = lr * cfg_.lr_mult[int(p.kind)];
+    sp.momentum = cfg_.momentum;
+    sp.weight_decay = cfg_.weight_decay[int(p.kind)];
+    float* buf = nullptr;
+    if (cfg_.momentum != 0) {
+      auto it = buffers_.find(p.name);
+      if (it == buffers_.end()) {
+        it = buffers_.emplace(p.name, rt::Tensor::empty(p.tensor.shape())).first;
+        sp.buffer = MomentumBuffer::Fresh;
+      } else {
+        sp.buffer = MomentumBuffer::Existing;
+      }
+      buf = it->second.data();
+    }
+    kernels::cpu::sgd_update(p.tensor.numel(), p.tensor.data(), g.data(), buf, sp);
+    updated_++;
+  }
+  zero_grad();
+}
+
+void Sgd::zero_grad() {
+  for (ParamRef& p : params_) p.tensor.reset_grad();
+}
+
+NamedTensors Sgd::state() const {
+  NamedTensors out;
+  for (const ParamRef& p : params_) {
+    auto it = buffers_.find(p.name);
+    if (it != buffers_.end()) out.emplace_back("momentum." + p.name, it->second);
+  }
+  return out;
+}
+
+void Sgd::load_state(const NamedTensors& tensors, const std::string& what) {
+  std::map<std::string, const ParamRef*> by_name;
+  for (const ParamRef& p : params_) by_name["momentum." + p.name] = &p;
+  buffers_.clear();
+  for (auto& [name, t] : tensors) {
+    auto it = by_name.find(name);
+    DETNAS_CHECK(it != by_name.end(), what, ": optimizer state '", name, "' matches no parameter of this model");
+    DETNAS_CHECK(t.shape() == it->second->tensor.shape(), what, ": optimizer state '", name, "' has shape ",
+                 rt::shape_str(t.shape()), " but the parameter is ", rt::shape_str(it->second->tensor.shape()));
+    buffers_[it->second->name] = t.clone();
+  }
+}
+
+}  // namespace detnas::nn
