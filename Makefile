@@ -20,7 +20,7 @@ endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 
 CXX      ?= g++
-CXXFLAGS := -std=c++17 -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP -fPIC
+CXXFLAGS := -std=c++17 -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP -fPIC
 LDLIBS   := -fopenmp -lopenblas -lturbojpeg -lsimdjson -lz -lpthread
 ifeq ($(MODE),release)
   CXXFLAGS += -O2 -march=native -g1
@@ -90,7 +90,7 @@ $(BUILD)/bin/bench: $(BENCH_OBJS) $(LIBA)
 $(BUILD)/tests/run_tests: $(TEST_OBJS) $(LIBA)
 	$(CXX) -o $@ $(TEST_OBJS) $(LIBA) $(LDLIBS)
 
-test: config $(BUILD)/tests/run_tests
+test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas
 	$(BUILD)/tests/run_tests $(TEST_ARGS)
 
 $(BUILD)/%.o: %.cpp
