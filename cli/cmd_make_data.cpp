@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "data/fs.h"
+#include "runtime/fs.h"
 #include "data/synthetic.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -28,13 +28,13 @@ struct MakeDataOptions {
 // set written by make-data (it has the marker) is cleared first so no stale
 // files remain; any other folder is written over in place and nothing is deleted.
 void prepare_target(const std::string& dir, bool force) {
-  if (data::dir_missing_or_empty(dir)) return;
-  DETNAS_CHECK(data::dir_exists(dir), "make-data: '", dir, "' exists and is not a folder");
+  if (dir_missing_or_empty(dir)) return;
+  DETNAS_CHECK(dir_exists(dir), "make-data: '", dir, "' exists and is not a folder");
   DETNAS_CHECK(force, "make-data: folder '", dir,
                "' is not empty; choose another --out or pass --force to overwrite it");
   if (data::synthetic_set_complete(dir)) {
     log_info("make-data: --force: removing the previous synthetic set in ", dir);
-    data::remove_all(dir);
+    remove_all(dir);
   } else {
     log_warn("make-data: --force: writing over '", dir,
              "', which is not a complete synthetic set; its other files are left in place");

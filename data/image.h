@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "data/fs.h"
+#include "runtime/fs.h"
 
 namespace detnas::data {
 

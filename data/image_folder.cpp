@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "data/fs.h"
+#include "runtime/fs.h"
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/transforms.h"

@@ -10,7 +10,7 @@
 #include <exception>
 #include <mutex>
 
-#include "data/fs.h"
+#include "runtime/fs.h"
 #include "data/json_writer.h"
 #include "runtime/error.h"
 #include "runtime/log.h"

@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/file_io.h"
+#include "runtime/fs.h"
 
 namespace detnas::nn {
 

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "data/fs.h"
+#include "runtime/fs.h"
 #include "data/image.h"
 #include "data/json_writer.h"
 #include "data/transforms.h"

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "nn/safetensors.h"
-#include "runtime/file_io.h"
+#include "runtime/fs.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

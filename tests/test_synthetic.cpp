@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "data/fs.h"
+#include "runtime/fs.h"
 #include "data/image.h"
 #include "data/synthetic.h"
 #include "runtime/error.h"

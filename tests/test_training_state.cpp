@@ -7,7 +7,7 @@
 #include "nn/backbone.h"
 #include "nn/checkpoint.h"
 #include "nn/optimizer.h"
-#include "runtime/file_io.h"
+#include "runtime/fs.h"
 #include "runtime/ops_elementwise.h"
 #include "runtime/ops_loss.h"
 #include "runtime/runtime.h"

@@ -1,6 +1,6 @@
 // Filesystem helpers (see fs.h). POSIX calls for the atomic write (open/write/
 // fsync/rename) so the durability steps are explicit; std::filesystem for the rest.
-#include "data/fs.h"
+#include "runtime/fs.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 
 #include "runtime/error.h"
 
-namespace detnas::data {
+namespace detnas {
 namespace stdfs = std::filesystem;
 
 namespace {
@@ -192,4 +192,4 @@ std::string path_extension(std::string_view path) {
   return ext;
 }
 
-}  // namespace detnas::data
+}  // namespace detnas

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace detnas::data {
+namespace detnas {
 
 // Creates `path` and any missing parents; no error if it already exists as a folder.
 void make_dirs(const std::string& path);
@@ -58,4 +58,4 @@ std::string path_parent(std::string_view path);    // part before the last '/', 
 // Lower-case extension with the dot (".jpg"), or "" when there is none.
 std::string path_extension(std::string_view path);
 
-}  // namespace detnas::data
+}  // namespace detnas

@@ -1,0 +1,261 @@
+// `detnas pretrain`: SPOS classification pre-training of the supernet. One
+// uniformly random path per iteration (optionally FLOPs-binned), label-smoothed
+// cross-entropy, SGD momentum 0.9 with wd on conv/linear kernels, LR decaying
+// linearly to 0. Periodically: top-1 on the validation folder for a few fixed
+// random paths with BN statistics recalibrated on training batches (the
+// supernet's own statistics are restored afterwards). Checkpoints every N
+// iterations and at the end; --resume continues exactly (same data order,
+// paths, dropout masks: everything is derived from the seed and the iteration).
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "cli/run_log.h"
+#include "runtime/fs.h"
+#include "data/image_folder.h"
+#include "data/json_writer.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "kernels/gemm.h"
+#include "nn/backbone.h"
+#include "nn/checkpoint.h"
+#include "nn/lr_schedule.h"
+#include "nn/optimizer.h"
+#include "runtime/autograd.h"
+#include "runtime/log.h"
+#include "runtime/ops_loss.h"
+#include "search/cost_model.h"
+#include "search/path_sampler.h"
+
+namespace detnas::cli {
+namespace {
+
+struct PretrainOptions {
+  std::string data, out = "runs/pretrain", space = "tiny", flops_bins;
+  int64_t iters = 1500, batch = 64, input = 64, eval_every = 500, eval_paths = 3, recal_batches = 8;
+  int64_t ckpt_every = 250, log_every = 25, workers = 2, threads = 0, stop_at = -1;
+  double lr = 0.1, wd = 4e-5, momentum = 0.9, label_smoothing = 0.1, dropout = 0.2;
+  uint64_t seed = 1;
+  bool resume = false;
+};
+
+struct Ctx {
+  const PretrainOptions& o;
+  data::ImageFolder train, val;
+  nn::Backbone* net;
+};
+
+using BufferSnapshot = std::vector<std::pair<rt::Tensor, rt::Tensor>>;  // (live, saved copy)
+BufferSnapshot snapshot_buffers(const nn::Module& m) {
+  BufferSnapshot s;
+  for (auto& b : m.buffers()) s.emplace_back(b.tensor, b.tensor.clone());
+  return s;
+}
+void restore_buffers(BufferSnapshot& s) {
+  for (auto& [live, saved] : s) live.copy_from(saved);
+}
+
+// Top-1 of `path` on the val folder after re-estimating BN statistics on
+// `recal_batches` training batches (train transforms), all under no-grad.
+double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
+  rt::NoGradGuard ng;
+  nn::Backbone& net = *c.net;
+  for (auto& b : net.buffers())
+    if (b.name.size() > 12 && b.name.compare(b.name.size() - 12, 12, "running_mean") == 0) b.tensor.fill_(0.f);
+    else if (b.name.size() > 11 && b.name.compare(b.name.size() - 11, 11, "running_var") == 0) b.tensor.fill_(1.f);
+  net.set_mode(nn::Mode::Train);  // batch statistics, running update with momentum 0.1
+  Rng unused(0);
+  data::ClsBatchParams tp{c.o.batch, c.o.input, data::ClsAugment::Train, data::mix_seed(c.o.seed, 777, uint64_t(eval_round))};
+  for (int64_t i = 0; i < c.o.recal_batches; ++i) {
+    data::ClsBatch b = data::make_cls_batch(c.train, tp, i);
+    net.forward_features(b.images, path);
+  }
+  net.set_mode(nn::Mode::Eval);
+  data::ClsBatchParams vp{c.o.batch, c.o.input, data::ClsAugment::Eval, c.o.seed};
+  int64_t correct = 0, total = 0;
+  for (int64_t i = 0; i < data::num_eval_batches(c.val, vp.batch); ++i) {
+    data::ClsBatch b = data::make_cls_batch(c.val, vp, i);
+    rt::Tensor logits = net.forward_logits(b.images, path, unused);
+    correct += int64_t(std::llround(rt::ops::accuracy_top1(logits, b.labels) * double(b.labels.size())));
+    total += int64_t(b.labels.size());
+  }
+  net.set_mode(nn::Mode::Train);
+  return double(correct) / double(total);
+}
+
+void run_pretrain(const PretrainOptions& o) {
+  if (o.threads > 0) {
+    omp_set_num_threads(int(o.threads));
+    kernels::cpu::set_blas_threads(int(o.threads));
+  }
+  DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
+  std::string root = o.data;
+  if (root.empty()) {
+    root = data::ensure_synthetic_cls(data::synthetic_cls_dir(data::kDefaultSyntheticRoot));
+    log_info("pretrain: no --data given: using the built-in synthetic classification set in ", root);
+  }
+  Ctx c{o, data::scan_image_folder(path_join(root, "train")), data::scan_image_folder(path_join(root, "val")),
+        nullptr};
+  DETNAS_CHECK(c.train.classes == c.val.classes, "pretrain: ", root, "/train and ", root,
+               "/val have different class folders");
+  const nn::SearchSpace& space = nn::space_by_name(o.space);
+  const search::FlopsBins bins = search::parse_flops_bins(o.flops_bins);
+  nn::BackboneOptions bo;
+  bo.space = o.space;
+  bo.head = nn::Head::Classification;
+  bo.num_classes = int64_t(c.train.classes.size());
+  bo.dropout = float(o.dropout);
+  bo.seed = o.seed;
+  nn::Backbone net(bo);
+  c.net = &net;
+  nn::Sgd opt(net.parameters(), [&] {
+    nn::SgdConfig s = nn::SgdConfig::spos(o.wd);
+    s.momentum = o.momentum;
+    return s;
+  }());
+  nn::LrSchedule lr;
+  lr.kind = nn::ScheduleKind::Linear;
+  lr.base_lr = o.lr;
+  lr.total_iters = o.iters;
+
+  make_dirs(o.out);
+  const std::string ckpt = path_join(o.out, "last");
+  Rng path_rng(data::mix_seed(o.seed, 1)), drop_rng(data::mix_seed(o.seed, 2));
+  int64_t start = 0;
+  if (o.resume) {
+    DETNAS_CHECK(file_exists(ckpt + ".json"), "pretrain --resume: no checkpoint ", ckpt, ".json in ", o.out);
+    nn::CheckpointMeta m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
+    DETNAS_CHECK(m.kind == "pretrain" && m.space == o.space, "pretrain --resume: ", ckpt, " is a '", m.kind,
+                 "' checkpoint of space ", m.space, ", not a pretrain checkpoint of space ", o.space);
+    start = m.step;
+    path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
+    drop_rng.set_state(m.rng.at("dropout").first, m.rng.at("dropout").second);
+    log_info("pretrain: resumed from ", ckpt, " at iteration ", start);
+  }
+  JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
+  log_info("pretrain: space ", space.describe(), "; ", c.train.size(), " train / ", c.val.size(), " val images, ",
+           c.train.classes.size(), " classes; batch ", o.batch, " at ", o.input, "x", o.input, "; ", lr.describe(),
+           "; ", net.num_parameters(), " supernet parameters");
+
+  auto save = [&](int64_t step) {
+    nn::CheckpointMeta m;
+    m.kind = "pretrain";
+    m.step = step;
+    m.space = o.space;
+    m.arch = "supernet";
+    m.rng["path"] = {path_rng.state0(), path_rng.state1()};
+    m.rng["dropout"] = {drop_rng.state0(), drop_rng.state1()};
+    m.config = {{"lr", std::to_string(o.lr)}, {"batch", std::to_string(o.batch)}, {"iters", std::to_string(o.iters)},
+                {"input", std::to_string(o.input)}, {"seed", std::to_string(o.seed)},
+                {"classes", std::to_string(c.train.classes.size())}};
+    nn::save_checkpoint(ckpt, net, &opt, m);
+  };
+
+  data::ClsBatchParams bp{o.batch, o.input, data::ClsAugment::Train, o.seed};
+  data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); }, start,
+                                              int(o.workers), 4);
+  Progress prog(start, o.iters);
+  double loss_acc = 0, wait_acc = 0;
+  int64_t acc_n = 0;
+  Rng eval_paths_rng(data::mix_seed(o.seed, 3));
+  std::vector<nn::Arch> eval_paths;
+  for (int64_t k = 0; k < o.eval_paths; ++k) eval_paths.push_back(search::sample_uniform_path(space, eval_paths_rng));
+  for (int64_t it = start; it < o.iters; ++it) {
+    double waited = 0;
+    data::ClsBatch b = loader.next(&waited);
+    nn::Arch path = search::sample_path(space, bins, path_rng);
+    rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
+    rt::Tensor loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
+    const double l = loss.item();
+    DETNAS_CHECK(std::isfinite(l), "pretrain: loss became ", l, " at iteration ", it, " (lower --lr?)");
+    rt::backward(loss);
+    const double cur_lr = lr.at(it);
+    opt.step(cur_lr);
+    loss_acc += l;
+    wait_acc += waited;
+    acc_n++;
+    data::JsonWriter j;
+    j.begin_object().field("iter", it + 1).field("loss", l).field("lr", cur_lr).field("arch", nn::format_arch(path));
+    j.end_object();
+    log.write(j.str());
+    if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
+      double ips = double(acc_n * o.batch) / std::max(1e-9, prog.elapsed());
+      std::fprintf(stderr, "pretrain iter %lld/%lld  loss %.4f  lr %.4f  %.1f img/s  data wait %.0f%%  %s\n",
+                   (long long)(it + 1), (long long)o.iters, loss_acc / double(acc_n), cur_lr,
+                   double((it + 1 - start) * o.batch) / std::max(1e-9, prog.elapsed()),
+                   100.0 * wait_acc / std::max(1e-9, prog.elapsed()), prog.eta(it + 1).c_str());
+      (void)ips;
+      loss_acc = 0;
+      acc_n = 0;
+    }
+    const bool last = it + 1 == o.iters;
+    if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
+      BufferSnapshot snap = snapshot_buffers(net);
+      data::JsonWriter e;
+      e.begin_object().field("iter", it + 1).key("eval_top1").begin_array();
+      double mean = 0;
+      std::string msg;
+      for (size_t k = 0; k < eval_paths.size(); ++k) {
+        double top1 = evaluate_path(c, eval_paths[k], it + 1);
+        mean += top1 / double(eval_paths.size());
+        e.value(top1);
+        msg += (k ? ", " : "") + std::to_string(top1).substr(0, 5);
+      }
+      restore_buffers(snap);
+      e.end_array().field("mean_top1", mean).field("chance", 1.0 / double(c.train.classes.size())).end_object();
+      log.write(e.str());
+      std::fprintf(stderr, "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
+                   (long long)(it + 1), eval_paths.size(), msg.c_str(), mean, 1.0 / double(c.train.classes.size()));
+    }
+    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) save(it + 1);
+    if (it + 1 == o.stop_at) {
+      log_info("pretrain: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
+      return;
+    }
+  }
+  log_info("pretrain: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
+           log.path());
+}
+
+void setup_pretrain(CLI::App& root) {
+  auto o = std::make_shared<PretrainOptions>();
+  CLI::App* sub = root.add_subcommand("pretrain", "supernet classification pre-training (SPOS single-path sampling)");
+  sub->footer(
+      "With no --data, trains the CPU-sized 'tiny' space on the built-in synthetic classification set\n"
+      "(generated in data/synthetic/cls on first use). --data takes an ImageFolder root with train/ and val/\n"
+      "(ROOT/train/<class>/*.jpg). Writes OUT/last.safetensors + OUT/last.json (checkpoint) and OUT/log.jsonl.");
+  sub->add_option("--data", o->data, "ImageFolder root holding train/ and val/");
+  sub->add_option("--out", o->out, "run folder")->capture_default_str();
+  sub->add_option("--space", o->space, "search space: tiny, 300M, 1.3G, 3.8G")->capture_default_str();
+  sub->add_option("--iters", o->iters, "training iterations")->capture_default_str();
+  sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str();
+  sub->add_option("--input", o->input, "input side (random-resized-crop size)")->capture_default_str();
+  sub->add_option("--lr", o->lr, "base learning rate (linear decay to 0; reference: 0.5 at batch 1024)")
+      ->capture_default_str();
+  sub->add_option("--wd", o->wd, "weight decay on conv/linear kernels")->capture_default_str();
+  sub->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
+  sub->add_option("--label-smoothing", o->label_smoothing, "label smoothing")->capture_default_str();
+  sub->add_option("--dropout", o->dropout, "dropout before the classifier")->capture_default_str();
+  sub->add_option("--flops-bins", o->flops_bins, "LO:HI:STEP (M MACs at 224): rejection-sample paths into FLOPs bins");
+  sub->add_option("--eval-every", o->eval_every, "evaluate every N iterations (0: only at the end)")->capture_default_str();
+  sub->add_option("--eval-paths", o->eval_paths, "random paths evaluated")->capture_default_str();
+  sub->add_option("--recal-batches", o->recal_batches, "training batches for BN recalibration")->capture_default_str();
+  sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
+  sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();
+  sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
+  sub->add_flag("--resume", o->resume, "continue from OUT/last");
+  sub->add_option("--stop-at", o->stop_at, "stop after this iteration (checkpointed), as an interruption would")
+      ->group("");
+  sub->callback([o] { run_pretrain(*o); });
+}
+
+}  // namespace
+
+DETNAS_COMMAND(setup_pretrain);
+
+}  // namespace detnas::cli

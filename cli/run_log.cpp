@@ -1,0 +1,67 @@
+// JSONL log and progress helpers.
+#include "cli/run_log.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "runtime/fs.h"
+#include "runtime/error.h"
+
+namespace detnas::cli {
+
+JsonlLog::JsonlLog(const std::string& path, int64_t keep_until) : path_(path) {
+  std::string kept;
+  if (keep_until >= 0 && file_exists(path)) {
+    std::string text = read_file(path);
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) break;  // a torn last line from a crash is dropped
+      std::string line = text.substr(pos, nl - pos);
+      pos = nl + 1;
+      size_t k = line.find("\"iter\":");
+      int64_t it = k == std::string::npos ? -1 : std::atoll(line.c_str() + k + 7);
+      if (it <= keep_until) kept += line + "\n";
+    }
+  }
+  write_file_atomic(path, kept);
+  f_ = std::fopen(path.c_str(), "a");
+  DETNAS_CHECK(f_ != nullptr, "cannot open log ", path);
+}
+
+JsonlLog::~JsonlLog() {
+  if (f_) std::fclose(static_cast<FILE*>(f_));
+}
+
+void JsonlLog::write(const std::string& line) {
+  FILE* f = static_cast<FILE*>(f_);
+  std::fputs(line.c_str(), f);
+  std::fputc('\n', f);
+  std::fflush(f);
+}
+
+double Progress::elapsed() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+std::string format_duration(double s) {
+  char b[32];
+  long t = long(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(b, sizeof b, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    std::snprintf(b, sizeof b, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(b, sizeof b, "%lds", t);
+  return b;
+}
+
+std::string Progress::eta(int64_t done) const {
+  int64_t n = done - first_;
+  if (n <= 0) return "ETA ?";
+  double per = elapsed() / double(n);
+  return "ETA " + format_duration(per * double(total_ - done));
+}
+
+}  // namespace detnas::cli

@@ -1,0 +1,40 @@
+// Run-folder helpers shared by the training commands: a JSON Lines log that a
+// resumed run truncates back to its checkpoint, and a progress line with
+// throughput and ETA.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace detnas::cli {
+
+class JsonlLog {
+ public:
+  // Opens PATH for appending. With keep_until >= 0 (a resume), first drops every
+  // record whose "iter" is greater than keep_until (work after the checkpoint
+  // that will be redone); with keep_until < 0 the file is started afresh.
+  JsonlLog(const std::string& path, int64_t keep_until);
+  ~JsonlLog();
+  void write(const std::string& json_line);  // one object, no newline
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  void* f_ = nullptr;
+};
+
+class Progress {
+ public:
+  Progress(int64_t first, int64_t total) : first_(first), total_(total), t0_(std::chrono::steady_clock::now()) {}
+  double elapsed() const;
+  // "iter 120/600 ... 85.3 img/s ETA 1m12s" given the iterations done so far.
+  std::string eta(int64_t done) const;
+
+ private:
+  int64_t first_, total_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace detnas::cli
