@@ -37,7 +37,7 @@ struct PretrainOptions {
   std::string data, out = "runs/pretrain", space = "tiny", flops_bins;
   int64_t iters = 1500, batch = 64, input = 64, eval_every = 500, eval_paths = 3, recal_batches = 8;
   int64_t ckpt_every = 250, log_every = 25, workers = 2, threads = 0, stop_at = -1;
-  double lr = 0.1, wd = 4e-5, momentum = 0.9, label_smoothing = 0.1, dropout = 0.2;
+  double lr = 0.1, wd = 4e-5, momentum = 0.9, label_smoothing = 0.1, dropout = 0.2, crop_scale = 0.08;
   uint64_t seed = 1;
   bool resume = false;
 };
@@ -63,12 +63,13 @@ void restore_buffers(BufferSnapshot& s) {
 double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
   rt::NoGradGuard ng;
   nn::Backbone& net = *c.net;
-  for (auto& b : net.buffers())
-    if (b.name.size() > 12 && b.name.compare(b.name.size() - 12, 12, "running_mean") == 0) b.tensor.fill_(0.f);
-    else if (b.name.size() > 11 && b.name.compare(b.name.size() - 11, 11, "running_var") == 0) b.tensor.fill_(1.f);
-  net.set_mode(nn::Mode::Train);  // batch statistics, running update with momentum 0.1
+  // Recalibrate: every BN's running statistics become the exact average over
+  // the recalibration batches (a few batches suffice, unlike a momentum update).
+  nn::reset_bn_stats(net);
+  net.set_mode(nn::Mode::Recalibrate);
   Rng unused(0);
-  data::ClsBatchParams tp{c.o.batch, c.o.input, data::ClsAugment::Train, data::mix_seed(c.o.seed, 777, uint64_t(eval_round))};
+  data::ClsBatchParams tp{c.o.batch, c.o.input, data::ClsAugment::Train,
+                          data::mix_seed(c.o.seed, 777, uint64_t(eval_round)), c.o.crop_scale};
   for (int64_t i = 0; i < c.o.recal_batches; ++i) {
     data::ClsBatch b = data::make_cls_batch(c.train, tp, i);
     net.forward_features(b.images, path);
@@ -154,7 +155,7 @@ void run_pretrain(const PretrainOptions& o) {
     nn::save_checkpoint(ckpt, net, &opt, m);
   };
 
-  data::ClsBatchParams bp{o.batch, o.input, data::ClsAugment::Train, o.seed};
+  data::ClsBatchParams bp{o.batch, o.input, data::ClsAugment::Train, o.seed, o.crop_scale};
   data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); }, start,
                                               int(o.workers), 4);
   Progress prog(start, o.iters);
@@ -239,6 +240,8 @@ void setup_pretrain(CLI::App& root) {
   sub->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
   sub->add_option("--label-smoothing", o->label_smoothing, "label smoothing")->capture_default_str();
   sub->add_option("--dropout", o->dropout, "dropout before the classifier")->capture_default_str();
+  sub->add_option("--crop-scale", o->crop_scale, "random-resized-crop minimum area fraction (reference 0.08)")
+      ->capture_default_str();
   sub->add_option("--flops-bins", o->flops_bins, "LO:HI:STEP (M MACs at 224): rejection-sample paths into FLOPs bins");
   sub->add_option("--eval-every", o->eval_every, "evaluate every N iterations (0: only at the end)")->capture_default_str();
   sub->add_option("--eval-paths", o->eval_paths, "random paths evaluated")->capture_default_str();

@@ -87,7 +87,9 @@ ClsBatch make_cls_batch(const ImageFolder& folder, const ClsBatchParams& p, int6
     Image out;
     if (p.augment == ClsAugment::Train) {
       Rng rng(seeds[k]);
-      out = random_resized_crop(img, S, rng);
+      RandomResizedCropParams rp;
+      rp.scale_min = p.crop_scale_min;
+      out = random_resized_crop(img, S, rng, rp);
       color_jitter(out, rng);
       if (rng.uniform() < 0.5) hflip(out);
     } else {

@@ -35,6 +35,7 @@ struct ClsBatchParams {
   int64_t image_size = 64;  // output side S
   ClsAugment augment = ClsAugment::Train;
   uint64_t seed = 1;
+  double crop_scale_min = 0.08;  // random-resized-crop area fraction lower bound
 };
 
 // Batch `index` of the endless stream over `folder`: epoch e = index*batch / n

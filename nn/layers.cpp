@@ -52,6 +52,18 @@ void BatchNorm2d::reset_running_stats() {
   recal_batches_ = 0;
 }
 
+void reset_bn_stats(Module& root) {
+  root.apply([](Module& m) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->reset_running_stats();
+  });
+}
+
+void set_bn_momentum(Module& root, float momentum) {
+  root.apply([momentum](Module& m) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->set_momentum(momentum);
+  });
+}
+
 Linear::Linear(int64_t in, int64_t out, Bias b, Rng& rng, float init_std) {
   rt::Tensor w = rt::Tensor::zeros({out, in});
   fill_normal(w, init_std, rng);

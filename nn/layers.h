@@ -50,6 +50,12 @@ class BatchNorm2d : public Module {
   int64_t recal_batches_ = 0;
 };
 
+// Resets the running statistics of every BatchNorm2d in the tree (mean 0, var 1,
+// recalibration count 0): the first step of BN recalibration for one path.
+void reset_bn_stats(Module& root);
+// Sets the momentum of every BatchNorm2d in the tree.
+void set_bn_momentum(Module& root, float momentum);
+
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, Bias bias, Rng& rng, float init_std = 0.01f);

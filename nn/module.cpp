@@ -40,6 +40,11 @@ void Module::set_mode(Mode m) {
   for (auto& c : children_) c.second->set_mode(m);
 }
 
+void Module::apply(const std::function<void(Module&)>& fn) {
+  fn(*this);
+  for (auto& c : children_) c.second->apply(fn);
+}
+
 int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& p : parameters()) n += p.tensor.numel();

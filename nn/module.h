@@ -43,6 +43,8 @@ class Module {
   void set_mode(Mode m);
   Mode mode() const { return mode_; }
   int64_t num_parameters() const;  // elements
+  // Calls fn on this module and every descendant (pre-order).
+  void apply(const std::function<void(Module&)>& fn);
 
  protected:
   rt::Tensor register_param(const std::string& name, rt::Tensor t, ParamKind kind);

@@ -494,27 +494,14 @@ TEST_CASE("coco_eval: results do not depend on the thread count") {
 }
 
 TEST_CASE("coco_eval: detnas coco-eval --json end to end on a golden case") {
-  // The binary sits beside this test binary's folder: BUILD/tests/run_tests -> BUILD/bin/detnas.
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  REQUIRE(n > 0);
-  std::string self(exe, size_t(n));
-  std::string bin = self.substr(0, self.rfind('/'));
-  bin = bin.substr(0, bin.rfind('/')) + "/bin/detnas";
+  const std::string bin = test::detnas_binary();
   const std::string cs = "../shared/golden/coco_eval/p01_basic";
   if (access(bin.c_str(), X_OK) != 0 || !is_dir(cs)) {
     test::test_skip("needs " + bin + " (make BUILD=... detnas) and " + cs);
     return;
   }
   auto run = [&](const std::string& args, int* status) {  // stdout, plus stderr when args redirect it
-    std::string out;
-    FILE* p = popen((bin + " coco-eval " + args).c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-    *status = pclose(p);
-    return out;
+    return test::run_capture(bin + " coco-eval " + args, status);
   };
   int status = 0;
   std::string out = run("--gt " + cs + "/gt.json --dt " + cs + "/dt.json --json 2>/dev/null", &status);

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "runtime/rng.h"
 
 namespace detnas::test {
@@ -139,6 +141,29 @@ std::vector<float> randn_f(int64_t n, uint64_t seed, double scale) {
   std::vector<float> v{}; v.resize(size_t(n));
   for (auto& x : v) x = float(r.normal() * scale);
   return v;
+}
+
+std::string detnas_binary() {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return "";
+  std::string self(exe, size_t(n));
+  std::string dir = self.substr(0, self.rfind('/'));
+  return dir.substr(0, dir.rfind('/')) + "/bin/detnas";
+}
+
+std::string run_capture(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
+  *status = pclose(p);
+  return out;
 }
 
 }  // namespace detnas::test

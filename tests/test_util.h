@@ -58,4 +58,10 @@ double dot(const std::vector<double>& a, const std::vector<double>& b);
 std::vector<double> randn(int64_t n, uint64_t seed, double scale = 1.0);
 std::vector<float> randn_f(int64_t n, uint64_t seed, double scale = 1.0);
 
+// The detnas binary built beside this test binary (BUILD/tests/run_tests ->
+// BUILD/bin/detnas); make test builds both.
+std::string detnas_binary();
+// Runs a shell command, returns its stdout and sets *status (pclose status).
+std::string run_capture(const std::string& cmd, int* status);
+
 }  // namespace detnas::test
