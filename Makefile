@@ -4,6 +4,7 @@
 #   make deps          install the Debian packages the project needs (idempotent)
 #   make CUDA=0        build without CUDA;  make MODE=asan test   ASan + UBSan
 #   make BUILD=dir     use another object folder (parallel work trees)
+.DEFAULT_GOAL := all
 CUDA  ?= auto
 MODE  ?= release
 BUILD ?= build
@@ -38,7 +39,7 @@ LIB_DIRS := kernels runtime nn detect data search
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
 CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
 CLI_SRCS := $(wildcard cli/*.cpp)
-TEST_SRCS := $(wildcard tests/*.cpp)
+TEST_SRCS := $(wildcard tests/*.cpp tests/emu/*.cpp)
 BENCH_SRCS := $(wildcard bench/*.cpp)
 
 ifeq ($(CUDA),1)
@@ -54,6 +55,14 @@ TEST_OBJS  := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.cpp=$(BUILD)/%.o)
 
 LIBA := $(BUILD)/libdetnas.a
+# Objects depend on a stamp named after the compile flags, so changing a flag
+# (MODE, CUDA, an added warning) rebuilds everything instead of mixing objects.
+FLAGS_STAMP := $(BUILD)/.flags-$(shell echo '$(CXX) $(CXXFLAGS) $(NVCCFLAGS)' | md5sum | cut -c1-12)
+$(FLAGS_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/.flags-*
+	@touch $@
+
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CXXFLAGS += -DDETNAS_GIT_REV=\"$(GIT_REV)\" -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=$(CUDA)\""
 
@@ -87,17 +96,31 @@ $(BUILD)/bin/bench: $(BENCH_OBJS) $(LIBA)
 	@mkdir -p $(@D)
 	$(CXX) -o $@ $(BENCH_OBJS) $(LIBA) $(LDLIBS)
 
-$(BUILD)/tests/run_tests: $(TEST_OBJS) $(LIBA)
-	$(CXX) -o $@ $(TEST_OBJS) $(LIBA) $(LDLIBS)
+# CPU SIMT emulator (tests/emu/README.md): every .cu source (except cuBLAS/cuDNN
+# wrappers) and the emulator's own test kernels are also compiled by the host
+# compiler as C++ against tests/emu/emu.h and linked into the test binary, with or
+# without CUDA; postprocess.sh maps `extern __shared__` to the per-block buffer.
+EMU_CU_SRCS := $(filter-out %_cublas.cu %_cudnn.cu,$(CU_SRCS)) $(wildcard tests/emu/*.cu)
+EMU_OBJS := $(EMU_CU_SRCS:%.cu=$(BUILD)/emu/%.o)
+EMU_CXXFLAGS := $(filter-out -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include,$(CXXFLAGS)) -DDETNAS_EMU=1 \
+  -Itests/emu/include -include tests/emu/emu.h
+
+$(BUILD)/tests/run_tests: $(TEST_OBJS) $(EMU_OBJS) $(LIBA)
+	$(CXX) -o $@ $(TEST_OBJS) $(EMU_OBJS) $(LIBA) $(LDLIBS)
+
+$(BUILD)/emu/%.o: %.cu tests/emu/postprocess.sh $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_CXXFLAGS) -MF $(@:.o=.d) -MT $@ -x c++ -c $< -o $@.tmp
+	sh tests/emu/postprocess.sh $@.tmp $@
 
 test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas
 	$(BUILD)/tests/run_tests $(TEST_ARGS)
 
-$(BUILD)/%.o: %.cpp
+$(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -117,4 +140,4 @@ lint:
 clean:
 	rm -rf build build-* detnas bench/bench
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(EMU_OBJS:.o=.d)

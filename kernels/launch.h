@@ -7,6 +7,10 @@
 
 #if defined(__CUDACC__)
 #define DETNAS_LAUNCH(kernel, grid, block, shmem, stream, ...) kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
+#elif defined(DETNAS_EMU)
+// Test build only: the CPU SIMT emulator (tests/emu/emu.h) runs the kernel.
+#define DETNAS_LAUNCH(kernel, grid, block, shmem, stream, ...) \
+  ::detnas::emu::launch(#kernel, kernel, (grid), (block), (shmem), (stream), ##__VA_ARGS__)
 #endif
 
 namespace detnas::kernels::cuda {
