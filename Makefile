@@ -114,7 +114,7 @@ $(BUILD)/emu/%.o: %.cu tests/emu/postprocess.sh $(FLAGS_STAMP)
 	sh tests/emu/postprocess.sh $@.tmp $@
 
 test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas
-	$(BUILD)/tests/run_tests $(TEST_ARGS)
+	OMP_WAIT_POLICY=passive $(BUILD)/tests/run_tests $(TEST_ARGS)
 
 $(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)

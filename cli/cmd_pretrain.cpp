@@ -72,7 +72,7 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
                           data::mix_seed(c.o.seed, 777, uint64_t(eval_round)), c.o.crop_scale};
   for (int64_t i = 0; i < c.o.recal_batches; ++i) {
     data::ClsBatch b = data::make_cls_batch(c.train, tp, i);
-    net.forward_features(b.images, path);
+    net.forward_logits(b.images, path, unused);  // through the head: its BN is recalibrated too
   }
   net.set_mode(nn::Mode::Eval);
   data::ClsBatchParams vp{c.o.batch, c.o.input, data::ClsAugment::Eval, c.o.seed};

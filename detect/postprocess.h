@@ -1,0 +1,52 @@
+// RetinaNet inference post-processing (maskrcnn-benchmark RetinaNetPostProcessor,
+// DETNAS.md): per level keep sigmoid scores > score_thresh, the top pre_nms_top_n
+// (anchor, class) pairs of the level, decode them against their anchors, clip to
+// the unpadded resized image [0,W]x[0,H]; over all levels per-class NMS, then the
+// detections_per_image best; boxes mapped back to original image coordinates
+// (x / scale_x, y / scale_y). Not differentiable (runs on plain data).
+// Not here: the network (detect/retinanet.h), COCO JSON writing (data/).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "data/coco.h"
+#include "detect/box_coder.h"
+#include "runtime/tensor.h"
+
+namespace detnas::det {
+
+struct PostprocessParams {
+  float score_thresh = 0.05f;
+  int64_t pre_nms_top_n = 1000;  // per level
+  float nms_thresh = 0.4f;
+  int64_t detections_per_image = 100;
+};
+
+// One input image of a batch: its id, the size of the resized image inside the
+// padded batch, and the resize factors new/original per axis.
+struct ImageMeta {
+  int64_t image_id = 0;
+  int64_t height = 0, width = 0;
+  double scale_x = 1.0, scale_y = 1.0;
+};
+
+struct Detection {
+  int64_t image_id = 0;
+  int64_t label = 0;  // contiguous label 0..K-1
+  float score = 0;
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // original image coordinates
+};
+
+// cls[l] (N,T_l,K) logits, box[l] (N,T_l,4) deltas, anchors[l] (T_l,4); metas.size() == N.
+// Result: per image, detections in decreasing score order.
+std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::Tensor>& cls,
+                                                          const std::vector<rt::Tensor>& box,
+                                                          const std::vector<rt::Tensor>& anchors,
+                                                          const std::vector<ImageMeta>& metas, const BoxCoder& coder,
+                                                          const PostprocessParams& p);
+
+// COCO results (bbox x,y,w,h) with category ids from the dataset's label mapping.
+std::vector<data::CocoDetection> to_coco_detections(const std::vector<std::vector<Detection>>& dets,
+                                                    const std::vector<int64_t>& label_to_category);
+
+}  // namespace detnas::det
