@@ -1,85 +1,253 @@
-// bench: kernel throughput against this machine's measured ceilings.
-// This first version measures the ceilings (--roofline): memory bandwidth with a
-// large copy and peak FLOP/s with a large sgemm. Kernel entries are added in
-// bench/ as the kernels land (issue: ./bench).
+// bench: kernel throughput at the real shapes of the DetNAS supernets and the
+// FPN / RetinaNet heads, against this machine's measured ceilings.
+// Each entry checks the kernel against a plain reference loop first (a failure
+// prints the worst element and makes bench exit 1), warms up, repeats to about
+// --budget seconds and reports min / median time, GB/s and GFLOP/s and their
+// fractions of the ceilings (a large copy and a large sgemm, measured at start;
+// --roofline measures only those). Not here: the entries (bench/entries_*.cpp),
+// the end-to-end training-step timing (--e2e, a later issue).
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "bench/harness.h"
 #include "kernels/gemm.h"
-#include "runtime/tensor.h"
+#include "runtime/allocator.h"
 
 using namespace detnas;
-using Clock = std::chrono::steady_clock;
+using namespace detnas::bench;
 
-static double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+namespace {
 
-template <class F>
-static std::pair<double, double> time_min_median(F&& f, int reps) {
-  std::vector<double> t;
-  f();  // warm-up
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    t.push_back(seconds_since(t0));
+struct Options {
+  bool roofline_only = false, json = false, list = false, all = false;
+  int threads = 0;
+  double budget = 0.2;
+  std::string filter;
+};
+
+const char* kUsage =
+    "usage: bench [--filter REGEX] [--all] [--json] [--list] [--threads N] [--budget SECONDS] [--roofline]\n"
+    "  (no option)      validate and time the default entries (about a minute or two on 2 cores)\n"
+    "  --all            every entry: adds the 300M@800 and 1.3G@320 backbones and extra head shapes\n"
+    "  --filter REGEX   only entries whose name matches (ECMAScript regex, searched anywhere)\n"
+    "  --json           one JSON line per result on stdout (the human header goes to stderr)\n"
+    "  --list           list the selected entries (with --json: their op and parameters)\n"
+    "  --threads N      OpenMP and OpenBLAS threads (default: OpenMP's default)\n"
+    "  --budget S       timed seconds per entry after warm-up (default 0.2; at least 3 repetitions)\n"
+    "  --roofline       measure only the ceilings (copy bandwidth, sgemm peak)\n"
+    "exit status: 0 ok, 1 a validation failure or error in an entry, 2 bad arguments\n";
+
+bool parse(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* what) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench: %s needs a value\n", what);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (a == "--roofline") {
+      o->roofline_only = true;
+    } else if (a == "--json") {
+      o->json = true;
+    } else if (a == "--list") {
+      o->list = true;
+    } else if (a == "--all") {
+      o->all = true;
+    } else if (a == "--threads" || a == "--budget" || a == "--filter") {
+      const char* v = value(a.c_str());
+      if (!v) return false;
+      if (a == "--filter") {
+        o->filter = v;
+      } else {
+        char* end = nullptr;
+        const double d = std::strtod(v, &end);
+        if (*end || !(d >= 0) || (a == "--threads" && (d < 1 || d != int(d)))) {
+          std::fprintf(stderr, "bench: %s wants a %s, got '%s'\n", a.c_str(),
+                       a == "--threads" ? "positive integer" : "number of seconds >= 0", v);
+          return false;
+        }
+        if (a == "--threads")
+          o->threads = int(d);
+        else
+          o->budget = d;
+      }
+    } else if (a == "--help" || a == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "bench: unknown argument '%s'\n%s", a.c_str(), kUsage);
+      return false;
+    }
   }
-  std::sort(t.begin(), t.end());
-  return {t.front(), t[t.size() / 2]};
+  return true;
 }
 
-static void roofline() {
-  const int64_t n = int64_t(64) << 20;  // 256 MiB per buffer
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// The context every JSON line carries.
+std::string json_context(int threads) {
+  return "\"machine\":\"" + json_escape(cpu_model()) + "\",\"threads\":" + std::to_string(threads) + ",\"git_rev\":\"" +
+         json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) + "\",\"loadavg\":\"" +
+         loadavg() + "\"";
+}
+
+Ceilings measure_ceilings(const Options& o, int threads) {
+  Ceilings c;
+  const int64_t n = int64_t(64) << 20;  // 256 MiB per buffer: far beyond the caches
   rt::Tensor a = rt::Tensor::full({n}, 1.0f), b = rt::Tensor::zeros({n});
-  auto [cmin, cmed] = time_min_median(
+  const Timing tc = time_adaptive(
       [&] {
         const float* s = a.data();
         float* d = b.data();
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; ++i) d[i] = s[i];
       },
-      5);
-  double bytes = 2.0 * double(n) * sizeof(float);  // read + write
-  std::printf("roofline  copy   %.0f MiB  min %.3f ms  median %.3f ms  %.2f GB/s (bytes read+written / min time)\n",
-              double(n) * 4 / (1 << 20), cmin * 1e3, cmed * 1e3, bytes / cmin * 1e-9);
+      0.3);
+  c.copy_gbps = 2.0 * double(n) * sizeof(float) / tc.min_s * 1e-9;
   const int64_t M = 2048;
   rt::Tensor A = rt::Tensor::full({M, M}, 0.5f), B = rt::Tensor::full({M, M}, 0.25f), C = rt::Tensor::zeros({M, M});
-  auto [gmin, gmed] = time_min_median(
-      [&] { kernels::cpu::gemm<float>(Trans::No, Trans::No, M, M, M, 1.f, A.data(), M, B.data(), M, 0.f, C.data(), M); },
-      5);
-  double flops = 2.0 * double(M) * M * M;
-  std::printf("roofline  sgemm  %lldx%lldx%lld  min %.3f ms  median %.3f ms  %.2f GFLOP/s (2*M*N*K / min time)\n",
-              (long long)M, (long long)M, (long long)M, gmin * 1e3, gmed * 1e3, flops / gmin * 1e-9);
+  const Timing tg = time_adaptive(
+      [&] {
+        kernels::cpu::gemm<float>(Trans::No, Trans::No, M, M, M, 1.f, A.data(), M, B.data(), M, 0.f, C.data(), M);
+      },
+      0.5);
+  c.sgemm_gflops = 2.0 * double(M) * M * M / tg.min_s * 1e-9;
+  FILE* h = o.json ? stderr : stdout;
+  std::fprintf(
+      h, "ceiling  copy   256 MiB -> 256 MiB  min %.3f ms  median %.3f ms  %.2f GB/s (bytes read+written / min time)\n",
+      tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps);
+  std::fprintf(
+      h, "ceiling  sgemm  %lldx%lldx%lld         min %.3f ms  median %.3f ms  %.2f GFLOP/s (2*M*N*K / min time)\n",
+      (long long)M, (long long)M, (long long)M, tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops);
+  if (o.json) {
+    std::printf(
+        "{\"name\":\"roofline/copy\",\"shape\":\"256 MiB\",\"min_ms\":%.6g,\"median_ms\":%.6g,\"gbps\":%.6g,%s}\n",
+        tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps, json_context(threads).c_str());
+    std::printf(
+        "{\"name\":\"roofline/"
+        "sgemm\",\"shape\":\"2048x2048x2048\",\"min_ms\":%.6g,\"median_ms\":%.6g,\"gflops\":%.6g,%s}\n",
+        tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops, json_context(threads).c_str());
+  }
+  std::fflush(stdout);
+  return c;
 }
 
+std::string params_json(const Entry& e) {
+  std::string s = "{";
+  for (size_t i = 0; i < e.params.size(); ++i)
+    s += (i ? "," : "") + ("\"" + e.params[i].first + "\":" + fmt("%.10g", e.params[i].second));
+  return s + "}";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  bool want_roofline = false;
-  int threads = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--roofline") {
-      want_roofline = true;
-    } else if (a == "--threads" && i + 1 < argc) {
-      threads = std::atoi(argv[++i]);
-    } else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench [--roofline] [--threads N]\n");
-      return 0;
-    } else {
-      std::fprintf(stderr, "bench: unknown argument '%s' (try --help)\n", a.c_str());
-      return 2;
+  Options o;
+  if (!parse(argc, argv, &o)) return 2;
+  if (o.threads > 0) {
+    omp_set_num_threads(o.threads);
+    kernels::cpu::set_blas_threads(o.threads);
+  }
+  const int threads = omp_get_max_threads();
+
+  Registry reg;
+  register_conv_entries(reg);
+  register_data_entries(reg);
+  register_det_entries(reg);
+  register_misc_entries(reg);
+  std::vector<const Entry*> sel;
+  try {
+    const std::regex re(o.filter.empty() ? std::string(".") : o.filter);
+    for (const Entry& e : reg)
+      if ((o.all || e.in_default) && std::regex_search(e.name, re)) sel.push_back(&e);
+  } catch (const std::regex_error& err) {
+    std::fprintf(stderr, "bench: --filter '%s' is not a valid regex: %s\n", o.filter.c_str(), err.what());
+    return 2;
+  }
+
+  if (o.list && !o.roofline_only) {
+    for (const Entry* e : sel) {
+      if (o.json)
+        std::printf("{\"name\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"params\":%s,\"default\":%s}\n", e->name.c_str(),
+                    e->op.c_str(), json_escape(e->shape).c_str(), params_json(*e).c_str(),
+                    e->in_default ? "true" : "false");
+      else
+        std::printf("%c %-44s %s\n", e->in_default ? '*' : ' ', e->name.c_str(), e->shape.c_str());
     }
+    if (!o.json) std::printf("%zu entries (* = in the default run; --all runs all of them)\n", sel.size());
+    return 0;
   }
-  if (threads > 0) {
-    omp_set_num_threads(threads);
-    kernels::cpu::set_blas_threads(threads);
+
+  FILE* h = o.json ? stderr : stdout;  // the human-readable header
+  std::fprintf(h, "bench: %s, %d threads, build %s, rev %s, loadavg %s\n", cpu_model().c_str(), threads,
+               DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, loadavg().c_str());
+  const Ceilings ceil = measure_ceilings(o, threads);
+  if (o.roofline_only) return 0;
+  std::fprintf(h,
+               "GB/s    = (bytes read + bytes written) / min time; every tensor a kernel must read or write is\n"
+               "          counted once (float32 = 4 B); a shape that fits in cache can exceed the copy ceiling\n"
+               "GFLOP/s = 2 * multiply-adds / min time (convolutions)\n"
+               "%%bw = GB/s / copy ceiling   %%peak = GFLOP/s / sgemm ceiling   (min over %.2g s of repetitions)\n",
+               o.budget);
+  std::fprintf(h, "%-44s %9s %9s %6s %8s %6s %8s %6s  %s\n", "name", "min_ms", "median_ms", "reps", "GB/s", "%bw",
+               "GFLOP/s", "%peak", "shape");
+  std::fflush(h);
+
+  int failures = 0;
+  for (const Entry* e : sel) {
+    try {
+      Case c = e->make();
+      Checker chk;
+      c.validate(chk);
+      if (!chk.ok()) {
+        std::fprintf(stderr, "VALIDATION FAILED %s (%s): %s\n", e->name.c_str(), e->shape.c_str(),
+                     chk.report().c_str());
+        ++failures;
+        continue;
+      }
+      const Timing t = time_adaptive(c.run, o.budget);
+      const double gbps = c.bytes > 0 ? c.bytes / t.min_s * 1e-9 : 0;
+      const double gflops = c.flops > 0 ? c.flops / t.min_s * 1e-9 : 0;
+      const double fbw = gbps / ceil.copy_gbps, fpk = gflops / ceil.sgemm_gflops;
+      if (o.json) {
+        // "fraction": of the ceiling that bounds the kernel (FLOPs for convolutions, else bandwidth).
+        const double frac = gflops > 0 ? fpk : fbw;
+        std::printf(
+            "{\"name\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"params\":%s,\"min_ms\":%.6g,\"median_ms\":%.6g,\"reps\":"
+            "%d,"
+            "\"gbps\":%s,\"gflops\":%s,\"fraction\":%s,\"fraction_bw\":%s,\"fraction_peak\":%s,\"checked\":%lld,%s}\n",
+            e->name.c_str(), e->op.c_str(), json_escape(e->shape).c_str(), params_json(*e).c_str(), t.min_s * 1e3,
+            t.median_s * 1e3, t.reps, gbps > 0 ? fmt("%.6g", gbps).c_str() : "null",
+            gflops > 0 ? fmt("%.6g", gflops).c_str() : "null",
+            gbps > 0 || gflops > 0 ? fmt("%.4g", frac).c_str() : "null", gbps > 0 ? fmt("%.4g", fbw).c_str() : "null",
+            gflops > 0 ? fmt("%.4g", fpk).c_str() : "null", (long long)chk.checked(), json_context(threads).c_str());
+      } else {
+        std::printf("%-44s %9.4f %9.4f %6d %8s %6s %8s %6s  %s\n", e->name.c_str(), t.min_s * 1e3, t.median_s * 1e3,
+                    t.reps, gbps > 0 ? fmt("%.2f", gbps).c_str() : "-",
+                    gbps > 0 ? fmt("%.0f%%", 100 * fbw).c_str() : "-", gflops > 0 ? fmt("%.2f", gflops).c_str() : "-",
+                    gflops > 0 ? fmt("%.0f%%", 100 * fpk).c_str() : "-", e->shape.c_str());
+      }
+      std::fflush(stdout);
+    } catch (const std::exception& err) {
+      std::fprintf(stderr, "ERROR in %s (%s): %s\n", e->name.c_str(), e->shape.c_str(), err.what());
+      ++failures;
+    }
+    rt::host_allocator().empty_cache();  // entries differ in size: keep the cache from growing
   }
-  std::printf("bench: %d OpenMP threads, build %s, rev %s\n", omp_get_max_threads(), DETNAS_BUILD_FLAGS, DETNAS_GIT_REV);
-  if (want_roofline) roofline();
-  return 0;
+  std::fprintf(h, "bench: %zu entries, %d failed, loadavg %s\n", sel.size(), failures, loadavg().c_str());
+  return failures ? 1 : 0;
 }
