@@ -6,12 +6,13 @@
 # so both sides of a row see the same conditions. Writes the JSON lines and the
 # side-by-side tables to OUT. Not used by the build or the tests.
 #   bench/compare/run_all.sh                  (from the repository root)
-#   BENCH=build-x/bin/bench THREADS=2 MAXLOAD=1.5 MINIDLE=85 WAIT=3600 OUT=bench/compare/results bench/compare/run_all.sh
+#   BENCH=build-x/bin/bench THREADS=2 MAXLOAD=1.5 MINIDLE=90 PASSIVE=1 WAIT=3600 OUT=bench/compare/results bench/compare/run_all.sh
 set -euf  # -f: the chunk regexes must not glob
 BENCH=${BENCH:-build/bin/bench}
 THREADS=${THREADS:-2}
 MAXLOAD=${MAXLOAD:-1.5}
-MINIDLE=${MINIDLE:-85}
+MINIDLE=${MINIDLE:-90}
+PASSIVE=${PASSIVE:-1}
 WAIT=${WAIT:-3600}
 OUT=${OUT:-bench/compare/results}
 PY=${PY:-/usr/bin/python3}
@@ -42,14 +43,22 @@ wait_quiet() {
 }
 
 # Every default entry falls in exactly one chunk (bench --list checks it below).
-CHUNKS='^300M@320/stage[12]/
-^300M@320/(stem|stage[34])/
+CHUNKS='^300M@320/stage1/
+^300M@320/stage2/
+^300M@320/(stem|stage3)/
+^300M@320/stage4/
 ^1[.]3G@800/stage1/
-^1[.]3G@800/(stem|stage[234])/
-^retina@320/
+^1[.]3G@800/stem/
+^1[.]3G@800/stage2/
+^1[.]3G@800/stage3/
+^1[.]3G@800/stage4/
+^retina@320/P[3-7]/conv
+^retina@320/(P3/cls|focal|smooth|box)
 ^retina@800/P3/
-^retina@800/(P[4-7]|focal|smooth|box)
-^fpn@
+^retina@800/P[4-7]/
+^retina@800/(focal|smooth|box)
+^fpn@320/
+^fpn@800/
 ^(nms|batched_nms|sgd)/'
 all=$("$BENCH" --list | grep -c '^\*' || true)
 sum=0
@@ -67,10 +76,14 @@ for c in $CHUNKS; do
   "$PY" "$HERE/torch_bench.py" run "$OUT/chunk.jsonl" --threads "$THREADS" >> "$OUT/torch.jsonl"
   # The same kernels with OpenMP's idle threads sleeping instead of spinning: the
   # OpenMP pool and OpenBLAS's pthread pool then stop competing for the cores.
-  OMP_WAIT_POLICY=passive "$BENCH" --json --threads "$THREADS" --filter "$c" >> "$OUT/ours_passive.jsonl" 2>> "$OUT/run.log" || true
+  if [ "$PASSIVE" = 1 ]; then
+    OMP_WAIT_POLICY=passive "$BENCH" --json --threads "$THREADS" --filter "$c" >> "$OUT/ours_passive.jsonl" 2>> "$OUT/run.log" || true
+  fi
   echo "chunk $i: done, loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/run.log" >&2
 done
 rm -f "$OUT/chunk.jsonl"
-"$PY" "$HERE/torch_bench.py" table "$OUT/ours.jsonl" "$OUT/torch.jsonl" > "$OUT/table.md"
-"$PY" "$HERE/torch_bench.py" table "$OUT/ours_passive.jsonl" "$OUT/torch.jsonl" > "$OUT/table_passive.md"
+"$PY" "$HERE/torch_bench.py" table --ours "$OUT/ours.jsonl" --torch "$OUT/torch.jsonl" > "$OUT/table.md"
+if [ "$PASSIVE" = 1 ]; then
+  "$PY" "$HERE/torch_bench.py" table --ours "$OUT/ours_passive.jsonl" --torch "$OUT/torch.jsonl" > "$OUT/table_passive.md"
+fi
 echo "run_all: wrote $OUT/table.md and $OUT/table_passive.md" >&2

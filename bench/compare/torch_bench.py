@@ -8,7 +8,7 @@ python3-torchvision for RoIAlign, NMS and focal loss), e.g. from Debian:
 
     build/bin/bench --json --threads 2 > ours.jsonl
     /usr/bin/python3 bench/compare/torch_bench.py run ours.jsonl --threads 2 > torch.jsonl
-    /usr/bin/python3 bench/compare/torch_bench.py table ours.jsonl torch.jsonl > table.md
+    /usr/bin/python3 bench/compare/torch_bench.py table --ours ours*.jsonl --torch torch*.jsonl > table.md
 
 `run` reads the op and params of every entry from bench's JSON lines and times
 the closest PyTorch call (aten backward functions where they exist, so only the
@@ -271,30 +271,55 @@ def cmd_run(a):
               flush=True)
 
 
-def cmd_table(a):
-    ours = [json.loads(l) for l in open(a.ours) if l.strip().startswith("{")]
-    theirs = {}
-    for l in open(a.torch):
-        if l.strip().startswith("{"):
+def best_by_name(paths, key):
+    """Per entry, the record with the smallest `key` over several runs (min over runs, as min over repeats)."""
+    best, order = {}, []
+    for path in paths:
+        for l in open(path):
+            if not l.strip().startswith("{"):
+                continue
             d = json.loads(l)
-            theirs[d["name"]] = d
+            if d["name"] not in best:
+                order.append(d["name"])
+            if d["name"] not in best or (key in d and d[key] < best[d["name"]].get(key, math.inf)):
+                best[d["name"]] = d
+    return best, order
+
+
+def cmd_table(a):
+    ours, order = best_by_name(a.ours, "min_ms")
+    theirs, _ = best_by_name(a.torch, "torch_min_ms")
+    # Ceilings: the best of every run (fractions are then conservative).
+    copy_runs = [json.loads(l)["gbps"] for p in a.ours for l in open(p) if '"roofline/copy"' in l]
+    sgemm_runs = [json.loads(l)["gflops"] for p in a.ours for l in open(p) if '"roofline/sgemm"' in l]
+    copy, sgemm = max(copy_runs), max(sgemm_runs)
+    loads = [float(d["loadavg"].split()[0]) for d in ours.values() if "op" in d]
+    print("Ceilings (best of %d measurements): copy %.1f GB/s (runs: %s), sgemm %.1f GFLOP/s (runs: %s). "
+          "1-minute load average when the chosen rows were measured: %.2f .. %.2f (median %.2f)." % (
+              len(copy_runs), copy, ", ".join("%.0f" % c for c in copy_runs), sgemm,
+              ", ".join("%.0f" % g for g in sgemm_runs), min(loads), max(loads), statistics.median(loads)))
+    print()
     print("| entry | shape | ours min ms | PyTorch min ms | speedup | GB/s (% copy) | GFLOP/s (% sgemm) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     groups = {}
-    for e in ours:
+    for name in order:
+        e = ours[name]
         if "op" not in e:
             continue
-        t = theirs.get(e["name"])
+        t = theirs.get(name)
         sp = t["torch_min_ms"] / e["min_ms"] if t else None
-        bw = "%.1f (%.0f%%)" % (e["gbps"], 100 * e["fraction_bw"]) if e.get("gbps") else "-"
-        fl = "%.1f (%.0f%%)" % (e["gflops"], 100 * e["fraction_peak"]) if e.get("gflops") else "-"
+        fbw = e["gbps"] / copy if e.get("gbps") else None
+        fpk = e["gflops"] / sgemm if e.get("gflops") else None
+        bw = "%.1f (%.0f%%)" % (e["gbps"], 100 * fbw) if fbw else "-"
+        fl = "%.1f (%.0f%%)" % (e["gflops"], 100 * fpk) if fpk else "-"
         print("| %s | %s | %.4g | %s | %s | %s | %s |" % (
-            e["name"], e["shape"], e["min_ms"], "%.4g" % t["torch_min_ms"] if t else "-",
+            name, e["shape"], e["min_ms"], "%.4g" % t["torch_min_ms"] if t else "-",
             "%.2fx" % sp if sp else "-", bw, fl))
         if sp:
-            kind = e["op"] + (" dw" if e["op"].startswith("conv2d") and e["params"].get("G", 1) > 1 else "")
-            kind = kind + (" 1x1" if e["op"].startswith("conv2d") and e["params"].get("K") == 1 else "")
-            groups.setdefault(kind, []).append((sp, e.get("fraction")))
+            kind = e["op"]
+            if kind.startswith("conv2d"):
+                kind += " dw" if e["params"].get("G", 1) > 1 else (" 1x1" if e["params"].get("K") == 1 else " dense")
+            groups.setdefault(kind, []).append((sp, fpk if fpk else fbw))
     print()
     print("| kernel | entries | geomean speedup | min speedup | entries >= 1.5x | median fraction of ceiling |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -315,9 +340,9 @@ def main():
     r.add_argument("--threads", type=int, default=os.cpu_count())
     r.add_argument("--budget", type=float, default=0.2)
     r.add_argument("--filter", default="", help="substring of the entry names to run")
-    t = sub.add_parser("table", help="markdown table of ours next to PyTorch")
-    t.add_argument("ours")
-    t.add_argument("torch")
+    t = sub.add_parser("table", help="markdown table of ours next to PyTorch (min over several runs)")
+    t.add_argument("--ours", nargs="+", required=True, help="bench --json files")
+    t.add_argument("--torch", nargs="+", required=True, help="torch_bench.py run files")
     a = ap.parse_args()
     cmd_run(a) if a.cmd == "run" else cmd_table(a)
 
