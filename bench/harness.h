@@ -101,6 +101,8 @@ void register_misc_entries(Registry& r);  // bench/entries_misc.cpp
 
 struct Ceilings {
   double copy_gbps = 0;     // large parallel copy, bytes read + written / min time
+  double update_gbps = 0;   // large parallel in-place update (read and write the same buffer)
+  double bw_gbps = 0;       // the bandwidth ceiling: max(copy_gbps, update_gbps)
   double sgemm_gflops = 0;  // large sgemm, 2*M*N*K / min time
 };
 

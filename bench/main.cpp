@@ -3,7 +3,8 @@
 // Each entry checks the kernel against a plain reference loop first (a failure
 // prints the worst element and makes bench exit 1), warms up, repeats to about
 // --budget seconds and reports min / median time, GB/s and GFLOP/s and their
-// fractions of the ceilings (a large copy and a large sgemm, measured at start;
+// fractions of the ceilings (memory bandwidth from a large copy and a large
+// in-place update, peak FLOP/s from a large sgemm, measured at start;
 // --roofline measures only those). Not here: the entries (bench/entries_*.cpp),
 // the end-to-end training-step timing (--e2e, a later issue).
 #include <omp.h>
@@ -42,7 +43,7 @@ const char* kUsage =
     "  --list           list the selected entries (with --json: their op and parameters)\n"
     "  --threads N      OpenMP and OpenBLAS threads (default: OpenMP's default)\n"
     "  --budget S       timed seconds per entry after warm-up (default 0.2; at least 3 repetitions)\n"
-    "  --roofline       measure only the ceilings (copy bandwidth, sgemm peak)\n"
+    "  --roofline       measure only the ceilings (copy and in-place update bandwidth, sgemm peak)\n"
     "exit status: 0 ok, 1 a validation failure or error in an entry, 2 bad arguments\n";
 
 bool parse(int argc, char** argv, Options* o) {
@@ -101,10 +102,16 @@ std::string fmt(const char* f, double v) {
 // The context every JSON line carries.
 std::string json_context(int threads) {
   return "\"machine\":\"" + json_escape(cpu_model()) + "\",\"threads\":" + std::to_string(threads) + ",\"git_rev\":\"" +
-         json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) + "\",\"loadavg\":\"" +
+         json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) + "\",\"blas_core\":\"" +
+         json_escape(kernels::cpu::blas_core_name()) + "\",\"loadavg\":\"" +
          loadavg() + "\"";
 }
 
+// Memory bandwidth, bytes read + written / min time, two ways: a large copy
+// (the write to a second buffer also costs a read-for-ownership the count
+// leaves out) and a large in-place update (the written line was just read, so
+// nothing is hidden); the bandwidth ceiling is the better of the two. Peak
+// FLOP/s: a large sgemm through OpenBLAS.
 Ceilings measure_ceilings(const Options& o, int threads) {
   Ceilings c;
   const int64_t n = int64_t(64) << 20;  // 256 MiB per buffer: far beyond the caches
@@ -117,7 +124,16 @@ Ceilings measure_ceilings(const Options& o, int threads) {
         for (int64_t i = 0; i < n; ++i) d[i] = s[i];
       },
       0.3);
+  const Timing tu = time_adaptive(
+      [&] {
+        float* d = b.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) d[i] = d[i] * 0.5f + 1.0f;
+      },
+      0.3);
   c.copy_gbps = 2.0 * double(n) * sizeof(float) / tc.min_s * 1e-9;
+  c.update_gbps = 2.0 * double(n) * sizeof(float) / tu.min_s * 1e-9;
+  c.bw_gbps = std::max(c.copy_gbps, c.update_gbps);
   const int64_t M = 2048;
   rt::Tensor A = rt::Tensor::full({M, M}, 0.5f), B = rt::Tensor::full({M, M}, 0.25f), C = rt::Tensor::zeros({M, M});
   const Timing tg = time_adaptive(
@@ -127,20 +143,26 @@ Ceilings measure_ceilings(const Options& o, int threads) {
       0.5);
   c.sgemm_gflops = 2.0 * double(M) * M * M / tg.min_s * 1e-9;
   FILE* h = o.json ? stderr : stdout;
-  std::fprintf(
-      h, "ceiling  copy   256 MiB -> 256 MiB  min %.3f ms  median %.3f ms  %.2f GB/s (bytes read+written / min time)\n",
-      tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps);
-  std::fprintf(
-      h, "ceiling  sgemm  %lldx%lldx%lld         min %.3f ms  median %.3f ms  %.2f GFLOP/s (2*M*N*K / min time)\n",
-      (long long)M, (long long)M, (long long)M, tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops);
+  std::fprintf(h,
+               "ceiling  copy    256 MiB -> 256 MiB  min %8.3f ms  median %8.3f ms  %7.2f GB/s (read+written / min)\n",
+               tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps);
+  std::fprintf(h,
+               "ceiling  update  256 MiB in place    min %8.3f ms  median %8.3f ms  %7.2f GB/s (read+written / min)\n",
+               tu.min_s * 1e3, tu.median_s * 1e3, c.update_gbps);
+  std::fprintf(h, "ceiling  sgemm   %lldx%lldx%lld      min %8.3f ms  median %8.3f ms  %7.2f GFLOP/s (2*M*N*K / min)\n",
+               (long long)M, (long long)M, (long long)M, tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops);
   if (o.json) {
+    const std::string ctx = json_context(threads);
     std::printf(
         "{\"name\":\"roofline/copy\",\"shape\":\"256 MiB\",\"min_ms\":%.6g,\"median_ms\":%.6g,\"gbps\":%.6g,%s}\n",
-        tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps, json_context(threads).c_str());
+        tc.min_s * 1e3, tc.median_s * 1e3, c.copy_gbps, ctx.c_str());
     std::printf(
-        "{\"name\":\"roofline/"
-        "sgemm\",\"shape\":\"2048x2048x2048\",\"min_ms\":%.6g,\"median_ms\":%.6g,\"gflops\":%.6g,%s}\n",
-        tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops, json_context(threads).c_str());
+        "{\"name\":\"roofline/update\",\"shape\":\"256 MiB\",\"min_ms\":%.6g,\"median_ms\":%.6g,\"gbps\":%.6g,%s}\n",
+        tu.min_s * 1e3, tu.median_s * 1e3, c.update_gbps, ctx.c_str());
+    std::printf(
+        "{\"name\":\"roofline/sgemm\",\"shape\":\"2048x2048x2048\",\"min_ms\":%.6g,\"median_ms\":%.6g,"
+        "\"gflops\":%.6g,%s}\n",
+        tg.min_s * 1e3, tg.median_s * 1e3, c.sgemm_gflops, ctx.c_str());
   }
   std::fflush(stdout);
   return c;
@@ -156,6 +178,7 @@ std::string params_json(const Entry& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  detnas::kernels::cpu::ensure_blas_core(argv);
   Options o;
   if (!parse(argc, argv, &o)) return 2;
   if (o.threads > 0) {
@@ -193,15 +216,16 @@ int main(int argc, char** argv) {
   }
 
   FILE* h = o.json ? stderr : stdout;  // the human-readable header
-  std::fprintf(h, "bench: %s, %d threads, build %s, rev %s, loadavg %s\n", cpu_model().c_str(), threads,
-               DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, loadavg().c_str());
+  std::fprintf(h, "bench: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n", cpu_model().c_str(),
+               threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, kernels::cpu::blas_core_name(), loadavg().c_str());
   const Ceilings ceil = measure_ceilings(o, threads);
   if (o.roofline_only) return 0;
   std::fprintf(h,
                "GB/s    = (bytes read + bytes written) / min time; every tensor a kernel must read or write is\n"
-               "          counted once (float32 = 4 B); a shape that fits in cache can exceed the copy ceiling\n"
+               "          counted once (float32 = 4 B); a shape that fits in cache can exceed the bandwidth ceiling\n"
                "GFLOP/s = 2 * multiply-adds / min time (convolutions)\n"
-               "%%bw = GB/s / copy ceiling   %%peak = GFLOP/s / sgemm ceiling   (min over %.2g s of repetitions)\n",
+               "%%bw = GB/s / bandwidth ceiling (best of copy and update)   %%peak = GFLOP/s / sgemm ceiling\n"
+               "(timed: min and median over about %.2g s of repetitions)\n",
                o.budget);
   std::fprintf(h, "%-44s %9s %9s %6s %8s %6s %8s %6s  %s\n", "name", "min_ms", "median_ms", "reps", "GB/s", "%bw",
                "GFLOP/s", "%peak", "shape");
@@ -222,7 +246,7 @@ int main(int argc, char** argv) {
       const Timing t = time_adaptive(c.run, o.budget);
       const double gbps = c.bytes > 0 ? c.bytes / t.min_s * 1e-9 : 0;
       const double gflops = c.flops > 0 ? c.flops / t.min_s * 1e-9 : 0;
-      const double fbw = gbps / ceil.copy_gbps, fpk = gflops / ceil.sgemm_gflops;
+      const double fbw = gbps / ceil.bw_gbps, fpk = gflops / ceil.sgemm_gflops;
       if (o.json) {
         // "fraction": of the ceiling that bounds the kernel (FLOPs for convolutions, else bandwidth).
         const double frac = gflops > 0 ? fpk : fbw;

@@ -17,3 +17,22 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T*
 void set_blas_threads(int n);
 
 }  // namespace detnas::kernels::cpu
+
+namespace detnas::kernels::cpu {
+
+// OpenBLAS picks its kernels at load time from the CPU model. A release that
+// does not know the CPU (OpenBLAS 0.3.21 on Sapphire/Emerald Rapids) falls back
+// to the generic "Prescott" kernels: 8x slower sgemm on an AVX-512 machine.
+// The choice can only be changed before the library loads (OPENBLAS_CORETYPE),
+// so ensure_blas_core() re-executes the program (/proc/self/exe, same argv)
+// with OPENBLAS_CORETYPE set to the best core the CPU supports (SkylakeX with
+// AVX-512 F/BW/VL/DQ, else Haswell with AVX2+FMA) when OpenBLAS chose a
+// pre-AVX2 core, logging one line. It returns normally when there is nothing
+// to do, when OPENBLAS_CORETYPE or DETNAS_BLAS_CORE=keep is set, or when the
+// exec fails. Call it first thing in main(), before any thread exists; the
+// library never calls it on its own.
+void ensure_blas_core(char** argv);
+// The core OpenBLAS is running ("SkylakeX", "Prescott", ...).
+const char* blas_core_name();
+
+}  // namespace detnas::kernels::cpu

@@ -86,4 +86,4 @@ rm -f "$OUT/chunk.jsonl"
 if [ "$PASSIVE" = 1 ]; then
   "$PY" "$HERE/torch_bench.py" table --ours "$OUT/ours_passive.jsonl" --torch "$OUT/torch.jsonl" > "$OUT/table_passive.md"
 fi
-echo "run_all: wrote $OUT/table.md and $OUT/table_passive.md" >&2
+echo "run_all: wrote the tables in $OUT" >&2

@@ -15,14 +15,17 @@ the closest PyTorch call (aten backward functions where they exist, so only the
 backward itself is timed), with the same protocol as bench: warm-up, repeats to
 about --budget seconds, min and median. The RoIAlign and NMS boxes are built
 with the same splitmix64 stream as bench/shapes.cpp, so both sides see the very
-same boxes.
+same boxes. `table` takes the best (smallest min) of each entry over all the
+given runs, the best ceilings over all roofline lines (bandwidth: the better
+of the copy and the in-place update), and prints the side-by-side table and a
+per-kernel summary. bench/compare/run_all.sh does all of this in chunks that
+each wait for a quiet machine.
 """
 import argparse
 import json
 import math
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -289,17 +292,22 @@ def best_by_name(paths, key):
 def cmd_table(a):
     ours, order = best_by_name(a.ours, "min_ms")
     theirs, _ = best_by_name(a.torch, "torch_min_ms")
-    # Ceilings: the best of every run (fractions are then conservative).
-    copy_runs = [json.loads(l)["gbps"] for p in a.ours for l in open(p) if '"roofline/copy"' in l]
-    sgemm_runs = [json.loads(l)["gflops"] for p in a.ours for l in open(p) if '"roofline/sgemm"' in l]
-    copy, sgemm = max(copy_runs), max(sgemm_runs)
+    # Ceilings: the best of every measurement in the files (fractions are then conservative).
+    # Bandwidth: the better of the large copy and the large in-place update.
+    def runs(name, key):
+        return [json.loads(l)[key] for p in a.ours for l in open(p) if '"name":"%s"' % name in l]
+    copy_runs, update_runs, sgemm_runs = runs("roofline/copy", "gbps"), runs("roofline/update", "gbps"), \
+        runs("roofline/sgemm", "gflops")
+    copy, sgemm = max(copy_runs + update_runs), max(sgemm_runs)
     loads = [float(d["loadavg"].split()[0]) for d in ours.values() if "op" in d]
-    print("Ceilings (best of %d measurements): copy %.1f GB/s (runs: %s), sgemm %.1f GFLOP/s (runs: %s). "
-          "1-minute load average when the chosen rows were measured: %.2f .. %.2f (median %.2f)." % (
-              len(copy_runs), copy, ", ".join("%.0f" % c for c in copy_runs), sgemm,
-              ", ".join("%.0f" % g for g in sgemm_runs), min(loads), max(loads), statistics.median(loads)))
+    print("Ceilings, best of all measurements: bandwidth %.1f GB/s (copy: best %.1f of %d, in-place update: %s), "
+          "sgemm %.1f GFLOP/s (best of %d, median %.1f). 1-minute load average when the chosen rows were "
+          "measured: %.2f .. %.2f (median %.2f)." % (
+              copy, max(copy_runs), len(copy_runs),
+              "best %.1f of %d" % (max(update_runs), len(update_runs)) if update_runs else "not measured",
+              sgemm, len(sgemm_runs), statistics.median(sgemm_runs), min(loads), max(loads), statistics.median(loads)))
     print()
-    print("| entry | shape | ours min ms | PyTorch min ms | speedup | GB/s (% copy) | GFLOP/s (% sgemm) |")
+    print("| entry | shape | ours min ms | PyTorch min ms | speedup | GB/s (% bandwidth) | GFLOP/s (% sgemm) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     groups = {}
     for name in order:
