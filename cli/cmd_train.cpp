@@ -52,14 +52,14 @@ det::Targets to_targets(const data::ImageTargets& t) {
 
 // COCO AP of `path` on `val`; a supernet's BN statistics are first re-estimated
 // (exact average) on training batches for that path.
-data::CocoEvalResult evaluate(det::RetinaNet& net, const nn::Arch& path, const data::DetDataset& train,
+data::CocoEvalResult evaluate(det::Detector& net, const nn::Arch& path, const data::DetDataset& train,
                               const data::DetDataset& val, const TrainOptions& o, bool supernet) {
   if (supernet) {
     rt::NoGradGuard ng;
     nn::reset_bn_stats(net);
     net.set_mode(nn::Mode::Recalibrate);
     data::DetBatchParams rp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, data::mix_seed(o.seed, 99)};
-    for (int64_t i = 0; i < o.recal_batches; ++i) net.forward_heads(data::make_det_batch(train, rp, i).images, path);
+    for (int64_t i = 0; i < o.recal_batches; ++i) net.forward_features(data::make_det_batch(train, rp, i).images, path);
     net.set_mode(nn::Mode::Train);
   }
   data::DetBatchParams vp{o.batch, o.short_side, o.max_size, data::DetAugment::Eval, o.seed};
@@ -106,12 +106,14 @@ void run_train(TrainOptions o) {
     bo.split = nn::ChannelSplit::ShuffleHalve;  // loads supernet-pretrained weights
     nn::validate_arch(space, bo.arch);
   }
-  det::RetinaNetOptions ro;
-  ro.num_classes = train.num_classes();
-  ro.fpn_channels = o.fpn_channels;
-  ro.tower_depth = o.tower_depth;
-  ro.seed = o.seed;
-  det::RetinaNet net(bo, ro);
+  det::DetectorConfig dc;
+  dc.kind = "retinanet";
+  dc.num_classes = train.num_classes();
+  dc.fpn_channels = o.fpn_channels;
+  dc.head_depth = o.tower_depth;
+  dc.seed = o.seed;
+  std::unique_ptr<det::Detector> net_ptr = det::make_detector(bo, dc);
+  det::Detector& net = *net_ptr;
   if (o.lr <= 0) o.lr = 0.01 * double(o.batch) / 16.0;  // linear scaling from 16 images at 0.01
   nn::Sgd opt(net.parameters(), nn::SgdConfig::detection(o.wd));
   nn::LrSchedule lr;
@@ -145,9 +147,9 @@ void run_train(TrainOptions o) {
     m.space = o.space;
     m.arch = o.arch;
     m.rng["path"] = {path_rng.state0(), path_rng.state1()};
-    m.config = {{"detector", "retinanet"}, {"fpn_channels", std::to_string(o.fpn_channels)},
-                {"tower_depth", std::to_string(o.tower_depth)}, {"num_classes", std::to_string(ro.num_classes)},
-                {"short_side", std::to_string(o.short_side)}, {"max_size", std::to_string(o.max_size)}};
+    m.config = dc.to_map();
+    m.config["short_side"] = std::to_string(o.short_side);
+    m.config["max_size"] = std::to_string(o.max_size);
     nn::save_checkpoint(ckpt, net, &opt, m);
   };
   data::DetBatchParams bp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, o.seed};
@@ -162,8 +164,8 @@ void run_train(TrainOptions o) {
     nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : bo.arch;
     std::vector<det::Targets> targets;
     for (auto& t : b.targets) targets.push_back(to_targets(t));
-    det::Losses L = net.forward_train(b.images, targets, path);
-    const double lc = L.cls.item(), lb = L.box.item();
+    det::DetLosses L = net.forward_train(b.images, targets, path);
+    const double lc = L.part("cls").item(), lb = L.part("box").item();
     DETNAS_CHECK(std::isfinite(lc) && std::isfinite(lb), "train: loss became ", lc, " + ", lb, " at iteration ", it,
                  " (lower --lr?)");
     rt::backward(L.total);

@@ -130,14 +130,15 @@ RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::
   return out;
 }
 
-Losses RetinaNet::forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
-                                const nn::Arch& path) {
+DetLosses RetinaNet::forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
+                                   const nn::Arch& path) {
   DETNAS_CHECK(int64_t(targets.size()) == images.size(0), "RetinaNet::forward_train: ", targets.size(),
                " targets for images ", rt::shape_str(images.shape()));
   Outputs h = forward_heads(images, path);
   rt::Tensor cls = rt::ops::concat(h.cls), box = rt::ops::concat(h.box);
   rt::Tensor anchors = retinanet_anchors(anchors_, h.feature_sizes);
-  return retinanet_loss(cls, box, anchors, targets, o_);
+  Losses l = retinanet_loss(cls, box, anchors, targets, o_);
+  return DetLosses{{{"cls", l.cls}, {"box", l.box}}, l.total};
 }
 
 std::vector<std::vector<Detection>> RetinaNet::detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,

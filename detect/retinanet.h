@@ -14,6 +14,7 @@
 
 #include "detect/anchors.h"
 #include "detect/box_coder.h"
+#include "detect/detector.h"
 #include "detect/fpn.h"
 #include "detect/matcher.h"
 #include "detect/postprocess.h"
@@ -35,12 +36,6 @@ struct RetinaNetOptions {
   float box_loss_norm = 4.0f;  // box loss / max(1, box_loss_norm * num_pos)
   PostprocessParams post;
   uint64_t seed = 0;  // init stream of the FPN and head (the backbone has its own)
-};
-
-// Ground truth of one image, in the coordinates of the (resized, unpadded) input.
-struct Targets {
-  std::vector<float> boxes;    // (M,4) x1,y1,x2,y2
-  std::vector<int64_t> labels;  // (M) in [0, K)
 };
 
 struct Losses {
@@ -85,7 +80,7 @@ Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Te
 // Anchors of the RetinaNet levels P3..P7 (strides 8..128) for these feature sizes: (T,4).
 rt::Tensor retinanet_anchors(const AnchorGenerator& gen, const std::vector<HW>& feature_sizes);
 
-class RetinaNet : public nn::Module {
+class RetinaNet : public Detector {
  public:
   RetinaNet(const nn::BackboneOptions& bo, const RetinaNetOptions& o);
 
@@ -95,17 +90,19 @@ class RetinaNet : public nn::Module {
   };
   // images (N,3,H,W), H and W multiples of 32 (checked).
   Outputs forward_heads(const rt::Tensor& images, const nn::Arch& path);
-  Losses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets, const nn::Arch& path);
-  // Sets eval mode and runs under NoGradGuard (restores the previous mode after).
-  // metas[i] describes image i of the batch.
+  // Detector interface: losses "cls" and "box"; forward_features = forward_heads.
+  const char* kind() const override { return "retinanet"; }
+  DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
+                          const nn::Arch& path) override;
+  void forward_features(const rt::Tensor& images, const nn::Arch& path) override { forward_heads(images, path); }
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
-                                             const nn::Arch& path);
+                                             const nn::Arch& path) override;
 
   // Copies every parameter and buffer by name from `src` (a supernet RetinaNet
   // into a standalone one of one path, or equal networks).
   void load_from(const RetinaNet& src);
 
-  nn::Backbone& backbone() { return *backbone_; }
+  nn::Backbone& backbone() override { return *backbone_; }
   RetinaFpn& fpn() { return *fpn_; }
   RetinaHead& head() { return *head_; }
   const RetinaNetOptions& options() const { return o_; }

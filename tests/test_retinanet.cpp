@@ -342,12 +342,13 @@ TEST_CASE("retinanet: supernet with a fixed path equals the standalone detector 
   det::RetinaNet st(tiny_backbone(nn::NetKind::Standalone, 99), o);
   st.load_from(sn);
   SynthBatch b = synth_batch({0, 1}, 64);
-  det::Losses a = sn.forward_train(b.images, b.targets, kTinyPath);
+  det::DetLosses a = sn.forward_train(b.images, b.targets, kTinyPath);
   rt::backward(a.total);
-  det::Losses c = st.forward_train(b.images, b.targets, nn::Arch{});
+  det::DetLosses c = st.forward_train(b.images, b.targets, nn::Arch{});
   rt::backward(c.total);
-  CHECK(check_close("cls", {a.cls.item()}, {c.cls.item()}, {1}, Tol::elementwise()));
-  CHECK(check_close("box", {a.box.item()}, {c.box.item()}, {1}, Tol::elementwise()));
+  CHECK(check_close("cls", {a.part("cls").item()}, {c.part("cls").item()}, {1}, Tol::elementwise()));
+  CHECK(check_close("box", {a.part("box").item()}, {c.part("box").item()}, {1}, Tol::elementwise()));
+  CHECK_THROWS_AS(a.part("rpn_cls"), Error);
   CHECK(a.total.item() > 0);
   auto grad_of = [](det::RetinaNet& net, const std::string& name) {
     for (auto& p : net.parameters())
@@ -372,7 +373,7 @@ std::vector<double> train_steps(det::RetinaNet& net, const SynthBatch& b, int st
   std::vector<double> losses;
   net.set_mode(nn::Mode::Train);
   for (int s = 0; s < steps; ++s) {
-    det::Losses l = net.forward_train(b.images, b.targets, nn::Arch{});
+    det::DetLosses l = net.forward_train(b.images, b.targets, nn::Arch{});
     losses.push_back(l.total.item());
     rt::backward(l.total);
     const double warm = std::min(1.0, (s + 1) / double(warmup));

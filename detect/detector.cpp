@@ -1,0 +1,75 @@
+// DetLosses lookup, DetectorConfig <-> checkpoint config, make_detector.
+#include "detect/detector.h"
+
+#include <cstdlib>
+
+#include "detect/retinanet.h"
+#include "runtime/error.h"
+
+namespace detnas::det {
+
+const rt::Tensor& DetLosses::part(const std::string& name) const {
+  std::string known;
+  for (auto& [n, t] : parts) {
+    if (n == name) return t;
+    known += (known.empty() ? "" : ", ") + n;
+  }
+  DETNAS_FAIL("detector losses: no part '", name, "' (have: ", known, ")");
+}
+
+std::map<std::string, std::string> DetectorConfig::to_map() const {
+  return {{"detector", kind},
+          {"num_classes", std::to_string(num_classes)},
+          {"fpn_channels", std::to_string(fpn_channels)},
+          {"head_depth", std::to_string(head_depth)},
+          {"fc_dim", std::to_string(fc_dim)},
+          {"nms_iou", std::to_string(nms_iou)},
+          {"detector_seed", std::to_string(seed)}};
+}
+
+namespace {
+int64_t parse_int(const std::map<std::string, std::string>& m, const std::string& key, int64_t def,
+                  const std::string& where) {
+  auto it = m.find(key);
+  if (it == m.end()) return def;
+  char* end = nullptr;
+  long long v = std::strtoll(it->second.c_str(), &end, 10);
+  DETNAS_CHECK(end && *end == 0 && !it->second.empty() && v >= 0, where, ": config '", key, "' = '", it->second,
+               "' is not a non-negative integer");
+  return v;
+}
+}  // namespace
+
+DetectorConfig DetectorConfig::from_map(const std::map<std::string, std::string>& m, const std::string& where) {
+  DetectorConfig c;
+  if (auto it = m.find("detector"); it != m.end()) c.kind = it->second;
+  c.num_classes = parse_int(m, "num_classes", c.num_classes, where);
+  c.fpn_channels = parse_int(m, "fpn_channels", c.fpn_channels, where);
+  c.head_depth = parse_int(m, "head_depth", parse_int(m, "tower_depth", c.head_depth, where), where);
+  c.fc_dim = parse_int(m, "fc_dim", c.fc_dim, where);
+  c.seed = uint64_t(parse_int(m, "detector_seed", int64_t(c.seed), where));
+  if (auto it = m.find("nms_iou"); it != m.end()) {
+    char* end = nullptr;
+    c.nms_iou = std::strtof(it->second.c_str(), &end);
+    DETNAS_CHECK(end && *end == 0 && !it->second.empty() && c.nms_iou < 1, where, ": config 'nms_iou' = '",
+                 it->second, "' is not a number below 1");
+  }
+  DETNAS_CHECK(c.num_classes > 0 && c.fpn_channels > 0, where, ": config has num_classes ", c.num_classes,
+               " and fpn_channels ", c.fpn_channels, " (both must be > 0)");
+  return c;
+}
+
+std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const DetectorConfig& c) {
+  if (c.kind == "retinanet") {
+    RetinaNetOptions ro;
+    ro.num_classes = c.num_classes;
+    ro.fpn_channels = c.fpn_channels;
+    ro.tower_depth = c.head_depth;
+    ro.seed = c.seed;
+    if (c.nms_iou >= 0) ro.post.nms_thresh = c.nms_iou;
+    return std::make_unique<RetinaNet>(bo, ro);
+  }
+  DETNAS_FAIL("unknown detector '", c.kind, "' (known: retinanet)");
+}
+
+}  // namespace detnas::det

@@ -1,0 +1,72 @@
+// The detector interface shared by RetinaNet (detect/retinanet.h) and FPN
+// Faster R-CNN (detect/faster_rcnn.h), so that training, evaluation, detection
+// and search are written once against it. A Detector owns its backbone
+// (supernet or standalone) under "backbone.*"; `path` selects the supernet path
+// (empty for a standalone network).
+// DetectorConfig is the part of a run's configuration that defines the network
+// beyond the backbone; it is stored in checkpoints (CheckpointMeta::config) so
+// eval/detect/search rebuild the same network from the checkpoint alone.
+// Not here: data loading, loops, the CLI.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "detect/postprocess.h"
+#include "nn/backbone.h"
+#include "nn/module.h"
+
+namespace detnas::det {
+
+// Ground truth of one image, in the coordinates of the (resized, unpadded) input.
+struct Targets {
+  std::vector<float> boxes;    // (M,4) x1,y1,x2,y2
+  std::vector<int64_t> labels;  // (M) in [0, K)
+};
+
+// Named 0-d loss components (e.g. "cls", "box" or "rpn_cls", "rpn_box",
+// "roi_cls", "roi_box") and their sum.
+struct DetLosses {
+  std::vector<std::pair<std::string, rt::Tensor>> parts;
+  rt::Tensor total;
+  const rt::Tensor& part(const std::string& name) const;  // throws naming the known parts
+};
+
+class Detector : public nn::Module {
+ public:
+  virtual const char* kind() const = 0;  // "retinanet", "fpn"
+  // images (N,3,H,W), H and W multiples of 32 (checked). Training mode.
+  virtual DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
+                                  const nn::Arch& path) = 0;
+  // The network's forward with no targets and no loss, in whatever mode the
+  // caller set: used to re-estimate BN statistics (Mode::Recalibrate) for a path.
+  // Must run every BN layer the inference forward uses.
+  virtual void forward_features(const rt::Tensor& images, const nn::Arch& path) = 0;
+  // Inference: sets eval mode and runs under NoGradGuard (restores the previous
+  // mode after). metas[i] describes image i of the batch.
+  virtual std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
+                                                     const nn::Arch& path) = 0;
+  virtual nn::Backbone& backbone() = 0;
+};
+
+struct DetectorConfig {
+  std::string kind = "retinanet";  // "retinanet" or "fpn"
+  int64_t num_classes = 80;
+  int64_t fpn_channels = 256;
+  int64_t head_depth = 4;           // RetinaNet: convs per tower; FPN: convs of the box head
+  int64_t fc_dim = 1024;            // FPN: box-head FC width
+  float nms_iou = -1;               // < 0: the detector's reference value (0.4 / 0.5)
+  uint64_t seed = 0;                // init stream of everything but the backbone
+
+  std::map<std::string, std::string> to_map() const;
+  // From a checkpoint's config; missing keys keep their defaults, bad values throw naming `where`.
+  static DetectorConfig from_map(const std::map<std::string, std::string>& m, const std::string& where);
+};
+
+// Builds the detector named by c.kind (unknown kinds throw, listing the known ones).
+std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const DetectorConfig& c);
+
+}  // namespace detnas::det
