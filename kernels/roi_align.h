@@ -143,6 +143,22 @@ DETNAS_HD void roi_align_bin_backward(const RoiGeometry<T>& g, int64_t H, int64_
   }
 }
 
+// The same scatter as roi_align_bin_backward, each share handed to add(offset,
+// dy * w / count) instead of +=, so a CUDA kernel can pass an atomicAdd.
+template <typename T, typename Add>
+DETNAS_HD void roi_align_bin_scatter(const RoiGeometry<T>& g, int64_t H, int64_t W, int64_t ph, int64_t pw, T dy,
+                                     const Add& add) {
+  for (int iy = 0; iy < g.grid_h; ++iy) {
+    const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
+    for (int ix = 0; ix < g.grid_w; ++ix) {
+      const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
+      const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
+      if (!t.valid) continue;
+      for (int k = 0; k < 4; ++k) add(t.off[k], dy * t.w[k] / g.count);
+    }
+  }
+}
+
 namespace cpu {
 // Boxes must be validated by the caller: batch index an integer in [0, N), all
 // coordinates finite.
