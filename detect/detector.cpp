@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "detect/faster_rcnn.h"
 #include "detect/retinanet.h"
 #include "runtime/error.h"
 
@@ -69,7 +70,17 @@ std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const Det
     if (c.nms_iou >= 0) ro.post.nms_thresh = c.nms_iou;
     return std::make_unique<RetinaNet>(bo, ro);
   }
-  DETNAS_FAIL("unknown detector '", c.kind, "' (known: retinanet)");
+  if (c.kind == "fpn") {
+    FasterRcnnOptions fo;
+    fo.num_classes = c.num_classes;
+    fo.fpn_channels = c.fpn_channels;
+    fo.head_depth = c.head_depth;
+    fo.fc_dim = c.fc_dim;
+    fo.seed = c.seed;
+    if (c.nms_iou >= 0) fo.roi.nms_thresh = c.nms_iou;
+    return std::make_unique<FasterRcnn>(bo, fo);
+  }
+  DETNAS_FAIL("unknown detector '", c.kind, "' (known: retinanet, fpn)");
 }
 
 }  // namespace detnas::det
