@@ -22,6 +22,20 @@ DETNAS_HD int64_t upsample_nearest_src(int64_t dst, int64_t in, int64_t out) {
   return s < in - 1 ? s : in - 1;
 }
 
+// The destination indices [*lo, *hi) along one axis that read source index src
+// (upsample_nearest_src is non-decreasing in dst, so they are one run; empty when
+// no destination reads it). For a gather-form backward.
+DETNAS_HD void upsample_nearest_dst_range(int64_t src, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
+  int64_t d = in > 0 ? src * out / in : 0;
+  if (d > out) d = out;
+  while (d > 0 && upsample_nearest_src(d - 1, in, out) >= src) --d;
+  while (d < out && upsample_nearest_src(d, in, out) < src) ++d;
+  int64_t e = d;
+  while (e < out && upsample_nearest_src(e, in, out) == src) ++e;
+  *lo = d;
+  *hi = e;
+}
+
 namespace cpu {
 
 // x (P,H,W)  y (P,Ho,Wo) =   (P = N*C planes)
