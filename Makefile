@@ -132,6 +132,21 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all Debian packages present"; fi
 
+# --- CUDA checks -------------------------------------------------------------------
+# cuda-check: nvcc -Xptxas -v over every .cu source, one line per kernel with its
+# registers, static shared memory, stack frame and spills (needs nvcc, no GPU);
+# fails when a kernel has a stack frame or spills (tests/cuda_check.sh).
+# test-cuda: the `cuda` doctest suite (every CUDA op against its CPU op on a real
+# GPU) with DETNAS_REQUIRE_CUDA=1, so a machine without a usable GPU fails it
+# instead of skipping.
+.PHONY: cuda-check test-cuda
+cuda-check:
+	@command -v $(NVCC) >/dev/null 2>&1 || { echo "cuda-check: $(NVCC) not found"; exit 1; }
+	@sh tests/cuda_check.sh "$(NVCC) -std=c++17 -O2 $(CUDA_ARCH) -DDETNAS_CUDA=1 -I." $(CU_SRCS)
+
+test-cuda: config $(BUILD)/tests/run_tests
+	DETNAS_REQUIRE_CUDA=1 OMP_WAIT_POLICY=passive $(BUILD)/tests/run_tests -tc='cuda:*' $(TEST_ARGS)
+
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
 lint:
