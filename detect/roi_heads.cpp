@@ -18,8 +18,10 @@ namespace detnas::det {
 int64_t fpn_roi_level(const float* b, int64_t k_min, int64_t k_max) {
   const double area = (double(b[2]) - b[0]) * (double(b[3]) - b[1]);
   const double s = std::sqrt(std::max(area, 0.0));
-  const double k = std::floor(4.0 + std::log2(s / 224.0 + 1e-6));
-  return std::clamp(int64_t(k), k_min, k_max);
+  const double k = std::floor(4.0 + std::log2(s / 224.0) + 1e-6);  // log2(0) = -inf: clamped below
+  if (!(k >= double(k_min))) return k_min;  // also NaN
+  if (k >= double(k_max)) return k_max;
+  return int64_t(k);
 }
 
 rt::Tensor multiscale_roi_align(const std::vector<rt::Tensor>& features, const std::vector<float>& rois,

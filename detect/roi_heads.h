@@ -40,8 +40,9 @@ struct RoiHeadsOptions {
 };
 
 // FPN level of a box (torchvision LevelMapper, canonical 224 at level 4):
-// floor(4 + log2(sqrt(area)/224 + 1e-6)) clamped to [k_min, k_max]; area = w*h
-// (no +1), computed in double.
+// floor(4 + log2(sqrt(area)/224) + 1e-6) clamped to [k_min, k_max]; area = w*h
+// (no +1, as every box op here), computed in double. maskrcnn-benchmark puts the
+// 1e-6 inside the log2 and adds 1 to w and h; both only move exact boundaries.
 int64_t fpn_roi_level(const float* box, int64_t k_min = 2, int64_t k_max = 5);
 
 // RoIAlign of rois (R,5) rows (batch_index, x1, y1, x2, y2) over the feature maps

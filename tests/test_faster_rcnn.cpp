@@ -513,9 +513,11 @@ TEST_CASE("fpn: the loss decreases over a few SGD steps") {
 
 TEST_CASE("fpn: overfits two synthetic images to AP > 0.9") {
   auto t0 = std::chrono::steady_clock::now();
-  det::FasterRcnn net(tiny_backbone(nn::NetKind::Standalone, 1), small_options(5, 32, 2, 128));
+  det::FasterRcnnOptions o = small_options(5, 16, 1, 64);
+  o.roi.batch_size_per_image = 32;
+  det::FasterRcnn net(tiny_backbone(nn::NetKind::Standalone, 1), o);
   SynthBatch b = synth_batch({3, 0}, 128);
-  std::vector<double> l = train_steps(net, b, 300, 0.02, 30);
+  std::vector<double> l = train_steps(net, b, 300, 0.03, 30);
   std::vector<det::ImageMeta> metas;
   for (size_t i = 0; i < b.samples.size(); ++i) metas.push_back({int64_t(i + 1), 128, 128, 1.0, 1.0});
   auto dets = net.detect(b.images, metas, nn::Arch{});
