@@ -5,8 +5,8 @@
 // --budget seconds and reports min / median time, GB/s and GFLOP/s and their
 // fractions of the ceilings (memory bandwidth from a large copy and a large
 // in-place update, peak FLOP/s from a large sgemm, measured at start;
-// --roofline measures only those). Not here: the entries (bench/entries_*.cpp),
-// the end-to-end training-step timing (--e2e, a later issue).
+// --roofline measures only those; --e2e runs bench/e2e.cpp instead). Not here:
+// the entries (bench/entries_*.cpp), the end-to-end cases (bench/e2e.cpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/e2e.h"
 #include "bench/harness.h"
 #include "kernels/gemm.h"
 #include "runtime/allocator.h"
@@ -29,6 +30,8 @@ namespace {
 
 struct Options {
   bool roofline_only = false, json = false, list = false, all = false;
+  bool e2e = false;
+  E2eOptions e2e_opts;
   int threads = 0;
   double budget = 0.2;
   std::string filter;
@@ -36,6 +39,7 @@ struct Options {
 
 const char* kUsage =
     "usage: bench [--filter REGEX] [--all] [--json] [--list] [--threads N] [--budget SECONDS] [--roofline]\n"
+    "       bench --e2e [--space NAME] [--steps N] [--eval-images N] [--quick] [--json] [--threads N]\n"
     "  (no option)      validate and time the default entries (about a minute or two on 2 cores)\n"
     "  --all            every entry: adds the 300M@800 and 1.3G@320 backbones and extra head shapes\n"
     "  --filter REGEX   only entries whose name matches (ECMAScript regex, searched anywhere)\n"
@@ -44,6 +48,12 @@ const char* kUsage =
     "  --threads N      OpenMP and OpenBLAS threads (default: OpenMP's default)\n"
     "  --budget S       timed seconds per entry after warm-up (default 0.2; at least 3 repetitions)\n"
     "  --roofline       measure only the ceilings (copy and in-place update bandwidth, sgemm peak)\n"
+    "  --e2e            end to end, synthetic data: training step at batch 2, 320 and 512, random and uniform\n"
+    "                   paths; batch-1 800x800 inference; one search-candidate evaluation (about 4 min on 2 cores)\n"
+    "  --space NAME     e2e backbone search space (default 300M; tiny for a quick run)\n"
+    "  --steps N        e2e timed training steps per case after 2 warm-up steps (default 3)\n"
+    "  --eval-images N  e2e search-candidate images, BN recalibration and inference each (default 256)\n"
+    "  --quick          e2e: 320 and the random path only, 1 timed step, 1 inference, 16 candidate images\n"
     "exit status: 0 ok, 1 a validation failure or error in an entry, 2 bad arguments\n";
 
 bool parse(int argc, char** argv, Options* o) {
@@ -64,6 +74,27 @@ bool parse(int argc, char** argv, Options* o) {
       o->list = true;
     } else if (a == "--all") {
       o->all = true;
+    } else if (a == "--e2e") {
+      o->e2e = true;
+    } else if (a == "--quick") {
+      o->e2e_opts.quick = true;
+      o->e2e_opts.steps = 1;
+      o->e2e_opts.infer_reps = 1;
+      o->e2e_opts.eval_images = 16;
+    } else if (a == "--space") {
+      const char* v = value(a.c_str());
+      if (!v) return false;
+      o->e2e_opts.space = v;
+    } else if (a == "--steps" || a == "--eval-images") {
+      const char* v = value(a.c_str());
+      if (!v) return false;
+      char* end = nullptr;
+      const long n = std::strtol(v, &end, 10);
+      if (*end || n < 1 || n > 100000) {
+        std::fprintf(stderr, "bench: %s wants a positive integer, got '%s'\n", a.c_str(), v);
+        return false;
+      }
+      (a == "--steps" ? o->e2e_opts.steps : o->e2e_opts.eval_images) = int(n);
     } else if (a == "--threads" || a == "--budget" || a == "--filter") {
       const char* v = value(a.c_str());
       if (!v) return false;
@@ -186,6 +217,16 @@ int main(int argc, char** argv) {
     kernels::cpu::set_blas_threads(o.threads);
   }
   const int threads = omp_get_max_threads();
+  if (o.e2e) {
+    o.e2e_opts.json = o.json;
+    o.e2e_opts.json_context = json_context(threads);
+    std::fprintf(o.json ? stderr : stdout, "bench --e2e: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n",
+                 cpu_model().c_str(), threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, kernels::cpu::blas_core_name(),
+                 loadavg().c_str());
+    const int rc = run_e2e(o.e2e_opts);
+    std::fprintf(o.json ? stderr : stdout, "bench --e2e: loadavg at the end %s\n", loadavg().c_str());
+    return rc;
+  }
 
   Registry reg;
   register_conv_entries(reg);

@@ -1,6 +1,6 @@
 // CPU dense conv2d and linear: im2col/col2im loops (OpenMP over column rows /
-// input channels) around OpenBLAS GEMMs, which are always called outside
-// parallel regions. Pointwise convs skip im2col: the sample's channel slab is
+// input channels, `omp simd` row copies and adds) around OpenBLAS GEMMs, which
+// are always called outside parallel regions. Pointwise convs skip im2col: the sample's channel slab is
 // the (C/G, H*W) matrix itself, whatever the batch stride. Not here: the
 // depthwise kernel (kernels/dwconv_cpu.cpp).
 #include "kernels/conv2d.h"
@@ -27,14 +27,17 @@ void im2col(const Conv2dShape& s, const T* xg, T* col) {
     for (int64_t oh = 0; oh < Ho; ++oh) {
       T* __restrict o = row + oh * Wo;
       if (oh < oh_lo || oh >= oh_hi) {
+#pragma omp simd
         for (int64_t ow = 0; ow < Wo; ++ow) o[ow] = T(0);
         continue;
       }
       const T* __restrict xr = xc + conv_in_index(oh, kh, s.S, s.P) * s.W;
       for (int64_t ow = 0; ow < ow_lo; ++ow) o[ow] = T(0);
       if (s.S == 1) {
+#pragma omp simd
         for (int64_t ow = ow_lo; ow < ow_hi; ++ow) o[ow] = xr[ow + off];
       } else {
+#pragma omp simd
         for (int64_t ow = ow_lo; ow < ow_hi; ++ow) o[ow] = xr[ow * s.S + off];
       }
       for (int64_t ow = ow_hi; ow < Wo; ++ow) o[ow] = T(0);
@@ -50,8 +53,10 @@ void col2im(const Conv2dShape& s, const T* col, T* dxg, GradientMode mode) {
 #pragma omp parallel for schedule(static) if (Cg * s.KH * s.KW * L > kParallelMin)
   for (int64_t c = 0; c < Cg; ++c) {
     T* dxc = dxg + c * HW;
-    if (mode == GradientMode::Overwrite)
+    if (mode == GradientMode::Overwrite) {
+#pragma omp simd
       for (int64_t i = 0; i < HW; ++i) dxc[i] = T(0);
+    }
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       int64_t oh_lo, oh_hi;
       conv_out_range(kh, s.S, s.P, s.H, Ho, &oh_lo, &oh_hi);
@@ -64,8 +69,10 @@ void col2im(const Conv2dShape& s, const T* col, T* dxg, GradientMode mode) {
           T* __restrict xr = dxc + conv_in_index(oh, kh, s.S, s.P) * s.W;
           const T* __restrict o = row + oh * Wo;
           if (s.S == 1) {
+#pragma omp simd
             for (int64_t ow = ow_lo; ow < ow_hi; ++ow) xr[ow + off] += o[ow];
           } else {
+#pragma omp simd
             for (int64_t ow = ow_lo; ow < ow_hi; ++ow) xr[ow * s.S + off] += o[ow];
           }
         }
@@ -82,8 +89,11 @@ void bias_grad(int64_t N, int64_t C, int64_t L, const T* dy, T* db, GradientMode
   for (int64_t c = 0; c < C; ++c) {
     double acc = 0;
     for (int64_t n = 0; n < N; ++n) {
-      const T* p = dy + (n * C + c) * L;
-      for (int64_t i = 0; i < L; ++i) acc += double(p[i]);
+      const T* __restrict p = dy + (n * C + c) * L;
+      double a = 0;
+#pragma omp simd reduction(+ : a)
+      for (int64_t i = 0; i < L; ++i) a += double(p[i]);
+      acc += a;
     }
     write_grad(db + c, T(acc), mode);
   }
@@ -104,6 +114,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T*
     for (int64_t nc = 0; nc < s.N * s.Cout; ++nc) {
       T* p = y + nc * L;
       const T bv = b[nc % s.Cout];
+#pragma omp simd
       for (int64_t i = 0; i < L; ++i) p[i] = bv;
     }
   }

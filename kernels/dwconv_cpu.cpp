@@ -9,8 +9,22 @@
 //  - stride 1, K = 3/5/7, larger planes: register blocks on the interior, whole-row
 //    axpys over each tap's output range (conv_out_range) on the top/bottom rows, a
 //    per-element loop over the valid taps on the few border columns;
-//  - anything else: whole-row axpys; stride != 1 input gradient: row scatter.
-// The forward paths add each output's taps in the same (kh, kw) order.
+//  - stride 2, K = 7 (and K = 5 up to 40 outputs wide): a zero-padded copy of
+//    the plane with the even and odd columns of every row split apart
+//    (thread-local buffer), so tap kw of output ow reads phase kw%2 at column
+//    ow + kw/2: stride-1 register blocks again;
+//  - stride-2 input gradient, K = 3/5/7: per output parity (a, b) = (ih%2, iw%2)
+//    only the taps kh = a+P (mod 2), kw = b+P (mod 2) reach dx[ih][iw], and they
+//    read dy[ih/2 + const - t][iw/2 + const - u]: a stride-1 correlation of a
+//    zero-padded dy with that sub-kernel, both column parities of a row computed
+//    as register blocks and stored interleaved (no scatter, no % S tests);
+//  - anything else: whole-row axpys; other strides' input gradient: row scatter.
+// The forward paths add each output's taps in the same (kh, kw) order, and the
+// input-gradient paths add the reaching taps in increasing (kh, kw) order (the
+// order of kernels/dwconv.h); padded zeros add exact zeros.
+#include <cstddef>
+#include <vector>
+
 #include "kernels/dwconv.h"
 
 namespace detnas::kernels::cpu {
@@ -188,6 +202,142 @@ void plane_fast(const Plane<T>& p) {
   }
 }
 
+// A per-thread scratch buffer of at least n elements (kept between calls).
+template <typename T>
+T* scratch(int64_t n) {
+  static thread_local std::vector<T> buf;
+  if (int64_t(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+
+// Stride-2 forward: padded row r (= input row r - P) is stored as its even
+// columns then its odd columns (padded column c = input column c - P), each Wq
+// long, so output ow, tap kw reads phase kw & 1 at index ow + kw / 2.
+template <int kK, typename T>
+void plane_s2(const Plane<T>& p) {
+  const int64_t Wb = (p.Wout + kV - 1) / kV * kV, Wq = Wb + kK / 2 + 1;
+  const int64_t Hp = 2 * (p.Hout - 1) + kK;  // padded rows the outputs read
+  T* buf = scratch<T>(Hp * 2 * Wq);
+  for (int64_t r = 0; r < Hp; ++r) {
+    const int64_t ih = r - p.P;
+    T* e = buf + r * 2 * Wq;
+    T* o = e + Wq;
+    if (ih < 0 || ih >= p.Hin) {
+      for (int64_t j = 0; j < 2 * Wq; ++j) e[j] = T(0);
+      continue;
+    }
+    const T* src = p.in + ih * p.Win;
+    // Columns j in [j_lo, j_hi) have both 2j-P and 2j+1-P inside the row: a
+    // branch-free even/odd split there, the checked form on the few others.
+    const int64_t j_lo = (p.P + 1) / 2, j_hi_raw = (p.Win + p.P) / 2;
+    const int64_t j_hi = j_hi_raw < Wq ? (j_hi_raw > j_lo ? j_hi_raw : j_lo) : Wq;
+    auto edge = [&](int64_t j) {
+      const int64_t c0 = 2 * j - p.P, c1 = c0 + 1;
+      e[j] = c0 >= 0 && c0 < p.Win ? src[c0] : T(0);
+      o[j] = c1 >= 0 && c1 < p.Win ? src[c1] : T(0);
+    };
+    for (int64_t j = 0; j < j_lo && j < Wq; ++j) edge(j);
+    const T* __restrict s0 = src - p.P;
+    T* __restrict ee = e;
+    T* __restrict oo = o;
+#pragma omp simd
+    for (int64_t j = j_lo; j < j_hi; ++j) {
+      ee[j] = s0[2 * j];
+      oo[j] = s0[2 * j + 1];
+    }
+    for (int64_t j = j_hi > j_lo ? j_hi : j_lo; j < Wq; ++j) edge(j);
+  }
+  T wk[kK * kK];
+  for (int i = 0; i < kK * kK; ++i) wk[i] = p.wk[i];
+  const bool acc_mode = p.mode == GradientMode::Accumulate;
+  for (int64_t oh = 0; oh < p.Hout; ++oh) {
+    T* yr = p.out + oh * p.Wout;
+    for (int64_t ob = 0; ob < Wb; ob += kV) {
+      T acc[kV];
+      for (int v = 0; v < kV; ++v) acc[v] = p.bias;
+      for (int kh = 0; kh < kK; ++kh) {
+        const T* row = buf + (2 * oh + kh) * 2 * Wq + ob;
+        for (int kw = 0; kw < kK; ++kw) {
+          const T a = wk[kh * kK + kw];
+          const T* r = row + (kw & 1) * Wq + (kw >> 1);
+          for (int v = 0; v < kV; ++v) acc[v] += a * r[v];
+        }
+      }
+      const int64_t n = p.Wout - ob < kV ? p.Wout - ob : kV;
+      if (acc_mode)
+        for (int64_t v = 0; v < n; ++v) yr[ob + v] += acc[v];
+      else
+        for (int64_t v = 0; v < n; ++v) yr[ob + v] = acc[v];
+    }
+  }
+}
+
+// Stride-2 input gradient of one plane (see the file comment):
+// dx[2i+a][2j+b] = sum_t sum_u w[ka+2t][kb+2u] * dy[i+Ai-t][j+Bj-u],
+// ka = (a+P)&1, Ai = (a+P)>>1 (kb, Bj likewise from b), dy zero outside.
+template <int kK, typename T>
+void plane_s2_input_grad(const DwconvShape& s, const T* wc, const T* dyc, T* dxc, GradientMode mode) {
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), H = s.H, W = s.W, P = s.P;
+  constexpr int64_t M = (kK + 1) / 2;  // zero margin above / left of dy
+  const int64_t J = (W + 1) / 2, Jb = (J + kV - 1) / kV * kV;
+  const int64_t I = (H + 1) / 2;
+  const int64_t rows = M + (Ho > I + kK ? Ho : I + kK) + 1, Wd = M + (Wo > Jb + kK ? Wo : Jb + kK) + 1;
+  T* buf = scratch<T>(rows * Wd);
+  for (int64_t r = 0; r < rows; ++r) {
+    T* d = buf + r * Wd;
+    const int64_t oh = r - M;
+    if (oh < 0 || oh >= Ho) {
+      for (int64_t j = 0; j < Wd; ++j) d[j] = T(0);
+      continue;
+    }
+    for (int64_t j = 0; j < M; ++j) d[j] = T(0);
+    const T* __restrict src = dyc + oh * Wo;
+    T* __restrict dst = d + M;
+#pragma omp simd
+    for (int64_t j = 0; j < Wo; ++j) dst[j] = src[j];
+    for (int64_t j = M + Wo; j < Wd; ++j) d[j] = T(0);
+  }
+  const bool acc_mode = mode == GradientMode::Accumulate;
+  for (int64_t ih = 0; ih < H; ++ih) {
+    const int64_t a = ih & 1, i = ih >> 1, ka = (a + P) & 1, Ai = (a + P) >> 1;
+    T* xr = dxc + ih * W;
+    for (int64_t jb = 0; jb < Jb; jb += kV) {
+      T acc[2][kV];
+      for (int b = 0; b < 2; ++b) {
+        const int64_t kb = (b + P) & 1, Bj = (b + P) >> 1;
+        for (int v = 0; v < kV; ++v) acc[b][v] = T(0);
+        for (int64_t kh = ka, t = 0; kh < kK; kh += 2, ++t) {
+          const T* dr = buf + (i + Ai - t + M) * Wd + M + jb + Bj;
+          for (int64_t kw = kb, u = 0; kw < kK; kw += 2, ++u) {
+            const T wv = wc[kh * kK + kw];
+            const T* d = dr - u;
+            for (int v = 0; v < kV; ++v) acc[b][v] += wv * d[v];
+          }
+        }
+      }
+      const int64_t iw0 = 2 * jb;
+      if (iw0 + 2 * kV <= W) {
+        T* o = xr + iw0;
+        if (acc_mode)
+          for (int v = 0; v < kV; ++v) {
+            o[2 * v] += acc[0][v];
+            o[2 * v + 1] += acc[1][v];
+          }
+        else
+          for (int v = 0; v < kV; ++v) {
+            o[2 * v] = acc[0][v];
+            o[2 * v + 1] = acc[1][v];
+          }
+      } else {
+        for (int64_t q = iw0; q < W; ++q) {
+          const T val = acc[q & 1][(q - iw0) >> 1];
+          xr[q] = acc_mode ? xr[q] + val : val;
+        }
+      }
+    }
+  }
+}
+
 // Picks the compiled variant for (K, S).
 template <typename T>
 void plane_corr(const Plane<T>& p) {
@@ -198,9 +348,14 @@ void plane_corr(const Plane<T>& p) {
       if (p.K == 7) return plane_fast<7, 1>(p);
       return plane_generic<1>(p);
     }
-    // Stride 2: the register blocks would gather every other element, which the
-    // compiler does not vectorise; whole-row axpys are faster there.
-    if (p.S == 2) return plane_generic<2>(p);
+    if (p.S == 2) {
+      // The phase-split copy pays off with enough taps per copied element; 3x3
+      // (and 5x5 on wide rows) stays memory-bound and is faster as strided row
+      // axpys straight from the input (measured on the 300M / 1.3G shapes).
+      if (p.K == 7) return plane_s2<7>(p);
+      if (p.K == 5 && p.Wout <= 40) return plane_s2<5>(p);
+      return plane_generic<2>(p);
+    }
   }
   plane_generic<0>(p);
 }
@@ -344,6 +499,10 @@ void dwconv_backward_input(const DwconvShape& s, const T* w, const T* dy, T* dx,
       T flip[49];
       for (int64_t i = 0; i < K * K; ++i) flip[i] = wc[K * K - 1 - i];
       plane_corr(Plane<T>{dyc, Ho, Wo, flip, K, 1, K - 1 - s.P, T(0), dxc, s.H, s.W, mode});
+    } else if (s.S == 2 && s.P >= 0 && s.P < K && (K == 3 || K == 5 || K == 7)) {
+      if (K == 3) plane_s2_input_grad<3>(s, wc, dyc, dxc, mode);
+      if (K == 5) plane_s2_input_grad<5>(s, wc, dyc, dxc, mode);
+      if (K == 7) plane_s2_input_grad<7>(s, wc, dyc, dxc, mode);
     } else {
       if (mode == GradientMode::Overwrite)
         for (int64_t i = 0; i < HW; ++i) dxc[i] = T(0);

@@ -145,28 +145,97 @@ void sigmoid_focal_backward(int64_t N, int64_t K, const T* x, const T* t, const 
 
 // ---- smooth L1 and BCE with logits ------------------------------------------
 
+// Smooth L1 is memory-bound: the loops are `omp simd` over blocks, with the
+// finiteness check folded into a per-block flag; only a block that holds a
+// non-finite input is searched again for its first such index.
 template <typename T>
 int64_t smooth_l1_forward(int64_t n, const T* x, const T* t, const T* w, T beta, T* loss) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t nb = (n + kBlock - 1) / kBlock;
   int64_t first = kNoBad;
 #pragma omp parallel for schedule(static) reduction(min : first) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    if (!loss_finite(x[i]) || !loss_finite(t[i])) first = std::min(first, i);
-    const T l = smooth_l1_value(x[i] - t[i], beta);
-    loss[i] = w ? w[i] * l : l;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
+    int bad = 0;
+    if (w) {
+#pragma omp simd reduction(| : bad)
+      for (int64_t i = lo; i < hi; ++i) {
+        bad |= !(loss_finite(x[i]) && loss_finite(t[i]));
+        loss[i] = w[i] * smooth_l1_value(x[i] - t[i], beta);
+      }
+    } else {
+#pragma omp simd reduction(| : bad)
+      for (int64_t i = lo; i < hi; ++i) {
+        bad |= !(loss_finite(x[i]) && loss_finite(t[i]));
+        loss[i] = smooth_l1_value(x[i] - t[i], beta);
+      }
+    }
+    if (bad)
+      for (int64_t i = lo; i < hi; ++i)
+        if (!loss_finite(x[i]) || !loss_finite(t[i])) {
+          first = std::min(first, i);
+          break;
+        }
   }
   return bad_or_none(first);
 }
+
+namespace {
+// dx[i] (mode_x) and dt[i] = -dx[i] (mode_t) for i in [lo, hi) with the upstream
+// gradient g(i); the modes are template arguments so the loop has no branches.
+template <GradientMode kX, GradientMode kT, typename T, typename G>
+void smooth_l1_backward_block(int64_t lo, int64_t hi, const T* __restrict x, const T* __restrict t,
+                              const T* __restrict w, T beta, G g, T* __restrict dx, T* __restrict dt) {
+#pragma omp simd
+  for (int64_t i = lo; i < hi; ++i) {
+    T v = g(i) * smooth_l1_grad(x[i] - t[i], beta);
+    if (w) v *= w[i];
+    if (kX == GradientMode::Overwrite) dx[i] = v;
+    if (kX == GradientMode::Accumulate) dx[i] += v;
+    if (kT == GradientMode::Overwrite) dt[i] = -v;
+    if (kT == GradientMode::Accumulate) dt[i] += -v;
+  }
+}
+
+template <GradientMode kX, typename T, typename G>
+void smooth_l1_backward_t(GradientMode mode_t, int64_t lo, int64_t hi, const T* x, const T* t, const T* w, T beta,
+                          G g, T* dx, T* dt) {
+  if (mode_t == GradientMode::Ignore)
+    smooth_l1_backward_block<kX, GradientMode::Ignore>(lo, hi, x, t, w, beta, g, dx, dt);
+  else if (mode_t == GradientMode::Overwrite)
+    smooth_l1_backward_block<kX, GradientMode::Overwrite>(lo, hi, x, t, w, beta, g, dx, dt);
+  else
+    smooth_l1_backward_block<kX, GradientMode::Accumulate>(lo, hi, x, t, w, beta, g, dx, dt);
+}
+
+template <typename T, typename G>
+void smooth_l1_backward_modes(GradientMode mode_x, GradientMode mode_t, int64_t lo, int64_t hi, const T* x,
+                              const T* t, const T* w, T beta, G g, T* dx, T* dt) {
+  if (mode_x == GradientMode::Ignore)
+    smooth_l1_backward_t<GradientMode::Ignore>(mode_t, lo, hi, x, t, w, beta, g, dx, dt);
+  else if (mode_x == GradientMode::Overwrite)
+    smooth_l1_backward_t<GradientMode::Overwrite>(mode_t, lo, hi, x, t, w, beta, g, dx, dt);
+  else
+    smooth_l1_backward_t<GradientMode::Accumulate>(mode_t, lo, hi, x, t, w, beta, g, dx, dt);
+}
+}  // namespace
 
 template <typename T>
 void smooth_l1_backward(int64_t n, const T* x, const T* t, const T* w, T beta, LossGrad<T> dloss, T* dx,
                         GradientMode mode_x, T* dt, GradientMode mode_t) {
   if (mode_x == GradientMode::Ignore && mode_t == GradientMode::Ignore) return;
+  constexpr int64_t kBlock = 4096;
+  const int64_t nb = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    T v = dloss.at(i) * smooth_l1_grad(x[i] - t[i], beta);
-    if (w) v *= w[i];
-    if (mode_x != GradientMode::Ignore) write_grad(dx + i, v, mode_x);
-    if (mode_t != GradientMode::Ignore) write_grad(dt + i, -v, mode_t);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
+    if (dloss.stride == 0) {
+      const T g0 = dloss.at(0);  // a reduced loss: one upstream value (same product as at(i))
+      smooth_l1_backward_modes(mode_x, mode_t, lo, hi, x, t, w, beta, [g0](int64_t) { return g0; }, dx, dt);
+    } else {
+      smooth_l1_backward_modes(mode_x, mode_t, lo, hi, x, t, w, beta, [&dloss](int64_t i) { return dloss.at(i); },
+                               dx, dt);
+    }
   }
 }
 

@@ -1,26 +1,83 @@
 // CPU RoIAlign: loops over the shared math in kernels/roi_align.h.
-// Forward: OpenMP over (box, channel) pairs, each output bin summed in a fixed
-// order. Backward: OpenMP over channels so every thread owns whole input-gradient
-// planes (no two threads write the same element, results do not depend on the
-// thread count). Not here: validation (runtime/ops_box.cpp).
+// The bilinear taps of a box depend only on the box, not on the channel, so
+// they are computed once per box (roi_align_geometry, roi_align_sample_coord,
+// roi_align_bilinear; invalid sample points dropped) and then applied to every
+// channel with exactly the sums of roi_align_bin / roi_align_bin_backward (same
+// expressions, same (iy, ix) order: bit-identical results).
+// Forward: OpenMP over boxes (each writes its own (C,PH,PW) output block).
+// Backward: the taps of all boxes first, then OpenMP over channels so every
+// thread owns whole input-gradient planes (no two threads write the same
+// element, results do not depend on the thread count).
+// Not here: validation (runtime/ops_box.cpp).
+#include <cstddef>
+#include <vector>
+
 #include "kernels/roi_align.h"
 
 namespace detnas::kernels::cpu {
 
+namespace {
+
+// The valid taps of one box, bin by bin: bin b (= ph*PW + pw) owns
+// taps[start[b], start[b+1]).
+template <typename T>
+struct BoxTaps {
+  std::vector<BilinearTaps<T>> taps;
+  std::vector<int64_t> start;
+  T count = T(1);
+  int64_t n = 0;  // batch index
+};
+
+// Appends the taps of box `box` to `out` (its bins' starts are offsets into out.taps).
+template <typename T>
+void box_taps(const RoiAlignParams& p, int64_t H, int64_t W, const T* box, BoxTaps<T>* out) {
+  const RoiGeometry<T> g = roi_align_geometry(p, box);
+  out->count = g.count;
+  out->n = int64_t(box[0]);
+  for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      out->start.push_back(int64_t(out->taps.size()));
+      for (int iy = 0; iy < g.grid_h; ++iy) {
+        const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
+        for (int ix = 0; ix < g.grid_w; ++ix) {
+          const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
+          const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
+          if (t.valid) out->taps.push_back(t);
+        }
+      }
+    }
+  out->start.push_back(int64_t(out->taps.size()));
+}
+
+}  // namespace
+
 template <typename T>
 void roi_align_forward(const RoiAlignParams& p, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, const T* x,
                        const T* boxes, T* y) {
-  const int64_t PH = p.pooled_h, PW = p.pooled_w, HW = H * W;
-#pragma omp parallel for collapse(2) schedule(static) if (K * C > 1)
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t c = 0; c < C; ++c) {
-      const T* box = boxes + k * 5;
-      const int64_t n = int64_t(box[0]);
-      const RoiGeometry<T> g = roi_align_geometry(p, box);
-      const T* plane = x + (n * C + c) * HW;
-      T* out = y + (k * C + c) * PH * PW;
-      for (int64_t ph = 0; ph < PH; ++ph)
-        for (int64_t pw = 0; pw < PW; ++pw) out[ph * PW + pw] = roi_align_bin(g, H, W, ph, pw, plane);
+  const int64_t PHW = p.pooled_h * p.pooled_w, HW = H * W;
+#pragma omp parallel if (K > 1)
+  {
+    BoxTaps<T> bt;
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < K; ++k) {
+      bt.taps.clear();
+      bt.start.clear();
+      box_taps(p, H, W, boxes + k * 5, &bt);
+      const BilinearTaps<T>* taps = bt.taps.data();
+      const int64_t* start = bt.start.data();
+      for (int64_t c = 0; c < C; ++c) {
+        const T* plane = x + (bt.n * C + c) * HW;
+        T* out = y + (k * C + c) * PHW;
+        for (int64_t b = 0; b < PHW; ++b) {
+          T sum = T(0);
+          for (int64_t i = start[b]; i < start[b + 1]; ++i) {
+            const BilinearTaps<T>& t = taps[i];
+            sum += t.w[0] * plane[t.off[0]] + t.w[1] * plane[t.off[1]] + t.w[2] * plane[t.off[2]] +
+                   t.w[3] * plane[t.off[3]];
+          }
+          out[b] = sum / bt.count;
+        }
+      }
     }
   }
   (void)N;
@@ -30,7 +87,10 @@ template <typename T>
 void roi_align_backward_input(const RoiAlignParams& p, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                               const T* dy, const T* boxes, T* dx, GradientMode mode) {
   if (mode == GradientMode::Ignore) return;
-  const int64_t PH = p.pooled_h, PW = p.pooled_w, HW = H * W;
+  const int64_t PHW = p.pooled_h * p.pooled_w, HW = H * W;
+  std::vector<BoxTaps<T>> all(static_cast<std::size_t>(K));
+#pragma omp parallel for schedule(static) if (K > 1)
+  for (int64_t k = 0; k < K; ++k) box_taps(p, H, W, boxes + k * 5, &all[std::size_t(k)]);
 #pragma omp parallel for schedule(static) if (C > 1)
   for (int64_t c = 0; c < C; ++c) {
     if (mode == GradientMode::Overwrite)
@@ -39,13 +99,16 @@ void roi_align_backward_input(const RoiAlignParams& p, int64_t N, int64_t C, int
         for (int64_t i = 0; i < HW; ++i) plane[i] = T(0);
       }
     for (int64_t k = 0; k < K; ++k) {
-      const T* box = boxes + k * 5;
-      const int64_t n = int64_t(box[0]);
-      const RoiGeometry<T> g = roi_align_geometry(p, box);
-      T* dplane = dx + (n * C + c) * HW;
-      const T* gy = dy + (k * C + c) * PH * PW;
-      for (int64_t ph = 0; ph < PH; ++ph)
-        for (int64_t pw = 0; pw < PW; ++pw) roi_align_bin_backward(g, H, W, ph, pw, gy[ph * PW + pw], dplane);
+      const BoxTaps<T>& bt = all[std::size_t(k)];
+      T* dplane = dx + (bt.n * C + c) * HW;
+      const T* gy = dy + (k * C + c) * PHW;
+      for (int64_t b = 0; b < PHW; ++b) {
+        const T g = gy[b];
+        for (int64_t i = bt.start[b]; i < bt.start[b + 1]; ++i) {
+          const BilinearTaps<T>& t = bt.taps[i];
+          for (int q = 0; q < 4; ++q) dplane[t.off[q]] += g * t.w[q] / bt.count;
+        }
+      }
     }
   }
 }
