@@ -1,10 +1,10 @@
-// `detnas train`: RetinaNet detection training with the supernet as backbone
-// (one uniform random path per iteration, unsampled choices untouched) or with a
-// fixed architecture (--arch LIST, a standalone network). SGD momentum 0.9,
-// wd 1e-4 (none on biases, biases at 2x LR), linear warm-up and step decay;
-// periodic COCO AP on the validation set (for a supernet: a fixed random path,
-// BN recalibrated on training batches); checkpoints and exact --resume.
-// Not yet: the two-stage detector, SVG plots (open issues).
+// `detnas train`: detector training (--detector retinanet|fpn) with the supernet
+// as backbone (one uniform random path per iteration, unsampled choices
+// untouched) or with a fixed architecture (--arch LIST, a standalone network).
+// SGD momentum 0.9, wd 1e-4 (none on biases, biases at 2x LR), linear warm-up
+// and step decay; periodic COCO AP on the evaluation set (for a supernet: a
+// fixed random path, BN recalibrated on training images, search/candidate_eval.h);
+// checkpoints, exact --resume, JSONL log and SVG plot.
 #include <omp.h>
 
 #include <cmath>
@@ -12,7 +12,9 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/det_common.h"
 #include "cli/run_log.h"
+#include "cli/train_plot.h"
 #include "data/coco_eval.h"
 #include "data/det_data.h"
 #include "data/json_writer.h"
@@ -27,18 +29,19 @@
 #include "runtime/autograd.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
+#include "search/candidate_eval.h"
 #include "search/path_sampler.h"
 
 namespace detnas::cli {
 namespace {
 
 struct TrainOptions {
-  std::string data, train_json, train_images, val_json, val_images, out = "runs/train", space = "tiny", arch = "supernet",
-                                                                     pretrained;
+  DataOptions d;
+  std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "retinanet";
   int64_t iters = 1200, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
-  int64_t warmup = 100, eval_every = 400, recal_batches = 8, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
+  int64_t warmup = 100, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
-  double lr = -1, wd = 1e-4;
+  double lr = -1, wd = 1e-4, bn_momentum = 0.1;
   uint64_t seed = 1;
   bool resume = false;
 };
@@ -50,51 +53,11 @@ det::Targets to_targets(const data::ImageTargets& t) {
   return r;
 }
 
-// COCO AP of `path` on `val`; a supernet's BN statistics are first re-estimated
-// (exact average) on training batches for that path.
-data::CocoEvalResult evaluate(det::Detector& net, const nn::Arch& path, const data::DetDataset& train,
-                              const data::DetDataset& val, const TrainOptions& o, bool supernet) {
-  if (supernet) {
-    rt::NoGradGuard ng;
-    nn::reset_bn_stats(net);
-    net.set_mode(nn::Mode::Recalibrate);
-    data::DetBatchParams rp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, data::mix_seed(o.seed, 99)};
-    for (int64_t i = 0; i < o.recal_batches; ++i) net.forward_features(data::make_det_batch(train, rp, i).images, path);
-    net.set_mode(nn::Mode::Train);
-  }
-  data::DetBatchParams vp{o.batch, o.short_side, o.max_size, data::DetAugment::Eval, o.seed};
-  std::vector<std::vector<det::Detection>> all;
-  for (int64_t i = 0; i < data::num_det_eval_batches(val, o.batch); ++i) {
-    data::DetBatch b = data::make_det_batch(val, vp, i);
-    std::vector<det::ImageMeta> metas;
-    for (auto& t : b.targets)
-      metas.push_back({t.image_id, t.resized_size.height, t.resized_size.width, t.scale_x, t.scale_y});
-    for (auto& d : net.detect(b.images, metas, path)) all.push_back(std::move(d));
-  }
-  data::CocoDataset gt = val.coco_subset();
-  return data::coco_evaluate(gt, det::to_coco_detections(all, gt.label_to_category));
-}
-
 void run_train(TrainOptions o) {
-  if (o.threads > 0) {
-    omp_set_num_threads(int(o.threads));
-    kernels::cpu::set_blas_threads(int(o.threads));
-  }
-  std::string root = o.data;
-  if (root.empty() && o.train_json.empty()) {
-    root = data::ensure_synthetic_det(data::synthetic_det_dir(data::kDefaultSyntheticRoot));
-    log_info("train: no --data given: using the built-in synthetic detection set in ", root);
-  }
-  if (o.train_json.empty()) o.train_json = path_join(root, "annotations/instances_train.json");
-  if (o.train_images.empty()) o.train_images = path_join(root, "train");
-  if (o.val_json.empty()) o.val_json = path_join(root, "annotations/instances_val.json");
-  if (o.val_images.empty()) o.val_images = path_join(root, "val");
-  data::DetDataset train = data::DetDataset::load(o.train_json, o.train_images);
-  data::DetDatasetOptions vo;
-  vo.empty_images = data::EmptyImages::Keep;
-  data::DetDataset val = data::DetDataset::load(o.val_json, o.val_images, vo);
-  DETNAS_CHECK(train.num_classes() == val.num_classes(), "train: ", o.train_json, " has ", train.num_classes(),
-               " categories but ", o.val_json, " has ", val.num_classes());
+  set_threads(o.threads);
+  DetData dd = load_det_data(o.d, "train");
+  const data::DetDataset& train = dd.train;
+  const data::DetDataset& val = dd.val;
   const nn::SearchSpace& space = nn::space_by_name(o.space);
   const bool supernet = o.arch == "supernet";
   nn::BackboneOptions bo;
@@ -107,7 +70,7 @@ void run_train(TrainOptions o) {
     nn::validate_arch(space, bo.arch);
   }
   det::DetectorConfig dc;
-  dc.kind = "retinanet";
+  dc.kind = o.detector;
   dc.num_classes = train.num_classes();
   dc.fpn_channels = o.fpn_channels;
   dc.head_depth = o.tower_depth;
@@ -136,95 +99,118 @@ void run_train(TrainOptions o) {
     log_info("train: backbone initialised from ", o.pretrained);
   }
   JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
-  log_info("train: RetinaNet on ", o.arch == "supernet" ? "the supernet" : "arch " + o.arch, " of space ", space.name,
-           "; ", train.size(), " train / ", val.size(), " val images, ", train.num_classes(), " classes; batch ",
-           o.batch, " at short side ", o.short_side, " (max ", o.max_size, "); ", lr.describe(), "; ",
-           net.num_parameters(), " parameters");
+  const std::string plot = path_join(o.out, "plot.svg");
+  const std::string title = std::string(net.kind()) + (supernet ? " supernet " : " arch ") + o.space;
+  log_info("train: ", net.kind(), " on ", supernet ? "the supernet" : "arch " + o.arch, " of space ", space.name, "; ",
+           train.size(), " train images, evaluation on ", dd.val_name, " (", val.size(), " images), ",
+           train.num_classes(), " classes; batch ", o.batch, " at short side ", o.short_side, " (max ", o.max_size,
+           "); ", lr.describe(), "; ", net.num_parameters(), " parameters");
+  Rng eval_rng(data::mix_seed(o.seed, 12));
+  const nn::Arch eval_path = supernet ? search::sample_uniform_path(space, eval_rng) : nn::Arch{};
   auto save = [&](int64_t step) {
     nn::CheckpointMeta m;
     m.kind = "train";
     m.step = step;
     m.space = o.space;
-    m.arch = o.arch;
+    m.arch = supernet ? "supernet" : nn::format_arch(bo.arch);
     m.rng["path"] = {path_rng.state0(), path_rng.state1()};
     m.config = dc.to_map();
     m.config["short_side"] = std::to_string(o.short_side);
     m.config["max_size"] = std::to_string(o.max_size);
+    m.config["batch"] = std::to_string(o.batch);
+    m.config["bn_images"] = std::to_string(o.bn_images);
+    m.config["bn_momentum"] = std::to_string(o.bn_momentum);
+    m.config["categories"] = categories_json(train.coco());
+    if (supernet) m.config["eval_arch"] = nn::format_arch(eval_path);
     nn::save_checkpoint(ckpt, net, &opt, m);
   };
   data::DetBatchParams bp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, o.seed};
   auto loader = data::make_det_loader(train, bp, start, int(o.workers), 4);
-  Rng eval_rng(data::mix_seed(o.seed, 12));
-  const nn::Arch eval_path = supernet ? search::sample_uniform_path(space, eval_rng) : bo.arch;
+  search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
   Progress prog(start, o.iters);
-  double acc_cls = 0, acc_box = 0;
+  std::vector<double> acc;
   int64_t acc_n = 0;
+  std::vector<std::string> part_names;
   for (int64_t it = start; it < o.iters; ++it) {
     data::DetBatch b = loader->next();
-    nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : bo.arch;
+    nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : nn::Arch{};
     std::vector<det::Targets> targets;
     for (auto& t : b.targets) targets.push_back(to_targets(t));
     det::DetLosses L = net.forward_train(b.images, targets, path);
-    const double lc = L.part("cls").item(), lb = L.part("box").item();
-    DETNAS_CHECK(std::isfinite(lc) && std::isfinite(lb), "train: loss became ", lc, " + ", lb, " at iteration ", it,
-                 " (lower --lr?)");
+    const double total = L.total.item();
+    DETNAS_CHECK(std::isfinite(total), "train: loss became ", total, " at iteration ", it, " (lower --lr?)");
     rt::backward(L.total);
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
-    acc_cls += lc;
-    acc_box += lb;
-    acc_n++;
+    if (acc.empty()) {
+      acc.assign(L.parts.size() + 1, 0.0);
+      for (auto& [n, t] : L.parts) part_names.push_back(n);
+    }
     data::JsonWriter j;
-    j.begin_object().field("iter", it + 1).field("loss", lc + lb).field("loss_cls", lc).field("loss_box", lb);
-    j.field("lr", cur_lr).field("arch", nn::format_arch(path)).end_object();
+    j.begin_object().field("iter", it + 1).field("loss", total);
+    acc[0] += total;
+    for (size_t k = 0; k < L.parts.size(); ++k) {
+      const double v = L.parts[k].second.item();
+      acc[k + 1] += v;
+      j.field("loss_" + L.parts[k].first, v);
+    }
+    acc_n++;
+    j.field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch)).end_object();
     log.write(j.str());
     if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
-      std::fprintf(stderr, "train iter %lld/%lld  loss %.4f (cls %.4f box %.4f)  lr %.5f  %.2f img/s  %s\n",
-                   (long long)(it + 1), (long long)o.iters, (acc_cls + acc_box) / double(acc_n),
-                   acc_cls / double(acc_n), acc_box / double(acc_n), cur_lr,
+      std::string parts;
+      for (size_t k = 0; k < part_names.size(); ++k) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s%s %.4f", k ? " " : "", part_names[k].c_str(), acc[k + 1] / double(acc_n));
+        parts += buf;
+      }
+      std::fprintf(stderr, "train iter %lld/%lld  loss %.4f (%s)  lr %.5f  %.2f img/s  %s\n", (long long)(it + 1),
+                   (long long)o.iters, acc[0] / double(acc_n), parts.c_str(), cur_lr,
                    double((it + 1 - start) * o.batch) / std::max(1e-9, prog.elapsed()), prog.eta(it + 1).c_str());
-      acc_cls = acc_box = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
       acc_n = 0;
     }
     const bool last = it + 1 == o.iters;
     if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
       std::vector<std::pair<rt::Tensor, rt::Tensor>> snap;
       for (auto& bf : net.buffers()) snap.emplace_back(bf.tensor, bf.tensor.clone());
-      data::CocoEvalResult r = evaluate(net, eval_path, train, val, o, supernet);
+      search::PathScore r = search::score_path(net, eval_path, train, val, es);
       for (auto& [live, saved] : snap) live.copy_from(saved);
+      net.set_mode(nn::Mode::Train);
       data::JsonWriter e;
-      e.begin_object().field("iter", it + 1).field("ap", r.stats[0]).field("ap50", r.stats[1]).field("ap75", r.stats[2]);
-      e.field("eval_arch", nn::format_arch(eval_path)).end_object();
+      const auto& st = r.coco.stats;
+      e.begin_object().field("iter", it + 1).field("ap", st[0]).field("ap50", st[1]).field("ap75", st[2]);
+      e.field("eval_arch", nn::format_arch(supernet ? eval_path : bo.arch)).end_object();
       log.write(e.str());
       std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)(it + 1),
-                   r.stats[0], r.stats[1], r.stats[2], nn::format_arch(eval_path).c_str(),
+                   st[0], st[1], st[2], nn::format_arch(supernet ? eval_path : bo.arch).c_str(),
                    supernet ? ", BN recalibrated" : "");
     }
-    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) save(it + 1);
+    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) {
+      save(it + 1);
+      write_train_plot(log.path(), plot, title, o.log_every);
+    }
     if (it + 1 == o.stop_at) {
       log_info("train: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
       return;
     }
   }
   log_info("train: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
-           log.path());
+           log.path(), ", plot ", plot);
 }
 
 void setup_train(CLI::App& root) {
   auto o = std::make_shared<TrainOptions>();
-  CLI::App* sub = root.add_subcommand("train", "RetinaNet detection training: supernet fine-tuning or a fixed architecture");
+  CLI::App* sub = root.add_subcommand("train", "detector training (RetinaNet or FPN Faster R-CNN): supernet fine-tuning or a fixed architecture");
   sub->footer(
       "With no --data, trains on the built-in synthetic detection set (data/synthetic/det, generated on first use).\n"
       "--data ROOT expects ROOT/annotations/instances_{train,val}.json and images in ROOT/train, ROOT/val;\n"
       "--train-json/--train-images/--val-json/--val-images override each (e.g. COCO's train2017 folder).\n"
-      "Writes OUT/last.safetensors + OUT/last.json and OUT/log.jsonl.");
-  sub->add_option("--data", o->data, "COCO-layout root");
-  sub->add_option("--train-json", o->train_json, "training annotations");
-  sub->add_option("--train-images", o->train_images, "training image folder");
-  sub->add_option("--val-json", o->val_json, "validation annotations");
-  sub->add_option("--val-images", o->val_images, "validation image folder");
+      "Writes OUT/last.safetensors + OUT/last.json, OUT/log.jsonl and OUT/plot.svg (loss and AP).");
+  add_data_options(sub, o->d);
   sub->add_option("--out", o->out, "run folder")->capture_default_str();
   sub->add_option("--space", o->space, "search space")->capture_default_str();
+  sub->add_option("--detector", o->detector, "retinanet or fpn (Faster R-CNN)")->capture_default_str();
   sub->add_option("--arch", o->arch, "'supernet' or a choice list (standalone network)")->capture_default_str();
   sub->add_option("--pretrained", o->pretrained, "backbone checkpoint from detnas pretrain");
   sub->add_option("--iters", o->iters, "iterations")->capture_default_str();
@@ -237,7 +223,9 @@ void setup_train(CLI::App& root) {
   sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels (reference 256)")->capture_default_str();
   sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")->capture_default_str();
   sub->add_option("--eval-every", o->eval_every, "COCO AP on the val set every N iterations")->capture_default_str();
-  sub->add_option("--recal-batches", o->recal_batches, "training batches for BN recalibration (supernet eval)")
+  sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration before a supernet evaluation")
+      ->capture_default_str();
+  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)")
       ->capture_default_str();
   sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
   sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();

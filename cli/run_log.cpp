@@ -10,7 +10,8 @@
 
 namespace detnas::cli {
 
-JsonlLog::JsonlLog(const std::string& path, int64_t keep_until) : path_(path) {
+JsonlLog::JsonlLog(const std::string& path, int64_t keep_until, const std::string& key) : path_(path) {
+  const std::string pat = "\"" + key + "\":";
   std::string kept;
   if (keep_until >= 0 && file_exists(path)) {
     std::string text = read_file(path);
@@ -20,8 +21,8 @@ JsonlLog::JsonlLog(const std::string& path, int64_t keep_until) : path_(path) {
       if (nl == std::string::npos) break;  // a torn last line from a crash is dropped
       std::string line = text.substr(pos, nl - pos);
       pos = nl + 1;
-      size_t k = line.find("\"iter\":");
-      int64_t it = k == std::string::npos ? -1 : std::atoll(line.c_str() + k + 7);
+      size_t k = line.find(pat);
+      int64_t it = k == std::string::npos ? -1 : std::atoll(line.c_str() + k + pat.size());
       if (it <= keep_until) kept += line + "\n";
     }
   }

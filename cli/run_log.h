@@ -11,9 +11,9 @@ namespace detnas::cli {
 class JsonlLog {
  public:
   // Opens PATH for appending. With keep_until >= 0 (a resume), first drops every
-  // record whose "iter" is greater than keep_until (work after the checkpoint
-  // that will be redone); with keep_until < 0 the file is started afresh.
-  JsonlLog(const std::string& path, int64_t keep_until);
+  // record whose `key` ("iter") is greater than keep_until (work after the
+  // checkpoint that will be redone); with keep_until < 0 the file is started afresh.
+  JsonlLog(const std::string& path, int64_t keep_until, const std::string& key = "iter");
   ~JsonlLog();
   void write(const std::string& json_line);  // one object, no newline
   const std::string& path() const { return path_; }

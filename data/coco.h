@@ -95,6 +95,10 @@ std::vector<CocoDetection> load_coco_results(const std::string& path, const Coco
 std::vector<CocoDetection> parse_coco_results(std::string_view json, const CocoDataset& gt,
                                               const std::string& source_name);
 
+// A COCO results file's text for `dets` (one detection per line, floats with
+// enough digits to read back exactly), the inverse of parse_coco_results.
+std::string format_coco_results(const std::vector<CocoDetection>& dets);
+
 // The checks applied to parsed results, for detections made in code: known image
 // and category ids, finite boxes with w, h >= 0, finite scores. `source` names
 // the origin in messages.

@@ -23,7 +23,7 @@ TEST_CASE("train: RetinaNet supernet fine-tuning resumes exactly; bad input is n
       bin + " make-data --kind det --out " + dir + "/d --train 4 --val 2 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
   const std::string common = " train --data " + dir + "/d/det --iters 4 --batch 2 --short-side 64 --max-size 64 "
-                             "--fpn-channels 16 --tower-depth 1 --eval-every 0 --recal-batches 1 --warmup 2 "
+                             "--fpn-channels 16 --tower-depth 1 --eval-every 0 --bn-images 2 --warmup 2 "
                              "--workers 2 --seed 3 --out ";
   out = test::run_capture(bin + common + dir + "/a 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
@@ -42,6 +42,8 @@ TEST_CASE("train: RetinaNet supernet fine-tuning resumes exactly; bad input is n
   std::string la = losses(dir + "/a/log.jsonl"), lb = losses(dir + "/b/log.jsonl");
   CHECK(std::count(la.begin(), la.end(), '\n') == 4);
   CHECK(la == lb);
+  CHECK(file_exists(dir + "/a/plot.svg"));
+  CHECK(read_file(dir + "/a/plot.svg").find("<polyline") != std::string::npos);
   out = test::run_capture(bin + " train --train-json " + dir + "/nope.json --out " + dir + "/c 2>&1", &st);
   CHECK(st != 0);
   CHECK(out.find(dir + "/nope.json") != std::string::npos);

@@ -1,0 +1,228 @@
+// `detnas search`: evolutionary (or random) search over the paths of a trained
+// detector supernet (search/evolution.h), each candidate scored by COCO AP after
+// BN recalibration (search/candidate_eval.h). The state (config, RNG, every
+// candidate) is rewritten atomically after each candidate; --resume continues
+// with no candidate lost or evaluated twice. Run folder: state.json,
+// search.jsonl (one record per candidate), top10.json, plot.svg (AP against
+// FLOPs coloured by generation, budget line, Pareto front).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "cli/det_common.h"
+#include "cli/run_log.h"
+#include "cli/svg_plot.h"
+#include "data/json_writer.h"
+#include "runtime/fs.h"
+#include "runtime/log.h"
+#include "search/candidate_eval.h"
+#include "search/evolution.h"
+
+namespace detnas::cli {
+namespace {
+
+struct SearchOptions {
+  DataOptions d;
+  std::string ckpt = "runs/train/last", out = "runs/search", strategy = "evolution";
+  int64_t population = -1, parents = -1, mutants = -1, crossovers = -1, generations = -1, attempt_factor = 10;
+  double mutate_prob = 0.1, budget = -1, bn_momentum = 0.1;
+  int64_t bn_images = -1, batch = -1, threads = 0, stop_after = -1;
+  uint64_t seed = 1;
+  bool resume = false;
+};
+
+// Reference sizes for the COCO spaces; a small search for the CPU-sized space.
+search::EvolutionConfig default_config(const nn::SearchSpace& space) {
+  search::EvolutionConfig c;
+  if (space.name == "tiny") {
+    c.population = 16;
+    c.parents = 4;
+    c.mutants = 6;
+    c.crossovers = 6;
+    c.generations = 6;
+    c.flops_budget_m = 42;  // tiny spans 37.1 (all k3) .. 49.4 (all k7) MMACs at 224
+  } else if (space.name == "1.3G") {
+    c.flops_budget_m = 1300;
+  } else if (space.name == "3.8G") {
+    c.flops_budget_m = 3800;
+  }
+  return c;
+}
+
+void write_outputs(const search::Evolution& evo, const std::string& out) {
+  // top10.json
+  data::JsonWriter t(data::JsonStyle::Pretty);
+  t.begin_array();
+  for (const search::Candidate& c : evo.top(10)) {
+    t.begin_object().field("arch", nn::format_arch(c.arch)).field("ap", c.fitness);
+    t.key("flops_m").value(c.flops_m, data::Precision{7}).key("params_m").value(c.params_m, data::Precision{7});
+    t.field("generation", c.generation).field("index", c.index).end_object();
+  }
+  t.end_array();
+  write_file_atomic(path_join(out, "top10.json"), t.str());
+  // plot.svg
+  std::vector<double> x, y;
+  Series pts;
+  pts.line = false;
+  pts.points = true;
+  pts.label = "candidates";
+  const int64_t gens = std::max<int64_t>(1, evo.config().generations - 1);
+  for (const search::Candidate& c : evo.candidates()) {
+    if (!c.evaluated) continue;
+    x.push_back(c.flops_m);
+    y.push_back(c.fitness);
+    pts.point_colors.push_back(ramp_color(double(c.generation) / double(gens)));
+  }
+  pts.x = x;
+  pts.y = y;
+  pts.color = ramp_color(0.5);
+  Series front;
+  front.label = "Pareto front";
+  front.color = "#2ca02c";
+  for (size_t i : pareto_front(x, y)) {
+    front.x.push_back(x[i]);
+    front.y.push_back(y[i]);
+  }
+  Chart scatter{std::string(search::strategy_name(evo.config().strategy)) + " search: AP against backbone FLOPs " +
+                    "(colour: generation, blue first, red last)",
+                "backbone MMACs at 224x224", "AP", {pts, front}, {}};
+  if (evo.config().flops_budget_m > 0)
+    scatter.vlines.push_back({evo.config().flops_budget_m, "budget", "#d62728"});
+  Series best;
+  best.label = "best so far";
+  best.points = true;
+  const std::vector<double> bg = evo.best_by_generation();
+  for (size_t g = 0; g < bg.size(); ++g) {
+    best.x.push_back(double(g));
+    best.y.push_back(bg[g]);
+  }
+  Chart progress{"best AP by generation", "generation", "AP", {best}, {}};
+  write_file_atomic(path_join(out, "plot.svg"), render_svg({scatter, progress}));
+}
+
+void run_search(SearchOptions o) {
+  set_threads(o.threads);
+  LoadedDetector m = load_detector(o.ckpt, "", "search");
+  DETNAS_CHECK(m.supernet, "search: ", o.ckpt, " is a standalone network (", m.meta.arch,
+               "); search needs a supernet checkpoint from detnas train");
+  DetData dd = load_det_data(o.d, "search");
+  DETNAS_CHECK(dd.train.num_classes() == m.config.num_classes, "search: ", o.ckpt, " was trained for ",
+               m.config.num_classes, " classes but the data has ", dd.train.num_classes());
+  const nn::SearchSpace& space = nn::space_by_name(m.meta.space);
+  search::EvolutionConfig c = default_config(space);
+  c.strategy = search::parse_strategy(o.strategy);
+  if (o.population > 0) c.population = o.population;
+  if (o.parents > 0) c.parents = o.parents;
+  if (o.mutants >= 0) c.mutants = o.mutants;
+  if (o.crossovers >= 0) c.crossovers = o.crossovers;
+  if (o.generations > 0) c.generations = o.generations;
+  if (o.budget >= 0) c.flops_budget_m = o.budget;
+  c.mutate_prob = o.mutate_prob;
+  c.attempt_factor = o.attempt_factor;
+  c.seed = o.seed;
+  search::EvalSettings es;
+  es.batch = o.batch > 0 ? o.batch : m.batch;
+  es.short_side = m.short_side;
+  es.max_size = m.max_size;
+  es.bn_images = o.bn_images >= 0 ? o.bn_images : std::max<int64_t>(m.bn_images, 1);
+  es.bn_momentum = o.bn_momentum;
+  es.seed = o.seed;
+
+  make_dirs(o.out);
+  const std::string state_path = path_join(o.out, "state.json");
+  search::Evolution evo = [&] {
+    if (!o.resume) return search::Evolution(space, c);
+    DETNAS_CHECK(file_exists(state_path), "search --resume: no ", state_path);
+    return search::Evolution::from_json(space, c, read_file(state_path), state_path);
+  }();
+  if (!o.resume && file_exists(state_path))
+    log_warn("search: ", state_path, " exists and is being replaced (use --resume to continue it)");
+  const int64_t done0 = evo.num_evaluated();
+  JsonlLog log(path_join(o.out, "search.jsonl"), o.resume ? done0 - 1 : -1, "index");
+  log_info("search: ", search::strategy_name(c.strategy), " on ", m.config.kind, " supernet ", o.ckpt, " (space ",
+           space.name, "): population ", c.population, ", ", c.generations, " generations, parents ", c.parents,
+           ", mutants ", c.mutants, ", crossovers ", c.crossovers, ", budget ", c.flops_budget_m,
+           " MMACs; BN recalibration on ", es.bn_images, " training images (momentum ", es.bn_momentum, "), AP on ",
+           dd.val_name, " (", dd.val.size(), " images)", o.resume ? "; resumed after " + std::to_string(done0) : "");
+  const int64_t total = c.population * c.generations;
+  Progress prog(done0, total);
+  int64_t evaluated_now = 0;
+  while (!evo.done()) {
+    const search::Candidate cand = evo.next();
+    search::PathScore s = search::score_path(*m.net, cand.arch, dd.train, dd.val, es);
+    const double secs = s.recal_seconds + s.infer_seconds;
+    data::JsonWriter j;
+    j.begin_object().field("index", cand.index).field("generation", cand.generation).field("origin", cand.origin);
+    j.field("arch", nn::format_arch(cand.arch)).key("flops_m").value(cand.flops_m, data::Precision{7});
+    j.key("params_m").value(cand.params_m, data::Precision{7});
+    j.field("ap", s.coco.stats[0]).field("ap50", s.coco.stats[1]).field("ap75", s.coco.stats[2]);
+    j.field("seconds", secs).field("recal_seconds", s.recal_seconds).field("infer_seconds", s.infer_seconds);
+    j.end_object();
+    log.write(j.str());
+    evo.record(s.coco.stats[0], secs);
+    write_file_atomic(state_path, evo.to_json());
+    write_outputs(evo, o.out);
+    ++evaluated_now;
+    const search::Candidate best = evo.top(1)[0];
+    std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs  %.1fs  | best AP %.4f (%s)  %s\n",
+                 (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation, cand.origin.c_str(),
+                 s.coco.stats[0], cand.flops_m, secs, best.fitness, nn::format_arch(best.arch).c_str(),
+                 prog.eta(evo.num_evaluated()).c_str());
+    if (o.stop_after > 0 && evaluated_now >= o.stop_after) {
+      log_info("search: stopping after ", evaluated_now, " candidates as asked; continue with --resume");
+      return;
+    }
+  }
+  write_outputs(evo, o.out);
+  const std::vector<double> bg = evo.best_by_generation();
+  std::string by_gen;
+  for (size_t g = 0; g < bg.size(); ++g) by_gen += (g ? ", " : "") + std::to_string(bg[g]).substr(0, 6);
+  const search::Candidate best = evo.top(1)[0];
+  log_info("search: done, ", evo.num_evaluated(), " candidates in ", format_duration(prog.elapsed()),
+           "; best AP by generation: ", by_gen);
+  log_info("search: best ", nn::format_arch(best.arch), " AP ", best.fitness, " at ", best.flops_m,
+           " MMACs; results in ", o.out, " (top10.json, search.jsonl, plot.svg)");
+  std::printf("%s\n", nn::format_arch(best.arch).c_str());
+}
+
+void setup_search(CLI::App& root) {
+  auto o = std::make_shared<SearchOptions>();
+  CLI::App* sub = root.add_subcommand("search", "evolutionary (or random) search of a trained detector supernet");
+  sub->footer(
+      "With no options: searches the supernet of the default `detnas train` run (runs/train/last) on the built-in\n"
+      "synthetic data. Defaults: the reference sizes (population 50, parents 10, 20 mutants, 20 crossovers,\n"
+      "20 generations, budget 300/1300/3800 MMACs) for the COCO spaces; 16/4/6/6/6 and 42 MMACs for 'tiny'.\n"
+      "Prints the best architecture on stdout.");
+  sub->add_option("--ckpt", o->ckpt, "supernet checkpoint of detnas train")->capture_default_str();
+  sub->add_option("--out", o->out, "run folder")->capture_default_str();
+  sub->add_option("--strategy", o->strategy, "evolution or random")->capture_default_str();
+  sub->add_option("--population", o->population, "candidates per generation");
+  sub->add_option("--parents", o->parents, "top-k of all evaluated candidates used as parents");
+  sub->add_option("--mutants", o->mutants, "mutated children per generation");
+  sub->add_option("--crossovers", o->crossovers, "crossover children per generation");
+  sub->add_option("--generations", o->generations, "generations");
+  sub->add_option("--mutate-prob", o->mutate_prob, "probability of redrawing each gene")->capture_default_str();
+  sub->add_option("--flops-budget", o->budget, "backbone MMACs at 224x224 (0: none)");
+  sub->add_option("--attempt-factor", o->attempt_factor, "give up after this many x the wanted draws")
+      ->capture_default_str();
+  sub->add_option("--bn-images", o->bn_images,
+                  "training images for each candidate's BN recalibration (default: as in train; reference 4000)");
+  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)")
+      ->capture_default_str();
+  sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
+  add_data_options(sub, o->d);
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of the search and of the recalibration batches")->capture_default_str();
+  sub->add_flag("--resume", o->resume, "continue OUT/state.json");
+  sub->add_option("--stop-after", o->stop_after, "stop after this many candidates (state saved)")->group("");
+  sub->callback([o] { run_search(*o); });
+}
+
+}  // namespace
+
+DETNAS_COMMAND(setup_search);
+
+}  // namespace detnas::cli
