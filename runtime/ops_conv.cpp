@@ -6,6 +6,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/dwconv.h"
 #include "runtime/autograd.h"
+#include "runtime/ops_cuda.h"
 
 namespace detnas::rt::ops {
 
@@ -33,7 +34,7 @@ bool sample_contiguous(const Tensor& x) {
 void check_conv_inputs(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
   check_defined("conv2d", x, "input");
   check_defined("conv2d", w, "weight");
-  require_cpu("conv2d", {&x, &w, &bias});
+  if (!cuda_ops::on_cuda("conv2d", {&x, &w, &bias})) require_cpu("conv2d", {&x, &w, &bias});
   DETNAS_CHECK(x.dim() == 4, "conv2d: input must be 4-D (N,C,H,W), got ", shape_str(x.shape()));
   DETNAS_CHECK(w.dim() == 4, "conv2d: weight must be 4-D (Cout,Cin/groups,KH,KW), got ", shape_str(w.shape()));
   DETNAS_CHECK(p.stride >= 1, "conv2d: stride must be >= 1, got ", p.stride);
@@ -78,6 +79,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   d.N = s.N, d.C = s.C, d.H = s.H, d.W = s.W, d.K = s.KH, d.S = s.S, d.P = s.P;
   d.x_batch_stride = s.x_batch_stride;
 
+  // CUDA tensors: the depthwise CUDA kernel or cuDNN (runtime/ops_cuda.cpp).
+  if (x.device() == Device::CUDA) return cuda_ops::conv2d(x, w, bias, s, path == ConvPath::Depthwise);
   Tensor y = Tensor::empty({s.N, s.Cout, s.Ho(), s.Wo()}, x.device());
   const float* bp = bias.defined() ? bias.data() : nullptr;
   if (path == ConvPath::Depthwise) {
@@ -116,7 +119,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   check_defined("linear", x_in, "input");
   check_defined("linear", w_in, "weight");
-  require_cpu("linear", {&x_in, &w_in, &bias_in});
+  const bool on_cuda = cuda_ops::on_cuda("linear", {&x_in, &w_in, &bias_in});
+  if (!on_cuda) require_cpu("linear", {&x_in, &w_in, &bias_in});
   DETNAS_CHECK(w_in.dim() == 2, "linear: weight must be 2-D (Cout,Cin), got ", shape_str(w_in.shape()));
   DETNAS_CHECK(x_in.dim() >= 1, "linear: input must have at least one dimension, got a scalar");
   DETNAS_CHECK(x_in.numel() > 0, "linear: empty input ", shape_str(x_in.shape()));
@@ -132,6 +136,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   const int64_t N = x.numel() / Cin;
   Shape ys = x.shape();
   ys.back() = Cout;
+  if (on_cuda) return cuda_ops::linear(x, w, bias, N, Cin, Cout, ys);  // cuBLAS (runtime/ops_cuda.cpp)
   Tensor y = Tensor::empty(ys, x.device());
   k::linear_forward(N, Cin, Cout, x.data(), w.data(), bias.defined() ? bias.data() : nullptr, y.data());
   if (wants_grad({&x, &w, &bias})) {

@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "runtime/ops_conv.h"
+#include "runtime/ops_elementwise.h"
 #include "runtime/runtime.h"
 #include "tests/test_util.h"
 #ifdef DETNAS_CUDA
@@ -387,5 +389,39 @@ TEST_CASE("cuda: cuBLAS linear and cuDNN conv match the CPU (TF32 off)") {
     CHECK(close("cudnn backward data", gdx.host(), cdx, test::Tol::reduction(s.Cout * s.KH * s.KW, 4.0)));
     CHECK(close("cudnn backward filter", gdw.host(), cdw, test::Tol::reduction(s.N * s.Ho() * s.Wo(), 8.0)));
   }
+#endif
+}
+
+TEST_CASE("cuda: runtime ops dispatch CUDA tensors (relu, add, depthwise + cuDNN conv) with their gradients") {
+  if (!gpu_or_skip("runtime op dispatch")) return;
+#ifdef DETNAS_CUDA
+  using rt::Tensor;
+  // loss = conv_full(relu(dwconv(x) + x)) with a full-map kernel: one element, so backward() can seed it.
+  const Tensor x = Tensor::from_vector({1, 4, 9, 9}, test::randn_f(4 * 81, 91));
+  const Tensor wd = Tensor::from_vector({4, 1, 3, 3}, test::randn_f(36, 92));
+  const Tensor bd = Tensor::from_vector({4}, test::randn_f(4, 93));
+  const Tensor wf = Tensor::from_vector({1, 4, 9, 9}, test::randn_f(4 * 81, 94));
+  struct Out {
+    float loss;
+    std::vector<float> gx, gwd, gbd, gwf;
+  };
+  auto run = [&](rt::Device dev) {
+    Tensor xs = x.to(dev), wds = wd.to(dev), bds = bd.to(dev), wfs = wf.to(dev);
+    for (Tensor* t : {&xs, &wds, &bds, &wfs}) t->requires_grad_();
+    rt::ops::Conv2dParams dw;
+    dw.padding = 1, dw.groups = 4;
+    Tensor h = rt::ops::relu(rt::ops::add(rt::ops::conv2d(xs, wds, bds, dw), xs));
+    Tensor loss = rt::ops::conv2d(h, wfs, Tensor(), rt::ops::Conv2dParams{});
+    rt::backward(loss);
+    return Out{loss.to(rt::Device::CPU).to_vector()[0], xs.grad().to(rt::Device::CPU).to_vector(),
+               wds.grad().to(rt::Device::CPU).to_vector(), bds.grad().to(rt::Device::CPU).to_vector(),
+               wfs.grad().to(rt::Device::CPU).to_vector()};
+  };
+  const Out c = run(rt::Device::CPU), g = run(rt::Device::CUDA);
+  CHECK(std::fabs(g.loss - c.loss) <= 1e-4 * (1.0 + std::fabs(c.loss)));
+  CHECK(close("dx", g.gx, c.gx, test::Tol::reduction(4 * 81, 4.0)));
+  CHECK(close("d w_dw", g.gwd, c.gwd, test::Tol::reduction(81, 8.0)));
+  CHECK(close("d b_dw", g.gbd, c.gbd, test::Tol::reduction(81, 8.0)));
+  CHECK(close("d w_full", g.gwf, c.gwf, test::Tol::elementwise()));
 #endif
 }

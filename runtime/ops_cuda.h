@@ -1,0 +1,32 @@
+// The CUDA halves of the runtime ops that have CUDA kernels: relu, add, conv2d
+// (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN) and linear (cuBLAS),
+// each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
+// validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
+// every other op still fails by name on CUDA tensors (rt::require_cpu). All
+// kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
+// In a build without CUDA these functions throw.
+// Not here: Tensor device moves (runtime/tensor.h), the kernels (kernels/*_cuda.h).
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+
+#include "kernels/conv2d.h"
+#include "runtime/tensor.h"
+
+namespace detnas::rt::cuda_ops {
+
+// True when every defined tensor is on CUDA, false when all are on the CPU;
+// throws naming the op when they are mixed.
+bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts);
+
+// Inputs must be contiguous CUDA tensors (checked, naming the op).
+Tensor relu(const Tensor& x);
+Tensor add(const Tensor& a, const Tensor& b);
+// Arguments already validated by ops::conv2d; x contiguous within each sample
+// (s.x_batch_stride), w and bias contiguous. depthwise: the direct CUDA kernel.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const kernels::Conv2dShape& s, bool depthwise);
+// Arguments already validated by ops::linear; x (N rows of Cin), y shape ys.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t N, int64_t Cin, int64_t Cout,
+              const Shape& ys);
+
+}  // namespace detnas::rt::cuda_ops
