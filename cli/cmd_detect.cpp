@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/det_common.h"
+#include "cli/run_log.h"
 #include "data/image.h"
 #include "data/json_writer.h"
 #include "data/transforms.h"

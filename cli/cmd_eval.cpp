@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/det_common.h"
+#include "cli/run_log.h"
 #include "data/coco_eval.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"

@@ -6,8 +6,6 @@
 // supernet's own statistics are restored afterwards). Checkpoints every N
 // iterations and at the end; --resume continues exactly (same data order,
 // paths, dropout masks: everything is derived from the seed and the iteration).
-#include <omp.h>
-
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -19,7 +17,6 @@
 #include "data/json_writer.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
-#include "kernels/gemm.h"
 #include "nn/backbone.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
@@ -47,16 +44,6 @@ struct Ctx {
   data::ImageFolder train, val;
   nn::Backbone* net;
 };
-
-using BufferSnapshot = std::vector<std::pair<rt::Tensor, rt::Tensor>>;  // (live, saved copy)
-BufferSnapshot snapshot_buffers(const nn::Module& m) {
-  BufferSnapshot s;
-  for (auto& b : m.buffers()) s.emplace_back(b.tensor, b.tensor.clone());
-  return s;
-}
-void restore_buffers(BufferSnapshot& s) {
-  for (auto& [live, saved] : s) live.copy_from(saved);
-}
 
 // Top-1 of `path` on the val folder after re-estimating BN statistics on
 // `recal_batches` training batches (train transforms), all under no-grad.
@@ -88,10 +75,7 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
 }
 
 void run_pretrain(const PretrainOptions& o) {
-  if (o.threads > 0) {
-    omp_set_num_threads(int(o.threads));
-    kernels::cpu::set_blas_threads(int(o.threads));
-  }
+  set_threads(o.threads);
   DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
   std::string root = o.data;
   if (root.empty()) {
@@ -194,7 +178,7 @@ void run_pretrain(const PretrainOptions& o) {
     }
     const bool last = it + 1 == o.iters;
     if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
-      BufferSnapshot snap = snapshot_buffers(net);
+      nn::BufferSnapshot snap(net);
       data::JsonWriter e;
       e.begin_object().field("iter", it + 1).key("eval_top1").begin_array();
       double mean = 0;
@@ -205,7 +189,7 @@ void run_pretrain(const PretrainOptions& o) {
         e.value(top1);
         msg += (k ? ", " : "") + std::to_string(top1).substr(0, 5);
       }
-      restore_buffers(snap);
+      snap.restore();
       e.end_array().field("mean_top1", mean).field("chance", 1.0 / double(c.train.classes.size())).end_object();
       log.write(e.str());
       std::fprintf(stderr, "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",

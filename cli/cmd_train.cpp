@@ -5,8 +5,6 @@
 // and step decay; periodic COCO AP on the evaluation set (for a supernet: a
 // fixed random path, BN recalibrated on training images, search/candidate_eval.h);
 // checkpoints, exact --resume, JSONL log and SVG plot.
-#include <omp.h>
-
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -22,7 +20,6 @@
 #include "data/synthetic.h"
 #include "detect/postprocess.h"
 #include "detect/retinanet.h"
-#include "kernels/gemm.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
@@ -172,10 +169,9 @@ void run_train(TrainOptions o) {
     }
     const bool last = it + 1 == o.iters;
     if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
-      std::vector<std::pair<rt::Tensor, rt::Tensor>> snap;
-      for (auto& bf : net.buffers()) snap.emplace_back(bf.tensor, bf.tensor.clone());
+      nn::BufferSnapshot snap(net);
       search::PathScore r = search::score_path(net, eval_path, train, val, es);
-      for (auto& [live, saved] : snap) live.copy_from(saved);
+      snap.restore();
       net.set_mode(nn::Mode::Train);
       data::JsonWriter e;
       const auto& st = r.coco.stats;

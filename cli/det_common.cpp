@@ -1,12 +1,11 @@
 // Data options/loading, threads and checkpoint loading for the detection commands.
 #include "cli/det_common.h"
 
-#include <omp.h>
 #include <simdjson.h>
 
+#include "cli/run_log.h"
 #include "data/json_writer.h"
 #include "data/synthetic.h"
-#include "kernels/gemm.h"
 #include "runtime/error.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
@@ -83,12 +82,6 @@ std::vector<Category> parse_categories(const std::string& json, const std::strin
     r.push_back(std::move(c));
   }
   return r;
-}
-
-void set_threads(int64_t threads) {
-  if (threads <= 0) return;
-  omp_set_num_threads(int(threads));
-  kernels::cpu::set_blas_threads(int(threads));
 }
 
 LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch_text, const char* command) {

@@ -31,8 +31,6 @@ struct DetData {
 // Resolves the paths (generating the synthetic set when no data is given) and loads.
 DetData load_det_data(DataOptions d, const char* command);
 
-void set_threads(int64_t threads);  // > 0: OpenMP and OpenBLAS threads
-
 // The dataset's categories in label order as a JSON list [{"id":..,"name":..}]
 // (stored in detector checkpoints so `detect` can name its labels), and back.
 std::string categories_json(const data::CocoDataset& coco);

@@ -1,10 +1,13 @@
 // JSONL log and progress helpers.
 #include "cli/run_log.h"
 
+#include <omp.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "kernels/gemm.h"
 #include "runtime/fs.h"
 #include "runtime/error.h"
 
@@ -63,6 +66,12 @@ std::string Progress::eta(int64_t done) const {
   if (n <= 0) return "ETA ?";
   double per = elapsed() / double(n);
   return "ETA " + format_duration(per * double(total_ - done));
+}
+
+void set_threads(int64_t threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(int(threads));
+  kernels::cpu::set_blas_threads(int(threads));
 }
 
 }  // namespace detnas::cli

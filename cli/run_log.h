@@ -1,6 +1,6 @@
-// Run-folder helpers shared by the training commands: a JSON Lines log that a
-// resumed run truncates back to its checkpoint, and a progress line with
-// throughput and ETA.
+// Run-folder helpers shared by the commands: a JSON Lines log that a resumed
+// run truncates back to its checkpoint, a progress line with throughput and
+// ETA, and the thread setting.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -36,5 +36,8 @@ class Progress {
 };
 
 std::string format_duration(double seconds);
+
+// --threads N > 0: OpenMP and OpenBLAS threads (0 keeps the defaults: all cores).
+void set_threads(int64_t threads);
 
 }  // namespace detnas::cli

@@ -51,4 +51,12 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+BufferSnapshot::BufferSnapshot(const Module& m) {
+  for (auto& b : m.buffers()) saved_.emplace_back(b.tensor, b.tensor.clone());
+}
+
+void BufferSnapshot::restore() {
+  for (auto& [live, copy] : saved_) live.copy_from(copy);
+}
+
 }  // namespace detnas::nn

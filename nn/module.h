@@ -65,4 +65,15 @@ class Module {
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
 };
 
+// A copy of every buffer (BN running statistics) of a module tree, to put back
+// after an evaluation that re-estimates them (BN recalibration of one path).
+class BufferSnapshot {
+ public:
+  explicit BufferSnapshot(const Module& m);
+  void restore();  // copies the saved values back into the live buffers
+
+ private:
+  std::vector<std::pair<rt::Tensor, rt::Tensor>> saved_;  // (live, copy)
+};
+
 }  // namespace detnas::nn
