@@ -7,11 +7,14 @@
 #include "runtime/error.h"
 
 #ifdef DETNAS_CUDA
+#include "kernels/batchnorm_cuda.h"
 #include "kernels/bias_cuda.h"
 #include "kernels/conv2d_cudnn.h"
 #include "kernels/dwconv_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/gemm_cublas.h"
+#include "kernels/pool_cuda.h"
+#include "kernels/shuffle_cuda.h"
 #include "runtime/device_allocator.h"
 #endif
 
@@ -145,6 +148,170 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t N, i
   return y;
 }
 
+Tensor channel_shuffle(const Tensor& x, int64_t groups) {
+  require_contiguous("channel_shuffle", {&x});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  kc::channel_shuffle_forward(N, C, HW, groups, x.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, N, C, HW, groups]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("channel_shuffle backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::channel_shuffle_backward_input(N, C, HW, groups, gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+std::pair<Tensor, Tensor> split_even_odd(const Tensor& x) {
+  require_contiguous("split_even_odd", {&x});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const Shape hs{N, C / 2, x.size(2), x.size(3)};
+  Tensor even = Tensor::empty(hs, Device::CUDA), odd = Tensor::empty(hs, Device::CUDA);
+  kc::split_even_odd_forward(N, C, HW, x.data(), even.data(), odd.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&even, &odd}, [x, even, odd, N, C, HW]() {
+      Tensor ge = even.grad(), go = odd.grad();
+      if (!ge.defined() && !go.defined()) return;
+      require_contiguous("split_even_odd backward", {&ge, &go});
+      GradSlot g = grad_slot(x);
+      kc::split_even_odd_backward_input(N, C, HW, ge.defined() ? ge.data() : nullptr,
+                                        go.defined() ? go.data() : nullptr, g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return {even, odd};
+}
+
+Tensor concat(const std::vector<Tensor>& xs) {
+  const Tensor& first = xs[0];
+  const int64_t N = first.size(0);
+  int64_t HW = 1, Ctot = 0;
+  for (int64_t d = 2; d < first.dim(); ++d) HW *= first.size(d);
+  for (const Tensor& t : xs) {
+    int64_t expect = 1;  // contiguous from dim 1 on (dim 0 may be strided)
+    for (int64_t d = t.dim() - 1; d >= 1; --d) {
+      DETNAS_CHECK(t.size(d) == 1 || t.strides()[size_t(d)] == expect, "concat (cuda): input ", t.describe(),
+                   " is not contiguous within a sample (no CUDA strided copy yet)");
+      expect *= t.size(d);
+    }
+    Ctot += t.size(1);
+  }
+  Shape ys = first.shape();
+  ys[1] = Ctot;
+  Tensor y = Tensor::empty(ys, Device::CUDA);
+  int64_t off = 0;
+  bool any_grad = false;
+  for (const Tensor& t : xs) {
+    const int64_t sn = N > 1 ? t.strides()[0] : t.size(1) * HW;
+    kc::concat_forward(N, t.size(1), Ctot, HW, off, t.data(), sn, y.data(), cuda_stream());
+    off += t.size(1);
+    any_grad = any_grad || wants_grad({&t});
+  }
+  if (any_grad) {
+    record({&y}, [xs, y, N, Ctot, HW]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("concat backward", {&gy});
+      int64_t o = 0;
+      for (const Tensor& t : xs) {
+        GradSlot g = grad_slot(t);
+        kc::concat_backward_input(N, t.size(1), Ctot, HW, o, gy.data(), g.ptr, g.mode, cuda_stream());
+        o += t.size(1);
+      }
+    });
+  }
+  return y;
+}
+
+Tensor max_pool2d(const Tensor& x, const kernels::PoolWindow& win, int64_t Ho, int64_t Wo) {
+  require_contiguous("max_pool2d", {&x});
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y = Tensor::empty({N, C, Ho, Wo}, Device::CUDA);
+  kc::max_pool2d_forward(N * C, H, W, Ho, Wo, win, x.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, win, N, C, H, W, Ho, Wo]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("max_pool2d backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::max_pool2d_backward_input(N * C, H, W, Ho, Wo, win, x.data(), gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor global_avg_pool(const Tensor& x) {
+  require_contiguous("global_avg_pool", {&x});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y = Tensor::empty({N, C, 1, 1}, Device::CUDA);
+  kc::global_avg_pool_forward(N * C, HW, x.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, N, C, HW]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("global_avg_pool backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::global_avg_pool_backward_input(N * C, HW, gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor upsample_nearest(const Tensor& x, int64_t Ho, int64_t Wo) {
+  require_contiguous("upsample_nearest", {&x});
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y = Tensor::empty({N, C, Ho, Wo}, Device::CUDA);
+  kc::upsample_nearest2d_forward(N * C, H, W, Ho, Wo, x.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, N, C, H, W, Ho, Wo]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("upsample_nearest backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::upsample_nearest2d_backward_input(N * C, H, W, Ho, Wo, gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  kernels::BatchNormMode mode, double eps, double factor) {
+  require_contiguous("batch_norm", {&x, &gamma, &beta, &running_mean, &running_var});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  Tensor save_mean = Tensor::empty({2, C}, Device::CUDA);  // (hi, lo) rows, see kernels/batchnorm.h
+  Tensor save_invstd = Tensor::empty({C}, Device::CUDA);
+  {
+    Workspace ws(kernels::cuda_plan::batchnorm_workspace_bytes(C));
+    if (mode == kernels::BatchNormMode::Eval)
+      kc::batchnorm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                 running_var.data(), eps, y.data(), save_mean.data(), save_invstd.data(), ws.p,
+                                 cuda_stream());
+    else
+      kc::batchnorm_forward_batch(N, C, HW, x.data(), gamma.data(), beta.data(), eps, factor, y.data(),
+                                  save_mean.data(), save_invstd.data(), running_mean.data(), running_var.data(), ws.p,
+                                  cuda_stream());
+  }
+  if (wants_grad({&x, &gamma, &beta})) {
+    record({&y}, [x, gamma, beta, y, save_mean, save_invstd, mode, N, C, HW]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("batch_norm backward", {&gy});
+      GradSlot gx = grad_slot(x), gg = grad_slot(gamma), gb = grad_slot(beta);
+      kernels::cpu::BatchNormGrads<float> g;
+      g.dx = gx.ptr, g.dx_mode = gx.mode;
+      g.dgamma = gg.ptr, g.dgamma_mode = gg.mode;
+      g.dbeta = gb.ptr, g.dbeta_mode = gb.mode;
+      Workspace ws(kernels::cuda_plan::batchnorm_workspace_bytes(C));
+      kc::batchnorm_backward(N, C, HW, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(), mode,
+                             g, ws.p, cuda_stream());
+    });
+  }
+  return y;
+}
+
 #else  // built without CUDA: CUDA tensors cannot exist, these are never reached
 
 Tensor relu(const Tensor&) { DETNAS_FAIL("relu: built without CUDA"); }
@@ -154,6 +321,19 @@ Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const kernels::Conv2d
 }
 Tensor linear(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Shape&) {
   DETNAS_FAIL("linear: built without CUDA");
+}
+
+Tensor channel_shuffle(const Tensor&, int64_t) { DETNAS_FAIL("channel_shuffle: built without CUDA"); }
+std::pair<Tensor, Tensor> split_even_odd(const Tensor&) { DETNAS_FAIL("split_even_odd: built without CUDA"); }
+Tensor concat(const std::vector<Tensor>&) { DETNAS_FAIL("concat: built without CUDA"); }
+Tensor max_pool2d(const Tensor&, const kernels::PoolWindow&, int64_t, int64_t) {
+  DETNAS_FAIL("max_pool2d: built without CUDA");
+}
+Tensor global_avg_pool(const Tensor&) { DETNAS_FAIL("global_avg_pool: built without CUDA"); }
+Tensor upsample_nearest(const Tensor&, int64_t, int64_t) { DETNAS_FAIL("upsample_nearest: built without CUDA"); }
+Tensor batch_norm(const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&, kernels::BatchNormMode, double,
+                  double) {
+  DETNAS_FAIL("batch_norm: built without CUDA");
 }
 
 #endif

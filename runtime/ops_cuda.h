@@ -1,6 +1,7 @@
 // The CUDA halves of the runtime ops that have CUDA kernels: relu, add, conv2d
-// (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN) and linear (cuBLAS),
-// each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
+// (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN), linear (cuBLAS),
+// channel shuffle / even-odd split / concat, max / global average pooling,
+// nearest upsampling and batch norm, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
 // validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
 // every other op still fails by name on CUDA tensors (rt::require_cpu). All
 // kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
@@ -9,8 +10,12 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
+#include <vector>
 
+#include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
+#include "kernels/pool.h"
 #include "runtime/tensor.h"
 
 namespace detnas::rt::cuda_ops {
@@ -28,5 +33,19 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const kernel
 // Arguments already validated by ops::linear; x (N rows of Cin), y shape ys.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t N, int64_t Cin, int64_t Cout,
               const Shape& ys);
+
+// The ops of runtime/ops_shape.cpp, arguments already validated there. x (N,C,H,W)
+// contiguous; concat inputs contiguous from dim 1 on (a channel slice is fine).
+Tensor channel_shuffle(const Tensor& x, int64_t groups);
+std::pair<Tensor, Tensor> split_even_odd(const Tensor& x);
+Tensor concat(const std::vector<Tensor>& xs);
+Tensor max_pool2d(const Tensor& x, const kernels::PoolWindow& win, int64_t Ho, int64_t Wo);
+Tensor global_avg_pool(const Tensor& x);
+Tensor upsample_nearest(const Tensor& x, int64_t Ho, int64_t Wo);
+
+// ops::batch_norm after its checks: factor is the running-update factor of the
+// mode (momentum or 1/k); running stats updated in place (contiguous).
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  kernels::BatchNormMode mode, double eps, double factor);
 
 }  // namespace detnas::rt::cuda_ops

@@ -3,6 +3,7 @@
 #include "runtime/ops_norm.h"
 
 #include "runtime/autograd.h"
+#include "runtime/ops_cuda.h"
 
 namespace detnas::rt::ops {
 
@@ -51,7 +52,8 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
   check_channel_vector(beta_in, C, "bias (beta)", x_in);
   check_channel_vector(running_mean, C, "running_mean", x_in);
   check_channel_vector(running_var, C, "running_var", x_in);
-  require_cpu("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var});
+  const bool on_cuda = cuda_ops::on_cuda("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var});
+  if (!on_cuda) require_cpu("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var});
   DETNAS_CHECK(p.eps > 0, "batch_norm: eps must be > 0, got ", p.eps);
   if (mode != BatchNormMode::Eval)
     DETNAS_CHECK(N * HW > 1, "batch_norm: ", mode_name(mode),
@@ -63,6 +65,11 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
     factor = 1.0 / double(*recal_batches + 1);
   } else if (mode == BatchNormMode::Train) {
     DETNAS_CHECK(p.momentum >= 0 && p.momentum <= 1, "batch_norm: momentum must be in [0, 1], got ", p.momentum);
+  }
+  if (on_cuda) {  // runtime/ops_cuda.cpp
+    Tensor y = cuda_ops::batch_norm(x_in, gamma_in, beta_in, running_mean, running_var, mode, p.eps, factor);
+    if (mode == BatchNormMode::Recalibrate) ++*recal_batches;
+    return y;
   }
 
   Tensor x = x_in.contiguous(), gamma = gamma_in.contiguous(), beta = beta_in.contiguous();

@@ -8,6 +8,7 @@
 #include "kernels/shuffle.h"
 #include "kernels/upsample.h"
 #include "runtime/autograd.h"
+#include "runtime/ops_cuda.h"
 
 namespace detnas::rt::ops {
 
@@ -18,7 +19,7 @@ void check_nchw(const char* op, const Tensor& x) {
   check_defined(op, x, "input");
   DETNAS_CHECK(x.dim() == 4, op, ": expected an (N,C,H,W) input, got shape ", shape_str(x.shape()));
   DETNAS_CHECK(x.numel() > 0, op, ": empty input ", shape_str(x.shape()));
-  require_cpu(op, {&x});
+  if (!cuda_ops::on_cuda(op, {&x})) require_cpu(op, {&x});  // CUDA: each op hands off below
 }
 
 // True when dims 1.. are laid out contiguously (dim 0 may have any stride), as for
@@ -38,6 +39,7 @@ Tensor channel_shuffle(const Tensor& x_in, int64_t groups) {
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   DETNAS_CHECK(groups >= 1 && C % groups == 0, "channel_shuffle: ", C, " channels of input ", shape_str(x_in.shape()),
                " are not divisible by groups = ", groups);
+  if (x_in.device() == Device::CUDA) return cuda_ops::channel_shuffle(x_in, groups);  // runtime/ops_cuda.cpp
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.device());
   k::channel_shuffle_forward(N, C, HW, groups, x.data(), y.data());
@@ -56,6 +58,7 @@ std::pair<Tensor, Tensor> split_even_odd(const Tensor& x_in) {
   check_nchw("split_even_odd", x_in);
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   DETNAS_CHECK(C % 2 == 0, "split_even_odd: needs an even channel count, got input ", shape_str(x_in.shape()));
+  if (x_in.device() == Device::CUDA) return cuda_ops::split_even_odd(x_in);
   Tensor x = x_in.contiguous();
   Shape hs{N, C / 2, x.size(2), x.size(3)};
   Tensor even = Tensor::empty(hs, x.device()), odd = Tensor::empty(hs, x.device());
@@ -85,8 +88,9 @@ Tensor concat(const std::vector<Tensor>& xs_in) {
     for (int64_t d = 0; ok && d < t.dim(); ++d) ok = d == 1 || t.size(d) == first.size(d);
     DETNAS_CHECK(ok, "concat: input ", i, " shape ", shape_str(t.shape()), " does not match input 0 shape ",
                  shape_str(first.shape()), " outside dim 1");
-    require_cpu("concat", {&t});
+    if (!cuda_ops::on_cuda("concat", {&first, &t})) require_cpu("concat", {&t});  // throws on mixed devices
   }
+  if (first.device() == Device::CUDA) return cuda_ops::concat(xs_in);
   const int64_t N = first.size(0);
   int64_t HW = 1, Ctot = 0;
   for (int64_t d = 2; d < first.dim(); ++d) HW *= first.size(d);
@@ -135,6 +139,7 @@ Tensor max_pool2d(const Tensor& x_in, const PoolParams& p) {
   const int64_t Wo = W + 2 * p.padding >= p.kernel ? kernels::pool_out_size(W, win) : 0;
   DETNAS_CHECK(Ho >= 1 && Wo >= 1, "max_pool2d: input ", shape_str(x_in.shape()), " is smaller than the kernel ",
                p.kernel, " with padding ", p.padding);
+  if (x_in.device() == Device::CUDA) return cuda_ops::max_pool2d(x_in, win, Ho, Wo);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, Ho, Wo}, x.device());
   k::max_pool2d_forward(N * C, H, W, Ho, Wo, win, x.data(), y.data());
@@ -151,6 +156,7 @@ Tensor max_pool2d(const Tensor& x_in, const PoolParams& p) {
 
 Tensor global_avg_pool(const Tensor& x_in) {
   check_nchw("global_avg_pool", x_in);
+  if (x_in.device() == Device::CUDA) return cuda_ops::global_avg_pool(x_in);
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, 1, 1}, x.device());
@@ -170,6 +176,7 @@ Tensor upsample_nearest(const Tensor& x_in, int64_t Ho, int64_t Wo) {
   check_nchw("upsample_nearest", x_in);
   DETNAS_CHECK(Ho >= 1 && Wo >= 1, "upsample_nearest: invalid output size (", Ho, ", ", Wo, ") for input ",
                shape_str(x_in.shape()));
+  if (x_in.device() == Device::CUDA) return cuda_ops::upsample_nearest(x_in, Ho, Wo);
   const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, Ho, Wo}, x.device());

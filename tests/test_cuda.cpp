@@ -15,6 +15,8 @@
 
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
+#include "runtime/ops_norm.h"
+#include "runtime/ops_shape.h"
 #include "runtime/runtime.h"
 #include "tests/test_util.h"
 #ifdef DETNAS_CUDA
@@ -423,5 +425,40 @@ TEST_CASE("cuda: runtime ops dispatch CUDA tensors (relu, add, depthwise + cuDNN
   CHECK(close("d w_dw", g.gwd, c.gwd, test::Tol::reduction(81, 8.0)));
   CHECK(close("d b_dw", g.gbd, c.gbd, test::Tol::reduction(81, 8.0)));
   CHECK(close("d w_full", g.gwf, c.gwf, test::Tol::elementwise()));
+#endif
+}
+
+TEST_CASE("cuda: runtime ops dispatch CUDA tensors (batch norm, split, concat, shuffle, pooling, upsample)") {
+  if (!gpu_or_skip("runtime op dispatch (ShuffleNet block)")) return;
+#ifdef DETNAS_CUDA
+  using rt::Tensor;
+  // A ShuffleNetV2-like chain ending in one element so backward() can seed it.
+  const Tensor x = Tensor::from_vector({1, 8, 9, 9}, test::randn_f(8 * 81, 95));
+  const Tensor gamma = Tensor::from_vector({8}, test::randn_f(8, 96)), beta = Tensor::from_vector({8}, test::randn_f(8, 97));
+  const Tensor wf = Tensor::from_vector({1, 8, 1, 1}, test::randn_f(8, 98));
+  struct Out {
+    float loss;
+    std::vector<float> gx, gg, gb, rm, rv;
+  };
+  auto run = [&](rt::Device dev) {
+    Tensor xs = x.to(dev), gs = gamma.to(dev), bs = beta.to(dev), ws = wf.to(dev);
+    Tensor rm = Tensor::zeros({8}).to(dev), rv = Tensor::full({8}, 1.0f).to(dev);
+    for (Tensor* t : {&xs, &gs, &bs}) t->requires_grad_();
+    Tensor h = rt::ops::batch_norm(xs, gs, bs, rm, rv, rt::ops::BatchNormMode::Train);
+    auto eo = rt::ops::split_even_odd(h);
+    h = rt::ops::channel_shuffle(rt::ops::concat({eo.first, rt::ops::relu(eo.second)}), 2);
+    h = rt::ops::upsample_nearest(rt::ops::max_pool2d(h), 9, 9);
+    Tensor loss = rt::ops::conv2d(rt::ops::global_avg_pool(h), ws, Tensor(), rt::ops::Conv2dParams{});
+    rt::backward(loss);
+    auto host = [](const Tensor& t) { return t.to(rt::Device::CPU).to_vector(); };
+    return Out{host(loss)[0], host(xs.grad()), host(gs.grad()), host(bs.grad()), host(rm), host(rv)};
+  };
+  const Out c = run(rt::Device::CPU), g = run(rt::Device::CUDA);
+  CHECK(std::fabs(g.loss - c.loss) <= 1e-4 * (1.0 + std::fabs(c.loss)));
+  CHECK(close("dx", g.gx, c.gx, test::Tol::reduction(81, 8.0)));
+  CHECK(close("dgamma", g.gg, c.gg, test::Tol::reduction(81, 8.0)));
+  CHECK(close("dbeta", g.gb, c.gb, test::Tol::reduction(81, 8.0)));
+  CHECK(close("running_mean", g.rm, c.rm, test::Tol::elementwise()));
+  CHECK(close("running_var", g.rv, c.rv, test::Tol::elementwise()));
 #endif
 }
