@@ -35,7 +35,7 @@ else
   $(error MODE must be release, debug or asan)
 endif
 
-LIB_DIRS := kernels runtime nn detect data search
+LIB_DIRS := kernels runtime nn detect data search api
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
 CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
 CLI_SRCS := $(wildcard cli/*.cpp)
@@ -55,6 +55,7 @@ TEST_OBJS  := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.cpp=$(BUILD)/%.o)
 
 LIBA := $(BUILD)/libdetnas.a
+LIBSO := $(BUILD)/libdetnas.so
 # Objects depend on a stamp named after the compile flags, so changing a flag
 # (MODE, CUDA, an added warning) rebuilds everything instead of mixing objects.
 FLAGS_STAMP := $(BUILD)/.flags-$(shell echo '$(CXX) $(CXXFLAGS) $(NVCCFLAGS)' | md5sum | cut -c1-12)
@@ -73,12 +74,16 @@ all: config detnas bench/bench
 config:
 	@echo "detnas: MODE=$(MODE) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), ($(CUDA_HOME), sm_90+PTX),) CXX=$(CXX) BUILD=$(BUILD) OpenMP+OpenBLAS"
 
-lib: $(LIBA)
+lib: $(LIBA) $(LIBSO)
 
 $(LIBA): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CXX) -shared -Wl,-soname,libdetnas.so -o $@ $^ $(LDLIBS)
 
 detnas: $(BUILD)/bin/detnas
 	@cp $< $@
@@ -113,7 +118,7 @@ $(BUILD)/emu/%.o: %.cu tests/emu/postprocess.sh $(FLAGS_STAMP)
 	$(CXX) $(EMU_CXXFLAGS) -MF $(@:.o=.d) -MT $@ -x c++ -c $< -o $@.tmp
 	sh tests/emu/postprocess.sh $@.tmp $@
 
-test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas
+test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas examples-run
 	OMP_WAIT_POLICY=passive $(BUILD)/tests/run_tests $(TEST_ARGS)
 
 $(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
@@ -124,7 +129,68 @@ $(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev
+# --- embedding: make install PREFIX=..., make examples / examples-run -------------
+# Public headers api/*.h go to PREFIX/include/detnas/; the internal headers they
+# include keep the repo layout under PREFIX/include/detnas/internal/ (so their
+# "runtime/tensor.h" includes resolve); libdetnas.{a,so} to PREFIX/lib and
+# detnas.pc (shared library, rpath set) + detnas-static.pc (libdetnas.a and its
+# dependencies) to PREFIX/lib/pkgconfig. examples-run installs to $(BUILD)/prefix,
+# builds examples/*.cpp with `pkg-config --cflags --libs detnas` only, checks
+# that every public header compiles alone, and runs the examples.
+PREFIX ?= /usr/local
+EX_PREFIX := $(abspath $(BUILD))/prefix
+PUB_HDRS := $(wildcard api/*.h)
+INT_HDRS := $(foreach d,$(filter-out api,$(LIB_DIRS)),$(wildcard $(d)/*.h $(d)/*.cuh))
+EX_SRCS := $(wildcard examples/*.cpp)
+EX_BINS := $(EX_SRCS:examples/%.cpp=$(BUILD)/examples/%)
+PC_LIBS_PRIVATE := $(filter-out -fsanitize=%,$(LDLIBS))
+PC_CFLAGS_EXTRA := $(if $(filter 1,$(CUDA)),-I$(CUDA_HOME)/include,)
+EX_SANITIZE := $(filter -fsanitize=%,$(LDLIBS))
+
+# $(1): destination folder, $(2): the prefix recorded in detnas.pc (without DESTDIR)
+define install_to
+	@mkdir -p $(1)/lib/pkgconfig $(1)/include/detnas/internal
+	install -m 644 $(LIBA) $(1)/lib/libdetnas.a
+	install -m 755 $(LIBSO) $(1)/lib/libdetnas.so
+	install -m 644 $(PUB_HDRS) $(1)/include/detnas/
+	@for h in $(INT_HDRS); do install -D -m 644 $$h $(1)/include/detnas/internal/$$h || exit 1; done
+	@printf '%s\n' 'prefix=$(2)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: detnas' 'Description: DetNAS detection backbone search engine: tensors, autograd, supernet, detectors, search' \
+	  'Version: 0.1.0+$(GIT_REV)' \
+	  'Cflags: -I$${includedir} -I$${includedir}/detnas/internal $(PC_CFLAGS_EXTRA)' \
+	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -ldetnas' \
+	  'Libs.private: $(PC_LIBS_PRIVATE)' > $(1)/lib/pkgconfig/detnas.pc
+	@sed -e 's|^Name: detnas|Name: detnas-static|' -e 's|^Libs: .*|Libs: $${libdir}/libdetnas.a $(PC_LIBS_PRIVATE)|' \
+	  -e '/^Libs.private/d' $(1)/lib/pkgconfig/detnas.pc > $(1)/lib/pkgconfig/detnas-static.pc
+	@echo "installed libdetnas, $(words $(PUB_HDRS)) public + $(words $(INT_HDRS)) internal headers, detnas.pc and detnas-static.pc in $(1)"
+endef
+
+.PHONY: install examples examples-run
+install: lib
+	$(call install_to,$(DESTDIR)$(PREFIX),$(PREFIX))
+
+$(EX_PREFIX)/lib/pkgconfig/detnas.pc: $(LIBA) $(LIBSO) $(PUB_HDRS) $(INT_HDRS) Makefile
+	$(call install_to,$(EX_PREFIX),$(EX_PREFIX))
+
+$(BUILD)/examples/%: examples/%.cpp $(EX_PREFIX)/lib/pkgconfig/detnas.pc
+	@mkdir -p $(@D)
+	$(CXX) -O1 -g $(EX_SANITIZE) -o $@ $< $$(PKG_CONFIG_PATH=$(EX_PREFIX)/lib/pkgconfig pkg-config --cflags --libs detnas)
+
+examples: $(EX_BINS)
+	@for h in $(notdir $(PUB_HDRS)); do \
+	  $(CXX) -fsyntax-only -x c++ $$(PKG_CONFIG_PATH=$(EX_PREFIX)/lib/pkgconfig pkg-config --cflags detnas) \
+	    -include detnas/$$h /dev/null || { echo "public header detnas/$$h does not compile alone"; exit 1; }; \
+	done; echo "examples: $(words $(PUB_HDRS)) public headers compile alone"
+	$(CXX) -O1 $(EX_SANITIZE) -o $(BUILD)/examples/static_link_check examples/search_custom_fitness.cpp \
+	  $$(PKG_CONFIG_PATH=$(EX_PREFIX)/lib/pkgconfig pkg-config --cflags --libs detnas-static)
+
+examples-run: examples
+	@rm -rf $(BUILD)/examples/run && mkdir -p $(BUILD)/examples/run
+	OMP_WAIT_POLICY=passive $(BUILD)/examples/train_tiny $(BUILD)/examples/run
+	OMP_WAIT_POLICY=passive $(BUILD)/examples/detect_image $(BUILD)/examples/run/model $(BUILD)/examples/run/sample.jpg $(BUILD)/examples/run/detections.jpg
+	$(if $(wildcard examples/search_custom_fitness.cpp),OMP_WAIT_POLICY=passive $(BUILD)/examples/search_custom_fitness)
+
+DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
