@@ -3,6 +3,9 @@
 // contract as the CPU ops (Overwrite on first use, Accumulate after).
 #include "runtime/ops_cuda.h"
 
+#include <cmath>
+#include <memory>
+
 #include "runtime/autograd.h"
 #include "runtime/error.h"
 
@@ -13,6 +16,7 @@
 #include "kernels/dwconv_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/gemm_cublas.h"
+#include "kernels/loss_cuda.h"
 #include "kernels/pool_cuda.h"
 #include "kernels/shuffle_cuda.h"
 #include "runtime/device_allocator.h"
@@ -312,6 +316,132 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   return y;
 }
 
+// ---- losses ----------------------------------------------------------------------
+
+namespace {
+// Fails for the non-finite element at flat index bad (-1: none), naming the
+// first listed tensor that holds it (one element copied back).
+void check_finite(const char* op, int64_t bad, std::initializer_list<std::pair<const char*, const Tensor*>> inputs) {
+  if (bad < 0) return;
+  for (const auto& in : inputs) {
+    if (!in.second->defined() || bad >= in.second->numel()) continue;
+    float v = 0;
+    cuda_copy_d2h(&v, in.second->data() + bad, sizeof(float));
+    if (!std::isfinite(v))
+      DETNAS_FAIL(op, ": non-finite value ", v, " in ", in.first, " ", in.second->describe(), " at flat index ", bad);
+  }
+  DETNAS_FAIL(op, ": non-finite input value at flat index ", bad);
+}
+
+// Per-element losses -> the op's output (the elements, or a 0-d device tensor).
+Tensor reduce(const Tensor& elem, Reduction r, int64_t count, void* ws) {
+  if (r == Reduction::None) return elem;
+  Tensor y = Tensor::empty({}, Device::CUDA);
+  const double scale = r == Reduction::Mean ? (count > 0 ? 1.0 / double(count) : 0.0) : 1.0;
+  kc::loss_sum_to(elem.numel(), elem.data(), scale, y.data(), ws, cuda_stream());
+  return y;
+}
+
+kernels::LossGrad<float> upstream(const Tensor& gy, Reduction r, int64_t count) {
+  kernels::LossGrad<float> g;
+  g.dy = gy.data();
+  g.stride = r == Reduction::None ? 1 : 0;
+  g.scale = r == Reduction::Mean ? (count > 0 ? float(1.0 / double(count)) : 0.0f) : 1.0f;
+  return g;
+}
+}  // namespace
+
+Tensor softmax_cross_entropy(const Tensor& x, const std::vector<int64_t>& labels, float eps, Reduction reduction,
+                             int64_t count) {
+  const char* op = "softmax_cross_entropy";
+  require_contiguous(op, {&x});
+  const int64_t N = x.size(0), K = x.size(1);
+  auto dlabels = std::make_shared<Workspace>(labels.size() * sizeof(int64_t));
+  if (!labels.empty()) cuda_copy_h2d(dlabels->p, labels.data(), labels.size() * sizeof(int64_t));
+  const int64_t* lp = static_cast<const int64_t*>(dlabels->p);
+  Tensor elem = Tensor::empty({N}, Device::CUDA), lse = Tensor::empty({N}, Device::CUDA);
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(N));
+  check_finite(op, kc::softmax_xent_forward(N, K, x.data(), lp, eps, elem.data(), lse.data(), ws.p, cuda_stream()),
+               {{"logits", &x}});
+  Tensor y = reduce(elem, reduction, count, ws.p);
+  if (wants_grad({&x})) {
+    record({&y}, [x, dlabels, lse, y, eps, reduction, count]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      kc::softmax_xent_backward(x.size(0), x.size(1), x.data(), static_cast<const int64_t*>(dlabels->p), eps,
+                                lse.data(), upstream(gy, reduction, count), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor sigmoid_focal_loss(const Tensor& x, const Tensor& t, FocalParams params, Reduction reduction,
+                          const Tensor& w) {
+  const char* op = "sigmoid_focal_loss";
+  require_contiguous(op, {&x, &t, &w});
+  const int64_t N = x.size(0), K = x.size(1), count = N * K;
+  Tensor elem = Tensor::empty({N, K}, Device::CUDA);
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(count));
+  const float* wp = w.defined() ? w.data() : nullptr;
+  check_finite(op, kc::sigmoid_focal_forward(N, K, x.data(), t.data(), wp, params, elem.data(), ws.p, cuda_stream()),
+               {{"logits", &x}, {"targets", &t}});
+  Tensor y = reduce(elem, reduction, count, ws.p);
+  if (wants_grad({&x})) {
+    record({&y}, [x, t, w, y, params, reduction, count]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      kc::sigmoid_focal_backward(x.size(0), x.size(1), x.data(), t.data(), w.defined() ? w.data() : nullptr, params,
+                                 upstream(gy, reduction, count), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor smooth_l1_loss(const Tensor& x, const Tensor& t, float beta, Reduction reduction, const Tensor& w) {
+  const char* op = "smooth_l1_loss";
+  require_contiguous(op, {&x, &t, &w});
+  const int64_t n = x.numel();
+  Tensor elem = Tensor::empty(x.shape(), Device::CUDA);
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(n));
+  const float* wp = w.defined() ? w.data() : nullptr;
+  check_finite(op, kc::smooth_l1_forward(n, x.data(), t.data(), wp, beta, elem.data(), ws.p, cuda_stream()),
+               {{"input", &x}, {"target", &t}});
+  Tensor y = reduce(elem, reduction, n, ws.p);
+  if (wants_grad({&x, &t})) {
+    record({&y}, [x, t, w, y, beta, reduction, n]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot gx = grad_slot(x), gt = grad_slot(t);
+      kc::smooth_l1_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, beta,
+                             upstream(gy, reduction, n), gx.ptr, gx.mode, gt.ptr, gt.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor giou_loss(const Tensor& a, const Tensor& b, Reduction reduction, float eps) {
+  const char* op = "giou_loss";
+  require_contiguous(op, {&a, &b});
+  const int64_t N = a.size(0);
+  Tensor elem = Tensor::empty({N}, Device::CUDA);
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(N));
+  check_finite(op, kc::giou_loss_forward(N, a.data(), b.data(), eps, elem.data(), ws.p, cuda_stream()),
+               {{"boxes1", &a}, {"boxes2", &b}});
+  Tensor y = reduce(elem, reduction, N, ws.p);
+  if (wants_grad({&a, &b})) {
+    record({&y}, [a, b, y, eps, reduction, N]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot ga = grad_slot(a), gb = grad_slot(b);
+      kc::giou_loss_backward(N, a.data(), b.data(), eps, upstream(gy, reduction, N), ga.ptr, ga.mode, gb.ptr, gb.mode,
+                             cuda_stream());
+    });
+  }
+  return y;
+}
+
 #else  // built without CUDA: CUDA tensors cannot exist, these are never reached
 
 Tensor relu(const Tensor&) { DETNAS_FAIL("relu: built without CUDA"); }
@@ -335,6 +465,17 @@ Tensor batch_norm(const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&,
                   double) {
   DETNAS_FAIL("batch_norm: built without CUDA");
 }
+
+Tensor softmax_cross_entropy(const Tensor&, const std::vector<int64_t>&, float, Reduction, int64_t) {
+  DETNAS_FAIL("softmax_cross_entropy: built without CUDA");
+}
+Tensor sigmoid_focal_loss(const Tensor&, const Tensor&, FocalParams, Reduction, const Tensor&) {
+  DETNAS_FAIL("sigmoid_focal_loss: built without CUDA");
+}
+Tensor smooth_l1_loss(const Tensor&, const Tensor&, float, Reduction, const Tensor&) {
+  DETNAS_FAIL("smooth_l1_loss: built without CUDA");
+}
+Tensor giou_loss(const Tensor&, const Tensor&, Reduction, float) { DETNAS_FAIL("giou_loss: built without CUDA"); }
 
 #endif
 

@@ -1,7 +1,7 @@
 // The CUDA halves of the runtime ops that have CUDA kernels: relu, add, conv2d
 // (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN), linear (cuBLAS),
 // channel shuffle / even-odd split / concat, max / global average pooling,
-// nearest upsampling and batch norm, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
+// nearest upsampling, batch norm and the softmax-CE / focal / smooth-L1 / GIoU losses, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
 // validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
 // every other op still fails by name on CUDA tensors (rt::require_cpu). All
 // kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
@@ -15,6 +15,7 @@
 
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
+#include "kernels/loss.h"
 #include "kernels/pool.h"
 #include "runtime/tensor.h"
 
@@ -42,6 +43,18 @@ Tensor concat(const std::vector<Tensor>& xs);
 Tensor max_pool2d(const Tensor& x, const kernels::PoolWindow& win, int64_t Ho, int64_t Wo);
 Tensor global_avg_pool(const Tensor& x);
 Tensor upsample_nearest(const Tensor& x, int64_t Ho, int64_t Wo);
+
+// The losses of runtime/ops_loss.cpp after their checks (same reductions; the
+// sum is the deterministic two-pass device sum; a non-finite input fails naming
+// the tensor, value and flat index). count: the Mean divisor (non-ignored rows
+// for cross-entropy).
+Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int64_t>& labels, float label_smoothing,
+                             Reduction reduction, int64_t count);
+Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets, FocalParams params, Reduction reduction,
+                          const Tensor& row_weight);
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, float beta, Reduction reduction,
+                      const Tensor& weight);
+Tensor giou_loss(const Tensor& boxes1, const Tensor& boxes2, Reduction reduction, float eps);
 
 // ops::batch_norm after its checks: factor is the running-update factor of the
 // mode (momentum or 1/k); running stats updated in place (contiguous).

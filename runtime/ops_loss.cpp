@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "runtime/autograd.h"
+#include "runtime/ops_cuda.h"
 
 namespace detnas::rt::ops {
 
@@ -80,7 +81,8 @@ Tensor softmax_cross_entropy(const Tensor& logits_in, const std::vector<int64_t>
                              Reduction reduction) {
   const char* op = "softmax_cross_entropy";
   check_defined(op, logits_in, "logits");
-  require_cpu(op, {&logits_in});
+  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in});  // CUDA: runtime/ops_cuda.cpp after the checks
+  if (!on_cuda) require_cpu(op, {&logits_in});
   DETNAS_CHECK(logits_in.dim() == 2, op, ": logits must be (N,K), got ", shape_str(logits_in.shape()));
   const int64_t N = logits_in.size(0), K = logits_in.size(1);
   DETNAS_CHECK(K > 0, op, ": logits ", shape_str(logits_in.shape()), " have no classes");
@@ -96,6 +98,7 @@ Tensor softmax_cross_entropy(const Tensor& logits_in, const std::vector<int64_t>
                  ") (and is not the ignore label ", kIgnoreLabel, ")");
     count += y != kIgnoreLabel;
   }
+  if (on_cuda) return cuda_ops::softmax_cross_entropy(logits_in, labels, label_smoothing, reduction, count);
   Tensor x = logits_in.contiguous();
   Tensor elem = Tensor::empty({N}, x.device());
   Tensor lse = Tensor::empty({N}, x.device());
@@ -119,7 +122,8 @@ Tensor sigmoid_focal_loss(const Tensor& logits_in, const Tensor& targets_in, Foc
   const char* op = "sigmoid_focal_loss";
   check_defined(op, logits_in, "logits");
   check_defined(op, targets_in, "targets");
-  require_cpu(op, {&logits_in, &targets_in, &row_weight_in});
+  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in, &targets_in, &row_weight_in});
+  if (!on_cuda) require_cpu(op, {&logits_in, &targets_in, &row_weight_in});
   DETNAS_CHECK(logits_in.dim() == 2, op, ": logits must be (N,K), got ", shape_str(logits_in.shape()));
   check_same_shape(op, logits_in, targets_in);
   DETNAS_CHECK(params.gamma >= 0.0f, op, ": gamma ", params.gamma, " must be >= 0");
@@ -131,6 +135,7 @@ Tensor sigmoid_focal_loss(const Tensor& logits_in, const Tensor& targets_in, Foc
     DETNAS_CHECK(row_weight_in.dim() == 1 && row_weight_in.size(0) == N, op, ": row_weight ",
                  shape_str(row_weight_in.shape()), " does not match logits ", shape_str(logits_in.shape()),
                  " (expected [", N, "])");
+  if (on_cuda) return cuda_ops::sigmoid_focal_loss(logits_in, targets_in, params, reduction, row_weight_in);
   Tensor x = logits_in.contiguous(), t = targets_in.contiguous();
   Tensor w = row_weight_in.defined() ? row_weight_in.contiguous() : Tensor();
   Tensor elem = Tensor::empty({N, K}, x.device());
@@ -156,12 +161,14 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, float bet
   const char* op = "smooth_l1_loss";
   check_defined(op, input_in, "input");
   check_defined(op, target_in, "target");
-  require_cpu(op, {&input_in, &target_in, &weight_in});
+  const bool on_cuda = cuda_ops::on_cuda(op, {&input_in, &target_in, &weight_in});
+  if (!on_cuda) require_cpu(op, {&input_in, &target_in, &weight_in});
   check_same_shape(op, input_in, target_in);
   if (weight_in.defined()) check_same_shape(op, input_in, weight_in);
   DETNAS_CHECK(beta >= 0.0f && std::isfinite(beta), op, ": beta ", beta, " must be finite and >= 0");
   check_mean_nonempty(op, input_in, reduction);
   check_constant(op, weight_in, "weight");
+  if (on_cuda) return cuda_ops::smooth_l1_loss(input_in, target_in, beta, reduction, weight_in);
   Tensor x = input_in.contiguous(), t = target_in.contiguous();
   Tensor w = weight_in.defined() ? weight_in.contiguous() : Tensor();
   const int64_t n = x.numel();
@@ -214,12 +221,14 @@ Tensor giou_loss(const Tensor& boxes1_in, const Tensor& boxes2_in, Reduction red
   const char* op = "giou_loss";
   check_defined(op, boxes1_in, "boxes1");
   check_defined(op, boxes2_in, "boxes2");
-  require_cpu(op, {&boxes1_in, &boxes2_in});
+  const bool on_cuda = cuda_ops::on_cuda(op, {&boxes1_in, &boxes2_in});
+  if (!on_cuda) require_cpu(op, {&boxes1_in, &boxes2_in});
   DETNAS_CHECK(boxes1_in.dim() == 2 && boxes1_in.size(1) == 4, op, ": boxes1 must be (N,4), got ",
                shape_str(boxes1_in.shape()));
   check_same_shape(op, boxes1_in, boxes2_in);
   DETNAS_CHECK(eps >= 0.0f, op, ": eps ", eps, " must be >= 0");
   check_mean_nonempty(op, boxes1_in, reduction);
+  if (on_cuda) return cuda_ops::giou_loss(boxes1_in, boxes2_in, reduction, eps);
   Tensor a = boxes1_in.contiguous(), b = boxes2_in.contiguous();
   const int64_t N = a.size(0);
   Tensor elem = Tensor::empty({N}, a.device());

@@ -15,6 +15,7 @@
 
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
+#include "runtime/ops_loss.h"
 #include "runtime/ops_norm.h"
 #include "runtime/ops_shape.h"
 #include "runtime/runtime.h"
@@ -460,5 +461,52 @@ TEST_CASE("cuda: runtime ops dispatch CUDA tensors (batch norm, split, concat, s
   CHECK(close("dbeta", g.gb, c.gb, test::Tol::reduction(81, 8.0)));
   CHECK(close("running_mean", g.rm, c.rm, test::Tol::elementwise()));
   CHECK(close("running_var", g.rv, c.rv, test::Tol::elementwise()));
+#endif
+}
+
+TEST_CASE("cuda: runtime loss ops dispatch CUDA tensors (focal, smooth L1, softmax-CE, GIoU) with gradients") {
+  if (!gpu_or_skip("runtime loss dispatch")) return;
+#ifdef DETNAS_CUDA
+  using rt::Tensor;
+  const int64_t N = 50, K = 7;
+  std::vector<float> tv(static_cast<size_t>(N * K), 0.0f);
+  for (int64_t i = 0; i < N; ++i) tv[size_t(i * K + i % K)] = 1.0f;
+  const Tensor logits = Tensor::from_vector({N, K}, test::randn_f(N * K, 101, 2.0));
+  const Tensor targets = Tensor::from_vector({N, K}, tv);
+  const Tensor reg = Tensor::from_vector({N, 4}, test::randn_f(4 * N, 102));
+  const Tensor reg_t = Tensor::from_vector({N, 4}, test::randn_f(4 * N, 103));
+  std::vector<float> bv(static_cast<size_t>(4 * N)), bt(static_cast<size_t>(4 * N));
+  const std::vector<float> r = test::randn_f(4 * N, 104);
+  for (int64_t i = 0; i < N; ++i) {
+    bv[size_t(4 * i)] = r[size_t(4 * i)], bv[size_t(4 * i + 1)] = r[size_t(4 * i + 1)];
+    bv[size_t(4 * i + 2)] = bv[size_t(4 * i)] + 2.0f, bv[size_t(4 * i + 3)] = bv[size_t(4 * i + 1)] + 1.0f;
+    bt[size_t(4 * i)] = r[size_t(4 * i + 2)], bt[size_t(4 * i + 1)] = r[size_t(4 * i + 3)];
+    bt[size_t(4 * i + 2)] = bt[size_t(4 * i)] + 1.5f, bt[size_t(4 * i + 3)] = bt[size_t(4 * i + 1)] + 2.0f;
+  }
+  const Tensor boxes = Tensor::from_vector({N, 4}, bv), boxes_t = Tensor::from_vector({N, 4}, bt);
+  std::vector<int64_t> labels(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) labels[size_t(i)] = i % 5 == 0 ? kernels::kIgnoreLabel : i % K;
+  struct Out {
+    float loss;
+    std::vector<float> gl, gr, gb;
+  };
+  auto run = [&](rt::Device dev) {
+    Tensor l = logits.to(dev), t = targets.to(dev), x = reg.to(dev), xt = reg_t.to(dev), b = boxes.to(dev),
+           bt2 = boxes_t.to(dev);
+    for (Tensor* p : {&l, &x, &b}) p->requires_grad_();
+    Tensor loss = rt::ops::add(
+        rt::ops::add(rt::ops::sigmoid_focal_loss(l, t, FocalParams{}, Reduction::Sum),
+                     rt::ops::smooth_l1_loss(x, xt, 1.0f / 9.0f, Reduction::Mean)),
+        rt::ops::add(rt::ops::softmax_cross_entropy(l, labels, 0.1f, Reduction::Mean),
+                     rt::ops::giou_loss(b, bt2, Reduction::Mean, 1e-7f)));
+    rt::backward(loss);
+    auto host = [](const Tensor& v) { return v.to(rt::Device::CPU).to_vector(); };
+    return Out{host(loss)[0], host(l.grad()), host(x.grad()), host(b.grad())};
+  };
+  const Out c = run(rt::Device::CPU), g = run(rt::Device::CUDA);
+  CHECK(std::fabs(g.loss - c.loss) <= 1e-4 * (1.0 + std::fabs(c.loss)));
+  CHECK(close("d logits", g.gl, c.gl, test::Tol::elementwise()));
+  CHECK(close("d regression", g.gr, c.gr, test::Tol::elementwise()));
+  CHECK(close("d boxes", g.gb, c.gb, test::Tol::elementwise()));
 #endif
 }
