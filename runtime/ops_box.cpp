@@ -6,6 +6,7 @@
 
 #include "kernels/box_ops.h"
 #include "runtime/autograd.h"
+#include "runtime/ops_cuda.h"
 
 namespace detnas::rt::ops {
 
@@ -39,13 +40,14 @@ Tensor roi_align(const Tensor& input_in, const Tensor& boxes_in, const RoiAlignP
                p.pooled_w);
   DETNAS_CHECK(std::isfinite(p.spatial_scale) && p.spatial_scale > 0, "roi_align: spatial_scale must be > 0, got ",
                p.spatial_scale);
-  require_cpu("roi_align", {&input_in, &boxes_in});
+  const bool on_cuda = cuda_ops::on_cuda("roi_align", {&input_in, &boxes_in});  // validated on a host copy below
+  if (!on_cuda) require_cpu("roi_align", {&input_in, &boxes_in});
   const int64_t N = input_in.size(0), C = input_in.size(1), H = input_in.size(2), W = input_in.size(3);
   const int64_t K = boxes_in.size(0);
   DETNAS_CHECK(K == 0 || (H >= 1 && W >= 1), "roi_align: input spatial size must be >= 1, got ",
                shape_str(input_in.shape()));
-  Tensor x = input_in.contiguous();
-  Tensor boxes = boxes_in.contiguous().detach();
+  Tensor x = on_cuda ? input_in : input_in.contiguous();
+  Tensor boxes = (on_cuda ? boxes_in.to(Device::CPU) : boxes_in.contiguous()).detach();
   const float* bp = boxes.data();
   for (int64_t i = 0; i < K; ++i) {
     const float* b = bp + i * 5;
@@ -55,6 +57,7 @@ Tensor roi_align(const Tensor& input_in, const Tensor& boxes_in, const RoiAlignP
     for (int j = 1; j < 5; ++j)
       DETNAS_CHECK(std::isfinite(b[j]), "roi_align: box ", i, " has a non-finite coordinate ", b[j]);
   }
+  if (on_cuda) return cuda_ops::roi_align(input_in, boxes_in, p);
   Tensor y = Tensor::empty({K, C, p.pooled_h, p.pooled_w});
   if (y.numel() > 0) k::roi_align_forward(p, N, C, H, W, K, x.data(), bp, y.data());
   if (wants_grad({&x})) {
@@ -75,6 +78,8 @@ using PairwiseKernel = void (*)(int64_t, int64_t, const float*, const float*, fl
 static Tensor iou_matrix(const char* op, const Tensor& a_in, const Tensor& b_in, PairwiseKernel kernel) {
   check_boxes4(op, a_in, "boxes1");
   check_boxes4(op, b_in, "boxes2");
+  if (cuda_ops::on_cuda(op, {&a_in, &b_in}))
+    return cuda_ops::box_iou(a_in, b_in, kernel == &k::generalized_box_iou_forward<float>);
   require_cpu(op, {&a_in, &b_in});
   Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const int64_t N = a.size(0), M = b.size(0);
@@ -97,9 +102,10 @@ static void check_nms_inputs(const char* op, const Tensor& boxes_in, const Tenso
   DETNAS_CHECK(scores_in.dim() == 1 && scores_in.size(0) == boxes_in.size(0), op, ": scores must be (K) for boxes ",
                shape_str(boxes_in.shape()), ", got ", shape_str(scores_in.shape()));
   DETNAS_CHECK(!std::isnan(thr), op, ": iou_threshold is NaN");
-  require_cpu(op, {&boxes_in, &scores_in});
-  *boxes = boxes_in.contiguous();
-  *scores = scores_in.contiguous();
+  const bool on_cuda = cuda_ops::on_cuda(op, {&boxes_in, &scores_in});  // CUDA: checked on host copies
+  if (!on_cuda) require_cpu(op, {&boxes_in, &scores_in});
+  *boxes = on_cuda ? boxes_in.to(Device::CPU) : boxes_in.contiguous();
+  *scores = on_cuda ? scores_in.to(Device::CPU) : scores_in.contiguous();
   const int64_t K = boxes->size(0);
   check_finite(op, boxes->data(), K * 4, 4, "boxes");
   check_finite(op, scores->data(), K, 1, "scores");
@@ -110,6 +116,7 @@ std::vector<int64_t> nms(const Tensor& boxes_in, const Tensor& scores_in, float 
   check_nms_inputs("nms", boxes_in, scores_in, iou_threshold, &boxes, &scores);
   const int64_t K = boxes.size(0);
   if (K == 0) return {};
+  if (boxes_in.device() == Device::CUDA) return cuda_ops::nms(boxes_in, scores_in, nullptr, iou_threshold);
   Tensor ws = workspace(k::nms_workspace_bytes(K));
   std::vector<int64_t> keep(size_t(K), 0);
   int64_t n = k::nms(K, boxes.data(), scores.data(), iou_threshold, ws.data(), keep.data());
@@ -125,6 +132,7 @@ std::vector<int64_t> batched_nms(const Tensor& boxes_in, const Tensor& scores_in
   DETNAS_CHECK(int64_t(classes.size()) == K, "batched_nms: ", classes.size(), " class indices for boxes ",
                shape_str(boxes.shape()));
   if (K == 0) return {};
+  if (boxes_in.device() == Device::CUDA) return cuda_ops::nms(boxes_in, scores_in, &classes, iou_threshold);
   Tensor ws = workspace(k::batched_nms_workspace_bytes(K));
   std::vector<int64_t> keep(size_t(K), 0);
   int64_t n = k::batched_nms(K, boxes.data(), scores.data(), classes.data(), iou_threshold, ws.data(), keep.data());

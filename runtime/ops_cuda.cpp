@@ -12,12 +12,14 @@
 #ifdef DETNAS_CUDA
 #include "kernels/batchnorm_cuda.h"
 #include "kernels/bias_cuda.h"
+#include "kernels/box_ops_cuda.h"
 #include "kernels/conv2d_cudnn.h"
 #include "kernels/dwconv_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/gemm_cublas.h"
 #include "kernels/loss_cuda.h"
 #include "kernels/pool_cuda.h"
+#include "kernels/roi_align_cuda.h"
 #include "kernels/shuffle_cuda.h"
 #include "runtime/device_allocator.h"
 #endif
@@ -442,6 +444,60 @@ Tensor giou_loss(const Tensor& a, const Tensor& b, Reduction reduction, float ep
   return y;
 }
 
+// ---- detection ops -------------------------------------------------------------
+
+Tensor roi_align(const Tensor& x, const Tensor& boxes_in, const kernels::RoiAlignParams& p) {
+  require_contiguous("roi_align", {&x, &boxes_in});
+  const Tensor boxes = boxes_in.detach();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = boxes.size(0);
+  Tensor y = Tensor::empty({K, C, p.pooled_h, p.pooled_w}, Device::CUDA);
+  if (y.numel() > 0) kc::roi_align_forward(p, N, C, H, W, K, x.data(), boxes.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, boxes, y, p]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("roi_align backward", {&gy});
+      GradSlot g = grad_slot(x);
+      if (g.mode == GradientMode::Ignore || x.numel() == 0) return;
+      kc::roi_align_backward_input(p, x.size(0), x.size(1), x.size(2), x.size(3), boxes.size(0), gy.data(),
+                                   boxes.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor box_iou(const Tensor& a, const Tensor& b, bool generalized) {
+  require_contiguous(generalized ? "generalized_box_iou" : "box_iou", {&a, &b});
+  const int64_t N = a.size(0), M = b.size(0);
+  Tensor out = Tensor::empty({N, M}, Device::CUDA);
+  if (generalized)
+    kc::generalized_box_iou_forward(N, M, a.data(), b.data(), out.data(), cuda_stream());
+  else
+    kc::box_iou_forward(N, M, a.data(), b.data(), out.data(), cuda_stream());
+  return out;
+}
+
+std::vector<int64_t> nms(const Tensor& boxes, const Tensor& scores, const std::vector<int64_t>* classes,
+                         float iou_threshold) {
+  const char* op = classes ? "batched_nms" : "nms";
+  require_contiguous(op, {&boxes, &scores});
+  const int64_t K = boxes.size(0);
+  if (K == 0) return {};
+  Workspace ws(kernels::cuda_plan::nms_workspace_bytes(K));
+  std::vector<int64_t> keep(static_cast<size_t>(K), 0);
+  int64_t n = 0;
+  if (classes) {
+    Workspace dcls(size_t(K) * sizeof(int64_t));
+    cuda_copy_h2d(dcls.p, classes->data(), size_t(K) * sizeof(int64_t));
+    n = kc::batched_nms(K, boxes.data(), scores.data(), static_cast<const int64_t*>(dcls.p), iou_threshold, ws.p,
+                        keep.data(), cuda_stream());
+  } else {
+    n = kc::nms(K, boxes.data(), scores.data(), iou_threshold, ws.p, keep.data(), cuda_stream());
+  }
+  keep.resize(size_t(n));
+  return keep;
+}
+
 #else  // built without CUDA: CUDA tensors cannot exist, these are never reached
 
 Tensor relu(const Tensor&) { DETNAS_FAIL("relu: built without CUDA"); }
@@ -476,6 +532,14 @@ Tensor smooth_l1_loss(const Tensor&, const Tensor&, float, Reduction, const Tens
   DETNAS_FAIL("smooth_l1_loss: built without CUDA");
 }
 Tensor giou_loss(const Tensor&, const Tensor&, Reduction, float) { DETNAS_FAIL("giou_loss: built without CUDA"); }
+
+Tensor roi_align(const Tensor&, const Tensor&, const kernels::RoiAlignParams&) {
+  DETNAS_FAIL("roi_align: built without CUDA");
+}
+Tensor box_iou(const Tensor&, const Tensor&, bool) { DETNAS_FAIL("box_iou: built without CUDA"); }
+std::vector<int64_t> nms(const Tensor&, const Tensor&, const std::vector<int64_t>*, float) {
+  DETNAS_FAIL("nms: built without CUDA");
+}
 
 #endif
 

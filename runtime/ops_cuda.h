@@ -1,7 +1,8 @@
 // The CUDA halves of the runtime ops that have CUDA kernels: relu, add, conv2d
 // (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN), linear (cuBLAS),
 // channel shuffle / even-odd split / concat, max / global average pooling,
-// nearest upsampling, batch norm and the softmax-CE / focal / smooth-L1 / GIoU losses, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
+// nearest upsampling, batch norm, the softmax-CE / focal / smooth-L1 / GIoU
+// losses, RoIAlign, IoU/GIoU matrices and (batched) NMS, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
 // validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
 // every other op still fails by name on CUDA tensors (rt::require_cpu). All
 // kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
@@ -16,6 +17,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
 #include "kernels/loss.h"
+#include "kernels/roi_align.h"
 #include "kernels/pool.h"
 #include "runtime/tensor.h"
 
@@ -55,6 +57,14 @@ Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets, FocalPara
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, float beta, Reduction reduction,
                       const Tensor& weight);
 Tensor giou_loss(const Tensor& boxes1, const Tensor& boxes2, Reduction reduction, float eps);
+
+// The detection ops of runtime/ops_box.cpp; the caller validated the inputs
+// (on host copies for the box values). boxes (K,5) for RoIAlign, (K,4) otherwise;
+// NMS returns the kept indices on the host (classes null: plain NMS).
+Tensor roi_align(const Tensor& input, const Tensor& boxes, const kernels::RoiAlignParams& p);
+Tensor box_iou(const Tensor& a, const Tensor& b, bool generalized);
+std::vector<int64_t> nms(const Tensor& boxes, const Tensor& scores, const std::vector<int64_t>* classes,
+                         float iou_threshold);
 
 // ops::batch_norm after its checks: factor is the running-update factor of the
 // mode (momentum or 1/k); running stats updated in place (contiguous).

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "runtime/ops_box.h"
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
 #include "runtime/ops_loss.h"
@@ -508,5 +509,44 @@ TEST_CASE("cuda: runtime loss ops dispatch CUDA tensors (focal, smooth L1, softm
   CHECK(close("d logits", g.gl, c.gl, test::Tol::elementwise()));
   CHECK(close("d regression", g.gr, c.gr, test::Tol::elementwise()));
   CHECK(close("d boxes", g.gb, c.gb, test::Tol::elementwise()));
+#endif
+}
+
+TEST_CASE("cuda: runtime detection ops dispatch CUDA tensors (RoIAlign with gradient, IoU, NMS)") {
+  if (!gpu_or_skip("runtime detection-op dispatch")) return;
+#ifdef DETNAS_CUDA
+  using rt::Tensor;
+  const Tensor x = Tensor::from_vector({2, 3, 11, 13}, test::randn_f(2 * 3 * 143, 111));
+  const Tensor rois = Tensor::from_vector({3, 5}, {0, 1, 2, 30, 20, 1, -3, 0, 12, 40, 0, 10, 10, 11, 11});
+  kernels::RoiAlignParams p;
+  p.pooled_h = 3, p.pooled_w = 2, p.spatial_scale = 0.25f, p.sampling_ratio = 0;
+  auto run = [&](rt::Device dev) {
+    Tensor xs = x.to(dev);
+    xs.requires_grad_();
+    Tensor y = rt::ops::roi_align(xs, rois.to(dev), p);
+    const Tensor wsum = Tensor::from_vector({1, 54, 1, 1}, test::randn_f(54, 114)).to(dev);
+    Tensor loss = rt::ops::conv2d(y.reshape({1, 54, 1, 1}), wsum, Tensor(), rt::ops::Conv2dParams{});
+    rt::backward(loss);
+    return std::make_pair(y.to(rt::Device::CPU).to_vector(), xs.grad().to(rt::Device::CPU).to_vector());
+  };
+  const auto c = run(rt::Device::CPU), g = run(rt::Device::CUDA);
+  CHECK(close("roi_align y", g.first, c.first, test::Tol::reduction(64, 4.0)));
+  CHECK(close("roi_align dx", g.second, c.second, test::Tol::reduction(64, 4.0)));
+  const int64_t K = 300;
+  std::vector<float> bv(static_cast<size_t>(4 * K));
+  const std::vector<float> r = test::randn_f(4 * K, 112, 10.0);
+  for (int64_t i = 0; i < K; ++i) {
+    bv[size_t(4 * i)] = r[size_t(4 * i)], bv[size_t(4 * i + 1)] = r[size_t(4 * i + 1)];
+    bv[size_t(4 * i + 2)] = bv[size_t(4 * i)] + 4.0f + std::fabs(r[size_t(4 * i + 2)]);
+    bv[size_t(4 * i + 3)] = bv[size_t(4 * i + 1)] + 4.0f + std::fabs(r[size_t(4 * i + 3)]);
+  }
+  const Tensor boxes = Tensor::from_vector({K, 4}, bv), scores = Tensor::from_vector({K}, test::randn_f(K, 113));
+  std::vector<int64_t> classes(static_cast<size_t>(K));
+  for (int64_t i = 0; i < K; ++i) classes[size_t(i)] = i % 4;
+  const Tensor bd = boxes.to(rt::Device::CUDA), sd = scores.to(rt::Device::CUDA);
+  CHECK(rt::ops::nms(bd, sd, 0.5f) == rt::ops::nms(boxes, scores, 0.5f));
+  CHECK(rt::ops::batched_nms(bd, sd, classes, 0.5f) == rt::ops::batched_nms(boxes, scores, classes, 0.5f));
+  CHECK(close("box_iou", rt::ops::box_iou(bd, bd).to(rt::Device::CPU).to_vector(),
+              rt::ops::box_iou(boxes, boxes).to_vector(), test::Tol::elementwise()));
 #endif
 }
