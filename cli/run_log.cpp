@@ -8,7 +8,9 @@
 #include <string>
 
 #include "kernels/gemm.h"
+#include "runtime/device.h"
 #include "runtime/fs.h"
+#include "runtime/log.h"
 #include "runtime/error.h"
 
 namespace detnas::cli {
@@ -72,6 +74,23 @@ void set_threads(int64_t threads) {
   if (threads <= 0) return;
   omp_set_num_threads(int(threads));
   kernels::cpu::set_blas_threads(int(threads));
+}
+
+void select_run_device(const std::string& flag, const char* command) {
+  const rt::DeviceRequest req = rt::parse_device_request(flag);
+  if (req == rt::DeviceRequest::CPU) {
+    rt::select_device(req);
+    return;
+  }
+  if (req == rt::DeviceRequest::CUDA) {
+    rt::select_device(req);  // throws with the probe's reason when there is no usable GPU
+    DETNAS_FAIL(command, ": --device cuda: the networks do not run on CUDA yet (the runtime dispatches only relu, ",
+                "add, conv2d and linear to CUDA; README, 'What runs where'); use --device cpu");
+  }
+  if (rt::cuda_usable())
+    log_info(command, ": a CUDA device is present but the networks do not run on CUDA yet; running on the CPU");
+  else
+    rt::select_device(req);  // logs the CPU fallback and the reason once
 }
 
 }  // namespace detnas::cli

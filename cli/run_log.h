@@ -40,4 +40,10 @@ std::string format_duration(double seconds);
 // --threads N > 0: OpenMP and OpenBLAS threads (0 keeps the defaults: all cores).
 void set_threads(int64_t threads);
 
+// --device auto|cpu|cuda for the commands that run networks. The networks do
+// not run on CUDA yet (most ops have CUDA kernels but not the runtime dispatch;
+// README "What runs where"), so `cuda` fails with that reason (or the probe's
+// reason when there is no GPU) and `auto` runs on the CPU, saying why once.
+void select_run_device(const std::string& flag, const char* command);
+
 }  // namespace detnas::cli
