@@ -84,8 +84,8 @@ void select_run_device(const std::string& flag, const char* command) {
   }
   if (req == rt::DeviceRequest::CUDA) {
     rt::select_device(req);  // throws with the probe's reason when there is no usable GPU
-    DETNAS_FAIL(command, ": --device cuda: the networks do not run on CUDA yet (the runtime dispatches only relu, ",
-                "add, conv2d and linear to CUDA; README, 'What runs where'); use --device cpu");
+    DETNAS_FAIL(command, ": --device cuda: the networks do not run on CUDA yet (models, data and optimizer are not ",
+                "moved to the device; README, 'What runs where'); use --device cpu");
   }
   if (rt::cuda_usable())
     log_info(command, ": a CUDA device is present but the networks do not run on CUDA yet; running on the CPU");

@@ -41,8 +41,8 @@ std::string format_duration(double seconds);
 void set_threads(int64_t threads);
 
 // --device auto|cpu|cuda for the commands that run networks. The networks do
-// not run on CUDA yet (most ops have CUDA kernels but not the runtime dispatch;
-// README "What runs where"), so `cuda` fails with that reason (or the probe's
+// not run on CUDA yet (the ops have CUDA paths, but models, batches and the
+// optimizer are not moved to the device; README "What runs where"), so `cuda` fails with that reason (or the probe's
 // reason when there is no GPU) and `auto` runs on the CPU, saying why once.
 void select_run_device(const std::string& flag, const char* command);
 
