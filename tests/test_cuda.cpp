@@ -29,6 +29,7 @@
 #include "kernels/box_ops_cuda.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_cudnn.h"
+#include "kernels/copy_cuda.h"
 #include "kernels/dwconv_cuda.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_cublas.h"
@@ -548,5 +549,23 @@ TEST_CASE("cuda: runtime detection ops dispatch CUDA tensors (RoIAlign with grad
   CHECK(rt::ops::batched_nms(bd, sd, classes, 0.5f) == rt::ops::batched_nms(boxes, scores, classes, 0.5f));
   CHECK(close("box_iou", rt::ops::box_iou(bd, bd).to(rt::Device::CPU).to_vector(),
               rt::ops::box_iou(boxes, boxes).to_vector(), test::Tol::elementwise()));
+#endif
+}
+
+TEST_CASE("cuda: strided copy matches the CPU") {
+  if (!gpu_or_skip("strided copy")) return;
+#ifdef DETNAS_CUDA
+  kernels::StridedLayout L;
+  L.rank = 3;
+  const int64_t shape[3] = {4, 6, 5}, src[3] = {1, 4, 24}, dst[3] = {30, 5, 1};
+  for (int k = 0; k < 3; ++k) L.shape[k] = shape[k], L.src_stride[k] = src[k], L.dst_stride[k] = dst[k];
+  const std::vector<float> x = test::randn_f(120, 131), y0 = test::randn_f(120, 132);
+  for (GradientMode mode : kModes) {
+    std::vector<float> r = y0;
+    DevF dx_(x), g(y0);
+    kcpu::strided_copy(L, x.data(), r.data(), mode);
+    kc::strided_copy(L, dx_.p, g.p, mode, stream());
+    CHECK(g.host() == r);
+  }
 #endif
 }
