@@ -1,6 +1,6 @@
 // CUDA twin of kernels/copy.h: the strided N-d copy (rank <= 5) behind
 // contiguous(), narrow backward and device-side views, one thread per element
-// through strided_offsets. Float, device pointers. Not wired into Tensor yet
+// through strided_offsets_fixed. Float, device pointers. Not wired into Tensor yet
 // (runtime/tensor.cpp copies across devices only for contiguous tensors).
 #pragma once
 #include "kernels/common.h"
