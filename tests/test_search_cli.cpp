@@ -98,5 +98,21 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   out = test::run_capture(bin + " search --ckpt " + dir + "/st/last" + data + " --out " + dir + "/sc 2>&1", &st);
   CHECK(st != 0);
   CHECK(out.find("standalone") != std::string::npos);
+
+  // The two-stage detector goes through the same commands.
+  out = test::run_capture(bin + " train --detector fpn" + data +
+                              " --iters 2 --batch 2 --short-side 64 --max-size 64 --fpn-channels 16 --tower-depth 1 "
+                              "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --out " + dir + "/f 2>&1",
+                          &st);
+  REQUIRE_MESSAGE(st == 0, out);
+  CHECK(out.find("roi_cls") != std::string::npos);
+  out = test::run_capture(bin + " search --ckpt " + dir + "/f/last" + data +
+                              " --val-split 2 --bn-images 2 --population 2 --parents 1 --mutants 0 --crossovers 0 "
+                              "--generations 1 --flops-budget 0 --out " + dir + "/sf 2>&1",
+                          &st);
+  REQUIRE_MESSAGE(st == 0, out);
+  CHECK(out.find("fpn supernet") != std::string::npos);
+  const std::string rf = records(dir + "/sf/search.jsonl");
+  CHECK(std::count(rf.begin(), rf.end(), '\n') == 2);
   remove_all(dir);
 }
