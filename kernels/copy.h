@@ -34,7 +34,7 @@ DETNAS_HD void strided_offsets(const StridedLayout& L, int64_t i, int64_t* src_o
 template <int kRank>
 DETNAS_HD void strided_offsets_fixed(const StridedLayout& L, int64_t i, int64_t* src_off, int64_t* dst_off) {
   int64_t s = 0, d = 0;
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
   for (int k = kRank - 1; k >= 0; --k) {
