@@ -122,6 +122,7 @@ bool plane_padded(const Plane<T>& p) {
       for (int v = 0; v < kV; ++v) acc[v] = p.bias;
       for (int kh = 0; kh < kK; ++kh) {
         const T* r = buf + (oh + kh) * Wp + ob;
+#pragma GCC unroll 7
         for (int kw = 0; kw < kK; ++kw) {
           const T a = wk[kh * kK + kw];
           for (int v = 0; v < kV; ++v) acc[v] += a * r[v + kw];
@@ -174,6 +175,7 @@ void plane_fast(const Plane<T>& p) {
       for (int v = 0; v < kV; ++v) acc[v] = p.bias;
       for (int kh = 0; kh < kK; ++kh) {
         const T* __restrict r = rows[kh] + (ow * kS - p.P);
+#pragma GCC unroll 7
         for (int kw = 0; kw < kK; ++kw) {
           const T a = wk[kh * kK + kw];
           for (int v = 0; v < kV; ++v) acc[v] += a * r[v * kS + kw];
@@ -257,6 +259,7 @@ void plane_s2(const Plane<T>& p) {
       for (int v = 0; v < kV; ++v) acc[v] = p.bias;
       for (int kh = 0; kh < kK; ++kh) {
         const T* row = buf + (2 * oh + kh) * 2 * Wq + ob;
+#pragma GCC unroll 7
         for (int kw = 0; kw < kK; ++kw) {
           const T a = wk[kh * kK + kw];
           const T* r = row + (kw & 1) * Wq + (kw >> 1);
