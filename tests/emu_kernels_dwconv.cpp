@@ -110,10 +110,13 @@ DETNAS_EMU_KERNEL_TEST("dwconv_tile_kernel dwconv_input_grad_kernel",
 DETNAS_EMU_KERNEL_TEST("dwconv_weight_grad_kernel", "dwconv_weight_grad_kernel matches cpu::dwconv_backward_weight") {
   for (const Case& c : kCases) {
     const DwconvShape s = shape_of(c);
+    // One block of 256 threads per (channel, tap): the larger cases run in the forward order only.
+    if (s.C * s.K * s.K > 50 && order != emu::ThreadOrder::Forward) continue;
     CAPTURE(s.N); CAPTURE(s.C); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.K); CAPTURE(s.S); CAPTURE(s.P);
     const std::vector<float> x = test::randn_f(s.N * s.x_batch_stride, 31),
                              dy = test::randn_f(s.N * s.C * s.Ho() * s.Wo(), 32), dw0 = test::randn_f(s.C * s.K * s.K, 33);
     for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
+      if (mode == GradientMode::Accumulate && s.K > 3) continue;  // the write mode is K-independent; keep it fast
       CAPTURE(int(mode));
       std::vector<float> ref = dw0, dw = dw0;
       kcpu::dwconv_backward_weight(s, x.data(), dy.data(), ref.data(), mode);

@@ -17,6 +17,10 @@
 #include "tests/emu/emu_test.h"
 #include "tests/test_util.h"
 
+namespace detnas::kernels::cuda {
+__global__ void loss_sum_final_kernel(int64_t chunks, const double* partial, double scale, double* out_d, float* out_f);
+}
+
 using namespace detnas;
 using kernels::LossGrad;
 namespace kc = detnas::kernels::cuda;
@@ -93,9 +97,9 @@ DETNAS_EMU_KERNEL_TEST("focal_forward_kernel focal_backward_kernel", "focal loss
 
 DETNAS_EMU_KERNEL_TEST("loss_sum_partial_kernel loss_sum_final_kernel",
                        "two-pass loss sum matches cpu::loss_sum and is identical in every order") {
-  static double first_seen[6];
-  const int64_t lengths[] = {1, 255, 256, 1025, 5000, 300000};
-  for (int li = 0; li < 6; ++li) {
+  static double first_seen[5];
+  const int64_t lengths[] = {1, 255, 256, 1025, 20000};
+  for (int li = 0; li < 5; ++li) {
     const int64_t n = lengths[li];
     CAPTURE(n);
     const std::vector<float> v = test::randn_f(n, 54, 10.0);
@@ -110,6 +114,13 @@ DETNAS_EMU_KERNEL_TEST("loss_sum_partial_kernel loss_sum_final_kernel",
     kc::loss_sum_to(n, v.data(), 0.5, &out, ws_ptr(ws), nullptr);
     CHECK(out == float(0.5 * got));
   }
+  // More chunks than threads in the final block (up to kMaxChunks): each thread adds several partials.
+  const std::vector<double> partial = test::randn(700, 55);
+  double ref = 0, out_d = NAN;
+  for (double v : partial) ref += v;
+  DETNAS_LAUNCH(kc::loss_sum_final_kernel, 1, int(plan::kSumBlock), 0, nullptr, int64_t(700), partial.data(), 1.0,
+                &out_d, static_cast<float*>(nullptr));
+  CHECK(std::fabs(out_d - ref) <= 1e-12 * 700);
 }
 
 DETNAS_EMU_KERNEL_TEST("smooth_l1_forward_kernel smooth_l1_backward_kernel",
