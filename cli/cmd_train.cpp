@@ -39,7 +39,7 @@ struct TrainOptions {
   int64_t iters = 1200, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
   int64_t warmup = 100, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
-  double lr = -1, wd = 1e-4, bn_momentum = 0.1;
+  double lr = -1, wd = 1e-4, bn_momentum = 0.1, clip_grad = 0;
   uint64_t seed = 1;
   bool resume = false;
 };
@@ -139,6 +139,7 @@ void run_train(TrainOptions o) {
     const double total = L.total.item();
     DETNAS_CHECK(std::isfinite(total), "train: loss became ", total, " at iteration ", it, " (lower --lr?)");
     rt::backward(L.total);
+    const double grad_norm = opt.clip_grad_norm(o.clip_grad);
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
     if (acc.empty()) {
@@ -154,7 +155,7 @@ void run_train(TrainOptions o) {
       j.field("loss_" + L.parts[k].first, v);
     }
     acc_n++;
-    j.field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch)).end_object();
+    j.field("grad_norm", grad_norm).field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch)).end_object();
     log.write(j.str());
     if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
       std::string parts;
@@ -214,6 +215,8 @@ void setup_train(CLI::App& root) {
   sub->add_option("--iters", o->iters, "iterations")->capture_default_str();
   sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str();
   sub->add_option("--lr", o->lr, "base LR (default 0.01 * batch / 16)");
+  sub->add_option("--clip-grad", o->clip_grad, "clip the global gradient L2 norm to this (0: off)")
+      ->capture_default_str();
   sub->add_option("--wd", o->wd, "weight decay (not on biases)")->capture_default_str();
   sub->add_option("--warmup", o->warmup, "linear warm-up iterations from lr/3")->capture_default_str();
   sub->add_option("--short-side", o->short_side, "resize: short side (DetNAS: 800)")->capture_default_str();

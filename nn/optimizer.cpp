@@ -1,6 +1,8 @@
 // SGD bookkeeping around the sgd_update kernel.
 #include "nn/optimizer.h"
 
+#include <cmath>
+
 #include "kernels/sgd.h"
 
 namespace detnas::nn {
@@ -76,6 +78,33 @@ void Sgd::load_state(const NamedTensors& tensors, const std::string& what) {
                  rt::shape_str(t.shape()), " but the parameter is ", rt::shape_str(it->second->tensor.shape()));
     buffers_[it->second->name] = t.clone();
   }
+}
+
+double Sgd::clip_grad_norm(double max_norm) {
+  double sq = 0;
+  std::vector<rt::Tensor> grads;
+  for (const ParamRef& p : params_) {
+    rt::Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    const float* d = g.data();
+    const int64_t n = g.numel();
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
+    sq += s;
+    grads.push_back(g);
+  }
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const float scale = float(max_norm / norm);
+    for (rt::Tensor& g : grads) {
+      float* d = g.data();
+      const int64_t n = g.numel();
+#pragma omp parallel for if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) d[i] *= scale;
+    }
+  }
+  return norm;
 }
 
 }  // namespace detnas::nn

@@ -32,6 +32,10 @@ class Sgd {
   // (times its kind's multiplier), then drops all gradients.
   void step(double lr);
   void zero_grad();
+  // Global L2 norm of the current gradients (in double); when max_norm > 0 and
+  // the norm exceeds it, every gradient is scaled by max_norm / norm. Returns
+  // the norm before scaling. Parameters without a gradient are left out.
+  double clip_grad_norm(double max_norm);
   int64_t updated_last_step() const { return updated_; }
   // Momentum buffers for checkpoints, named "momentum.<param name>".
   NamedTensors state() const;
