@@ -29,7 +29,7 @@ struct SearchOptions {
   DataOptions d;
   std::string ckpt = "runs/train/last", out = "runs/search", strategy = "evolution";
   int64_t population = -1, parents = -1, mutants = -1, crossovers = -1, generations = -1, attempt_factor = 10;
-  double mutate_prob = 0.1, budget = -1, bn_momentum = 0.1;
+  double mutate_prob = 0.1, budget = -1, bn_momentum = 0;
   int64_t bn_images = -1, batch = -1, threads = 0, stop_after = -1;
   uint64_t seed = 1;
   bool resume = false;
@@ -212,7 +212,7 @@ void setup_search(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--bn-images", o->bn_images,
                   "training images for each candidate's BN recalibration (default: as in train; reference 4000)");
-  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)")
+  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
       ->capture_default_str();
   sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
   add_data_options(sub, o->d);

@@ -36,10 +36,11 @@ struct TrainOptions {
   std::string device = "auto";
   DataOptions d;
   std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "retinanet";
-  int64_t iters = 1200, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
-  int64_t warmup = 100, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
+  int64_t iters = 1500, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
+  int64_t warmup = 200, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
-  double lr = -1, wd = 1e-4, bn_momentum = 0.1, clip_grad = 0;
+  int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 128;
+  double lr = 0.01, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
   bool resume = false;
 };
@@ -74,9 +75,14 @@ void run_train(TrainOptions o) {
   dc.fpn_channels = o.fpn_channels;
   dc.head_depth = o.tower_depth;
   dc.seed = o.seed;
+  dc.rpn_pre_nms_train = o.rpn_pre_train;
+  dc.rpn_post_nms_train = o.rpn_post_train;
+  dc.rpn_pre_nms_test = o.rpn_pre_test;
+  dc.rpn_post_nms_test = o.rpn_post_test;
+  dc.roi_batch = o.roi_batch;
   std::unique_ptr<det::Detector> net_ptr = det::make_detector(bo, dc);
   det::Detector& net = *net_ptr;
-  if (o.lr <= 0) o.lr = 0.01 * double(o.batch) / 16.0;  // linear scaling from 16 images at 0.01
+  if (o.lr <= 0) o.lr = 0.01 * double(o.batch) / 16.0;  // linear scaling from the reference 16 images at 0.01
   nn::Sgd opt(net.parameters(), nn::SgdConfig::detection(o.wd));
   nn::LrSchedule lr;
   lr.kind = nn::ScheduleKind::Step;
@@ -92,8 +98,18 @@ void run_train(TrainOptions o) {
     nn::CheckpointMeta m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
     start = m.step;
     path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
+    if (Rng* r = net.sampler_rng()) {
+      DETNAS_CHECK(m.rng.count("sampler"), "train --resume: ", ckpt, ".json has no 'sampler' RNG state");
+      r->set_state(m.rng.at("sampler").first, m.rng.at("sampler").second);
+    }
     log_info("train: resumed from ", ckpt, " at iteration ", start);
-  } else if (!o.pretrained.empty()) {
+  } else if (o.pretrained.empty() && o.d.data.empty() && o.d.train_json.empty() &&
+             file_exists("runs/pretrain/last.json")) {
+    o.pretrained = "runs/pretrain/last";
+    log_info("train: using the default pretrain run's backbone ", o.pretrained, " (--pretrained none to train from scratch)");
+  }
+  if (o.pretrained == "none") o.pretrained.clear();
+  if (!o.resume && !o.pretrained.empty()) {
     nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
     log_info("train: backbone initialised from ", o.pretrained);
   }
@@ -113,6 +129,7 @@ void run_train(TrainOptions o) {
     m.space = o.space;
     m.arch = supernet ? "supernet" : nn::format_arch(bo.arch);
     m.rng["path"] = {path_rng.state0(), path_rng.state1()};
+    if (Rng* r = net.sampler_rng()) m.rng["sampler"] = {r->state0(), r->state1()};
     m.config = dc.to_map();
     m.config["short_side"] = std::to_string(o.short_side);
     m.config["max_size"] = std::to_string(o.max_size);
@@ -214,7 +231,7 @@ void setup_train(CLI::App& root) {
   sub->add_option("--pretrained", o->pretrained, "backbone checkpoint from detnas pretrain");
   sub->add_option("--iters", o->iters, "iterations")->capture_default_str();
   sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str();
-  sub->add_option("--lr", o->lr, "base LR (default 0.01 * batch / 16)");
+  sub->add_option("--lr", o->lr, "base LR (0: the reference's linear scaling 0.01 * batch / 16)")->capture_default_str();
   sub->add_option("--clip-grad", o->clip_grad, "clip the global gradient L2 norm to this (0: off)")
       ->capture_default_str();
   sub->add_option("--wd", o->wd, "weight decay (not on biases)")->capture_default_str();
@@ -223,10 +240,19 @@ void setup_train(CLI::App& root) {
   sub->add_option("--max-size", o->max_size, "resize: long side limit (DetNAS: 1333)")->capture_default_str();
   sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels (reference 256)")->capture_default_str();
   sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")->capture_default_str();
+  sub->add_option("--rpn-pre-nms-train", o->rpn_pre_train, "fpn: proposals per level before NMS in training (reference 2000)")
+      ->capture_default_str();
+  sub->add_option("--rpn-post-nms-train", o->rpn_post_train, "fpn: proposals per image after NMS in training (reference 2000)")
+      ->capture_default_str();
+  sub->add_option("--rpn-pre-nms-test", o->rpn_pre_test, "fpn: proposals per level before NMS at test (reference 1000)")
+      ->capture_default_str();
+  sub->add_option("--rpn-post-nms-test", o->rpn_post_test, "fpn: proposals per image after NMS at test (reference 1000)")
+      ->capture_default_str();
+  sub->add_option("--roi-batch", o->roi_batch, "fpn: sampled RoIs per image (reference 512)")->capture_default_str();
   sub->add_option("--eval-every", o->eval_every, "COCO AP on the val set every N iterations")->capture_default_str();
   sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration before a supernet evaluation")
       ->capture_default_str();
-  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)")
+  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
       ->capture_default_str();
   sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
   sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();

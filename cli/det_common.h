@@ -48,7 +48,7 @@ struct LoadedDetector {
   nn::Arch path;  // the path to run (supernet: the --arch given; standalone: its own arch, passed as {})
   nn::Arch arch;  // the architecture (for FLOPs, printing)
   int64_t short_side = 256, max_size = 320, batch = 4, bn_images = 0;
-  double bn_momentum = 0.1;
+  double bn_momentum = 0;
   std::vector<Category> categories;  // label -> category (empty for old checkpoints)
 };
 // Loads a `detnas train` checkpoint. arch_text: a choice list (for a supernet

@@ -25,7 +25,12 @@ std::map<std::string, std::string> DetectorConfig::to_map() const {
           {"head_depth", std::to_string(head_depth)},
           {"fc_dim", std::to_string(fc_dim)},
           {"nms_iou", std::to_string(nms_iou)},
-          {"detector_seed", std::to_string(seed)}};
+          {"detector_seed", std::to_string(seed)},
+          {"rpn_pre_nms_train", std::to_string(rpn_pre_nms_train)},
+          {"rpn_post_nms_train", std::to_string(rpn_post_nms_train)},
+          {"rpn_pre_nms_test", std::to_string(rpn_pre_nms_test)},
+          {"rpn_post_nms_test", std::to_string(rpn_post_nms_test)},
+          {"roi_batch", std::to_string(roi_batch)}};
 }
 
 namespace {
@@ -49,6 +54,11 @@ DetectorConfig DetectorConfig::from_map(const std::map<std::string, std::string>
   c.head_depth = parse_int(m, "head_depth", parse_int(m, "tower_depth", c.head_depth, where), where);
   c.fc_dim = parse_int(m, "fc_dim", c.fc_dim, where);
   c.seed = uint64_t(parse_int(m, "detector_seed", int64_t(c.seed), where));
+  c.rpn_pre_nms_train = parse_int(m, "rpn_pre_nms_train", 0, where);
+  c.rpn_post_nms_train = parse_int(m, "rpn_post_nms_train", 0, where);
+  c.rpn_pre_nms_test = parse_int(m, "rpn_pre_nms_test", 0, where);
+  c.rpn_post_nms_test = parse_int(m, "rpn_post_nms_test", 0, where);
+  c.roi_batch = parse_int(m, "roi_batch", 0, where);
   if (auto it = m.find("nms_iou"); it != m.end()) {
     char* end = nullptr;
     c.nms_iou = std::strtof(it->second.c_str(), &end);
@@ -78,6 +88,11 @@ std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const Det
     fo.fc_dim = c.fc_dim;
     fo.seed = c.seed;
     if (c.nms_iou >= 0) fo.roi.nms_thresh = c.nms_iou;
+    if (c.rpn_pre_nms_train > 0) fo.rpn.pre_nms_top_n_train = c.rpn_pre_nms_train;
+    if (c.rpn_post_nms_train > 0) fo.rpn.post_nms_top_n_train = c.rpn_post_nms_train;
+    if (c.rpn_pre_nms_test > 0) fo.rpn.pre_nms_top_n_test = c.rpn_pre_nms_test;
+    if (c.rpn_post_nms_test > 0) fo.rpn.post_nms_top_n_test = c.rpn_post_nms_test;
+    if (c.roi_batch > 0) fo.roi.batch_size_per_image = c.roi_batch;
     return std::make_unique<FasterRcnn>(bo, fo);
   }
   DETNAS_FAIL("unknown detector '", c.kind, "' (known: retinanet, fpn)");

@@ -18,6 +18,7 @@
 #include "detect/postprocess.h"
 #include "nn/backbone.h"
 #include "nn/module.h"
+#include "runtime/rng.h"
 
 namespace detnas::det {
 
@@ -50,6 +51,9 @@ class Detector : public nn::Module {
   virtual std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                                      const nn::Arch& path) = 0;
   virtual nn::Backbone& backbone() = 0;
+  // The stream of the detector's own random choices in training (the RPN/RoI
+  // samplers), saved in checkpoints for exact resume; nullptr when it has none.
+  virtual Rng* sampler_rng() { return nullptr; }
 };
 
 struct DetectorConfig {
@@ -59,6 +63,10 @@ struct DetectorConfig {
   int64_t head_depth = 4;           // RetinaNet: convs per tower; FPN: convs of the box head
   int64_t fc_dim = 1024;            // FPN: box-head FC width
   float nms_iou = -1;               // < 0: the detector's reference value (0.4 / 0.5)
+  // FPN Faster R-CNN sizes (<= 0: the reference values of DETNAS.md):
+  int64_t rpn_pre_nms_train = 0, rpn_post_nms_train = 0;  // 2000, 2000
+  int64_t rpn_pre_nms_test = 0, rpn_post_nms_test = 0;    // 1000, 1000
+  int64_t roi_batch = 0;                                  // 512 sampled RoIs per image
   uint64_t seed = 0;                // init stream of everything but the backbone
 
   std::map<std::string, std::string> to_map() const;

@@ -60,7 +60,7 @@ class FasterRcnn : public Detector {
   const FasterRcnnOptions& options() const { return o_; }
   FasterRcnnOptions& mutable_options() { return o_; }  // e.g. the proposal top-N of CPU runs
   const AnchorGenerator& anchor_generator() const { return anchors_; }
-  Rng& sampler_rng() { return rng_; }
+  Rng* sampler_rng() override { return &rng_; }
 
   // The shared part of all forwards: P2..P6 and the per-level RPN outputs.
   struct RpnOutputs {

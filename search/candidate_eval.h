@@ -23,7 +23,7 @@ struct EvalSettings {
   int64_t short_side = 256;
   int64_t max_size = 320;
   int64_t bn_images = 0;     // 0: keep the network's BN statistics
-  double bn_momentum = 0.1;  // EMA momentum of the re-estimation; 0: exact average over the batches
+  double bn_momentum = 0;  // EMA momentum of the re-estimation (reference 0.1 over 500 batches); 0: exact average
   uint64_t seed = 1;         // of the recalibration batches (train transforms)
 };
 

@@ -457,7 +457,7 @@ TEST_CASE("fpn: supernet with a fixed path equals the standalone detector (losse
   o.seed = 77;  // different init: every weight must come from load_from
   det::FasterRcnn st(tiny_backbone(nn::NetKind::Standalone, 99), o);
   st.load_from(sn);
-  st.sampler_rng() = sn.sampler_rng();
+  *st.sampler_rng() = *sn.sampler_rng();
   SynthBatch b = synth_batch({0, 1}, 64);
   det::DetLosses a = sn.forward_train(b.images, b.targets, kTinyPath);
   rt::backward(a.total);
