@@ -8,7 +8,8 @@
 // BGR 0..255, zero padding to a multiple of 32. detect_batch pads the images to
 // the largest of the batch, as training evaluation does, so a batch may differ
 // from single-image results in the last digits near the padded border.
-// A Detector is not thread-safe: use one per thread.
+// A Detector is not thread-safe: use one per thread. Inference runs on the CPU
+// (OpenMP + OpenBLAS threads: api::set_num_threads).
 // Not here: training, COCO evaluation, the CLI.
 #pragma once
 #include <cstddef>

@@ -336,3 +336,39 @@ TEST_CASE("api: a `detnas train` checkpoint loads into api::Detector with its ca
   }
   remove_all(dir);
 }
+
+TEST_CASE("api: the two-stage detector goes through the same API; recalibrate_bn is an exact re-estimate") {
+  const std::string dir = temp_dir("fpn");
+  api::DetectorSpec spec = tiny_spec();
+  spec.config.kind = "fpn";
+  spec.config.fc_dim = 32;
+  std::unique_ptr<det::Detector> net = api::make_detector(spec);
+  CHECK(std::string(net->kind()) == "fpn");
+  api::Detector mem(std::move(net), spec);
+  api::save_detector(dir + "/fpn", mem.network(), spec);
+  api::Detector loaded = api::Detector::load(dir + "/fpn");
+  CHECK(loaded.spec().config.kind == "fpn");
+  CHECK(loaded.spec().config.fc_dim == 32);
+  const std::vector<api::Image> imgs = {test_image(3), test_image(4), test_image(5)};
+  check_same(loaded.detect(imgs[0]), mem.detect(imgs[0]), "fpn reloaded");
+
+  // Recalibration resets the statistics first, so running it twice on the same
+  // images gives the same buffers, different from the trained (initial) ones.
+  auto buffers = [](api::Detector& d) {
+    std::vector<float> v;
+    for (auto& b : d.network().buffers())
+      for (float x : b.tensor.to_vector()) v.push_back(x);
+    return v;
+  };
+  api::Detector r(tiny_net(tiny_spec()), tiny_spec());
+  const std::vector<float> before = buffers(r);
+  r.recalibrate_bn(imgs, 2);
+  const std::vector<float> once = buffers(r);
+  r.recalibrate_bn(imgs, 2);
+  CHECK(buffers(r) == once);
+  CHECK(once != before);
+  CHECK(r.network().mode() == nn::Mode::Eval);
+  std::string e = error_of([&] { r.recalibrate_bn({}, 2); });
+  CHECK(e.find("need images") != std::string::npos);
+  remove_all(dir);
+}
