@@ -1,5 +1,5 @@
 // CUDA elementwise kernels: grid-stride loops over the shared math of
-// kernels/elementwise.h (relu_value, relu_grad, write_grad).
+// kernels/elementwise.h (relu_value, relu_grad, mul_value, mul_grad, write_grad).
 #include "kernels/cuda_check.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_cuda.h"
@@ -32,6 +32,31 @@ __global__ void scale_backward_kernel(int64_t n, float alpha, const float* __res
     write_grad(dx + i, alpha * dy[i], mode);
 }
 
+__global__ void mul_forward_kernel(int64_t n, const float* __restrict__ a, const float* __restrict__ b,
+                                   float* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = mul_value(a[i], b[i]);
+}
+
+__global__ void mul_backward_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ other,
+                                    float* __restrict__ dx, GradientMode mode) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    write_grad(dx + i, mul_grad(dy[i], other[i]), mode);
+}
+
+// No __restrict__: used in place (gradient clipping).
+__global__ void scale_kernel(int64_t n, float alpha, const float* x, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = alpha * x[i];
+}
+
+__global__ void broadcast_scalar_kernel(int64_t n, const float* __restrict__ s, float* __restrict__ dx,
+                                        GradientMode mode) {
+  const float v = *s;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    write_grad(dx + i, v, mode);
+}
+
 void relu_forward(int64_t n, const float* x, float* y, cudaStream_t stream) {
   if (n == 0) return;
   DETNAS_LAUNCH(relu_forward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, x, y);
@@ -54,6 +79,30 @@ void scale_backward(int64_t n, float alpha, const float* dy, float* dx, Gradient
   if (n == 0 || mode == GradientMode::Ignore) return;
   DETNAS_LAUNCH(scale_backward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, alpha, dy, dx, mode);
   DETNAS_CUDA_CHECK_LAUNCH("scale_backward_kernel");
+}
+
+void mul_forward(int64_t n, const float* a, const float* b, float* y, cudaStream_t stream) {
+  if (n == 0) return;
+  DETNAS_LAUNCH(mul_forward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, a, b, y);
+  DETNAS_CUDA_CHECK_LAUNCH("mul_forward_kernel");
+}
+
+void mul_backward(int64_t n, const float* dy, const float* other, float* dx, GradientMode mode, cudaStream_t stream) {
+  if (n == 0 || mode == GradientMode::Ignore) return;
+  DETNAS_LAUNCH(mul_backward_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, dy, other, dx, mode);
+  DETNAS_CUDA_CHECK_LAUNCH("mul_backward_kernel");
+}
+
+void scale(int64_t n, float alpha, const float* x, float* y, cudaStream_t stream) {
+  if (n == 0) return;
+  DETNAS_LAUNCH(scale_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, alpha, x, y);
+  DETNAS_CUDA_CHECK_LAUNCH("scale_kernel");
+}
+
+void broadcast_scalar(int64_t n, const float* s, float* dx, GradientMode mode, cudaStream_t stream) {
+  if (n == 0 || mode == GradientMode::Ignore) return;
+  DETNAS_LAUNCH(broadcast_scalar_kernel, grid_for(n, kBlock), kBlock, 0, stream, n, s, dx, mode);
+  DETNAS_CUDA_CHECK_LAUNCH("broadcast_scalar_kernel");
 }
 
 }  // namespace detnas::kernels::cuda

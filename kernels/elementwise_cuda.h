@@ -1,5 +1,7 @@
 // CUDA twins of kernels/elementwise.h (same names, same argument order, plus a
-// stream). Pointers are device pointers.
+// stream), and the device halves of the runtime's mul / mul_scalar / sum backward /
+// dropout (ops_elementwise.cpp has those loops inline on the CPU). Pointers are
+// device pointers.
 #pragma once
 #include <cstdint>
 
@@ -16,4 +18,12 @@ void relu_backward(int64_t n, const float* x, const float* dy, float* dx, Gradie
 void add_forward(int64_t n, const float* a, const float* b, float* y, cudaStream_t stream);
 // dy (n)  dx (n) = or += alpha * dy
 void scale_backward(int64_t n, float alpha, const float* dy, float* dx, GradientMode mode, cudaStream_t stream);
+// a (n)  b (n)  y (n) = a * b (mul_value)
+void mul_forward(int64_t n, const float* a, const float* b, float* y, cudaStream_t stream);
+// dy (n)  other (n)  dx (n) = or += dy * other (mul_grad): mul's and dropout's backward
+void mul_backward(int64_t n, const float* dy, const float* other, float* dx, GradientMode mode, cudaStream_t stream);
+// x (n)  y (n) = alpha * x; in place allowed (y == x)
+void scale(int64_t n, float alpha, const float* x, float* y, cudaStream_t stream);
+// s (one device float)  dx (n) = or += *s: sum's backward
+void broadcast_scalar(int64_t n, const float* s, float* dx, GradientMode mode, cudaStream_t stream);
 }  // namespace detnas::kernels::cuda

@@ -47,7 +47,39 @@ __global__ void __launch_bounds__(cuda_plan::kSumBlock)
   }
 }
 
+// partial[b] = sum of v[i]^2 (in double) over chunk b, as loss_sum_partial_kernel.
+__global__ void __launch_bounds__(cuda_plan::kSumBlock)
+    sum_squares_partial_kernel(int64_t n, int64_t chunk, const float* __restrict__ v, double* __restrict__ partial) {
+  __shared__ double red[cuda_plan::kSumBlock];
+  const int64_t lo = int64_t(blockIdx.x) * chunk, hi = lo + chunk < n ? lo + chunk : n;
+  double s = 0;
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += double(v[i]) * double(v[i]);
+  s = block_sum<cuda_plan::kSumBlock>(s, red);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
 // ---- per-element kernels -----------------------------------------------------
+
+__global__ void bce_logits_forward_kernel(int64_t n, const float* __restrict__ x, const float* __restrict__ t,
+                                          const float* __restrict__ w, float* __restrict__ loss, Flag* flag) {
+  for (int64_t i = global_thread(); i < n; i += global_stride()) {
+    if (!loss_finite(x[i]) || !loss_finite(t[i])) note_bad(flag, i);
+    const float l = bce_logits_value(x[i], t[i]);
+    loss[i] = w ? w[i] * l : l;
+  }
+}
+
+__global__ void bce_logits_backward_kernel(int64_t n, const float* __restrict__ x, const float* __restrict__ t,
+                                           const float* __restrict__ w, LossGrad<float> dloss,
+                                           float* __restrict__ dx, GradientMode mode_x, float* __restrict__ dt,
+                                           GradientMode mode_t) {
+  for (int64_t i = global_thread(); i < n; i += global_stride()) {
+    float g = dloss.at(i);
+    if (w) g *= w[i];
+    if (mode_x != GradientMode::Ignore) write_grad(dx + i, g * bce_logits_grad(x[i], t[i]), mode_x);
+    if (mode_t != GradientMode::Ignore) write_grad(dt + i, -g * x[i], mode_t);
+  }
+}
 
 __global__ void focal_forward_kernel(int64_t N, int64_t K, const float* __restrict__ x, const float* __restrict__ t,
                                      const float* __restrict__ row_w, float alpha, float gamma,
@@ -203,6 +235,42 @@ double loss_sum(int64_t n, const float* v, void* workspace, cudaStream_t stream)
   DETNAS_CUDA_CHECK(cudaMemcpyAsync(&s, slot, sizeof(double), cudaMemcpyDeviceToHost, stream));
   DETNAS_CUDA_CHECK(cudaStreamSynchronize(stream));
   return s;
+}
+
+double sum_squares(int64_t n, const float* v, void* workspace, cudaStream_t stream) {
+  DETNAS_CHECK(workspace != nullptr, "sum_squares (cuda): null workspace");
+  if (n == 0) return 0.0;
+  const cuda_plan::SumPlan p = cuda_plan::sum_plan(n);
+  double* partial = partials_of(workspace);
+  double* slot = reinterpret_cast<double*>(workspace);
+  DETNAS_LAUNCH(sum_squares_partial_kernel, unsigned(p.chunks), cuda_plan::kSumBlock, 0, stream, n, p.chunk, v,
+                partial);
+  DETNAS_CUDA_CHECK_LAUNCH("sum_squares_partial_kernel");
+  DETNAS_LAUNCH(loss_sum_final_kernel, 1, cuda_plan::kSumBlock, 0, stream, p.chunks, partial, 1.0, slot,
+                static_cast<float*>(nullptr));
+  DETNAS_CUDA_CHECK_LAUNCH("loss_sum_final_kernel");
+  double s = 0;
+  DETNAS_CUDA_CHECK(cudaMemcpyAsync(&s, slot, sizeof(double), cudaMemcpyDeviceToHost, stream));
+  DETNAS_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return s;
+}
+
+int64_t bce_logits_forward(int64_t n, const float* x, const float* t, const float* w, float* loss, void* workspace,
+                           cudaStream_t stream) {
+  if (n == 0) return -1;
+  reset_flag(workspace, stream);
+  DETNAS_LAUNCH(bce_logits_forward_kernel, cuda_plan::grid_1d(n, kBlock), kBlock, 0, stream, n, x, t, w, loss,
+                flag_of(workspace));
+  DETNAS_CUDA_CHECK_LAUNCH("bce_logits_forward_kernel");
+  return read_flag(workspace, stream);
+}
+
+void bce_logits_backward(int64_t n, const float* x, const float* t, const float* w, LossGrad<float> dloss, float* dx,
+                         GradientMode mode_x, float* dt, GradientMode mode_t, cudaStream_t stream) {
+  if (n == 0 || (mode_x == GradientMode::Ignore && mode_t == GradientMode::Ignore)) return;
+  DETNAS_LAUNCH(bce_logits_backward_kernel, cuda_plan::grid_1d(n, kBlock), kBlock, 0, stream, n, x, t, w, dloss, dx,
+                mode_x, dt, mode_t);
+  DETNAS_CUDA_CHECK_LAUNCH("bce_logits_backward_kernel");
 }
 
 int64_t sigmoid_focal_forward(int64_t N, int64_t K, const float* x, const float* t, const float* row_w, FocalParams p,

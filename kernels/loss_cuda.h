@@ -6,8 +6,10 @@
 // (-1 when all are finite); they find it with an atomicMin on a flag in the
 // workspace and read it back, so they synchronise the stream once.
 // workspace: loss_workspace_bytes(n) bytes of device memory (n = element count).
-// Not here: top1_correct and BCE-with-logits (CPU only; the ops fail by name on
-// CUDA tensors), Tensor checks and autograd (runtime/ops_loss.cpp).
+// Also BCE-with-logits (forward/backward over bce_logits_value/grad) and the sum
+// of squares of a vector (same two-pass split; gradient-norm clipping).
+// Not here: top1_correct (the runtime op copies CUDA logits to the host), Tensor
+// checks and autograd (runtime/ops_loss.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +32,15 @@ namespace detnas::kernels::cuda {
 void loss_sum_to(int64_t n, const float* v, double scale, float* out, void* workspace, cudaStream_t stream);
 // The same sum returned to the host (synchronises).
 double loss_sum(int64_t n, const float* v, void* workspace, cudaStream_t stream);
+
+// sum of v[i]^2 in double (squares and sums in double), same chunk split as
+// loss_sum; synchronises and returns it to the host.
+double sum_squares(int64_t n, const float* v, void* workspace, cudaStream_t stream);
+
+int64_t bce_logits_forward(int64_t n, const float* x, const float* t, const float* w, float* loss, void* workspace,
+                           cudaStream_t stream);
+void bce_logits_backward(int64_t n, const float* x, const float* t, const float* w, LossGrad<float> dloss, float* dx,
+                         GradientMode mode_x, float* dt, GradientMode mode_t, cudaStream_t stream);
 
 int64_t sigmoid_focal_forward(int64_t N, int64_t K, const float* x, const float* t, const float* row_w, FocalParams p,
                               float* loss, void* workspace, cudaStream_t stream);
