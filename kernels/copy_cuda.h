@@ -1,7 +1,8 @@
 // CUDA twin of kernels/copy.h: the strided N-d copy (rank <= 5) behind
 // contiguous(), narrow backward and device-side views, one thread per element
-// through strided_offsets_fixed. Float, device pointers. Not wired into Tensor yet
-// (runtime/tensor.cpp copies across devices only for contiguous tensors).
+// through strided_offsets_fixed. Float, device pointers. Used by runtime/tensor.cpp
+// for CUDA tensors: copy_from / clone / contiguous() of strided views, the
+// backwards of contiguous(), narrow and reshape, and rt::permute.
 #pragma once
 #include "kernels/common.h"
 #include "kernels/copy.h"

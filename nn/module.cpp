@@ -1,6 +1,9 @@
 // Module tree bookkeeping.
 #include "nn/module.h"
 
+#include <map>
+#include <string>
+
 namespace detnas::nn {
 
 rt::Tensor Module::register_param(const std::string& name, rt::Tensor t, ParamKind kind) {
@@ -45,6 +48,25 @@ void Module::apply(const std::function<void(Module&)>& fn) {
   for (auto& c : children_) c.second->apply(fn);
 }
 
+namespace {
+// Re-points t's storage at a contiguous copy on d; every Tensor sharing t's impl follows.
+void move_in_place(const rt::Tensor& t, rt::Device d) {
+  if (!t.defined()) return;
+  rt::TensorImpl* impl = t.impl();
+  if (impl->grad.defined() && impl->grad.device() != d) impl->grad = impl->grad.to(d);
+  if (t.device() == d) return;
+  const rt::Tensor moved = t.to(d);
+  impl->storage = moved.impl()->storage;
+  impl->offset = moved.offset();
+  impl->strides = moved.strides();
+}
+}  // namespace
+
+void Module::to(rt::Device d) {
+  for (auto& p : parameters()) move_in_place(p.tensor, d);
+  for (auto& b : buffers()) move_in_place(b.tensor, d);
+}
+
 int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& p : parameters()) n += p.tensor.numel();
@@ -57,6 +79,26 @@ BufferSnapshot::BufferSnapshot(const Module& m) {
 
 void BufferSnapshot::restore() {
   for (auto& [live, copy] : saved_) live.copy_from(copy);
+}
+
+void Module::load_from(const Module& src) {
+  std::map<std::string, rt::Tensor> by_name;
+  for (auto& p : src.parameters()) by_name[p.name] = p.tensor;
+  for (auto& b : src.buffers()) by_name[b.name] = b.tensor;
+  std::string missing;
+  auto copy = [&](const std::string& name, rt::Tensor dst) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      missing += (missing.empty() ? "" : ", ") + name;
+      return;
+    }
+    DETNAS_CHECK(it->second.shape() == dst.shape(), "load_from: ", name, " has shape ",
+                 rt::shape_str(it->second.shape()), " in the source but ", rt::shape_str(dst.shape()), " here");
+    dst.copy_from(it->second);
+  };
+  for (auto& p : parameters()) copy(p.name, p.tensor);
+  for (auto& b : buffers()) copy(b.name, b.tensor);
+  DETNAS_CHECK(missing.empty(), "load_from: missing in the source: ", missing);
 }
 
 }  // namespace detnas::nn

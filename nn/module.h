@@ -45,6 +45,15 @@ class Module {
   int64_t num_parameters() const;  // elements
   // Calls fn on this module and every descendant (pre-order).
   void apply(const std::function<void(Module&)>& fn);
+  // Moves every parameter and buffer (and any gradient) of the tree to device d
+  // in place: each tensor keeps its identity (the layers' members and ParamRefs
+  // share it) and gets a contiguous copy on d. No-op for tensors already on d.
+  // Not here: optimizer state (nn::Sgd moves its momentum buffers on next step).
+  void to(rt::Device d);
+  // Copies every parameter and buffer of this tree from `src` by name (a
+  // supernet into a standalone network of one path, or equal networks). Every
+  // name here must exist in src with the same shape; the error lists the missing ones.
+  void load_from(const Module& src);
 
  protected:
   rt::Tensor register_param(const std::string& name, rt::Tensor t, ParamKind kind);

@@ -49,11 +49,18 @@ void backward(const Tensor& loss, float seed) {
                loss.defined() ? shape_str(loss.shape()) : std::string("undefined"));
   DETNAS_CHECK(loss.requires_grad(), "backward: the loss does not depend on any tensor that requires grad");
   GradSlot s = grad_slot(loss);
-  float v = s.mode == GradientMode::Accumulate ? *s.ptr + seed : seed;
-  if (loss.device() == Device::CPU)
+  float v = seed;
+  if (loss.device() == Device::CPU) {
+    if (s.mode == GradientMode::Accumulate) v += *s.ptr;
     *s.ptr = v;
-  else
+  } else {
+    if (s.mode == GradientMode::Accumulate) {
+      float old = 0;
+      cuda_copy_d2h(&old, s.ptr, sizeof(float));
+      v += old;
+    }
     cuda_copy_h2d(s.ptr, &v, sizeof(float));
+  }
   // Move the tape out first: closures may record nothing, but an exception must
   // not leave a half-run tape behind.
   std::vector<std::function<void()>> tape;

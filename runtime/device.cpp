@@ -9,6 +9,8 @@
 
 #ifdef DETNAS_CUDA
 #include <cuda_runtime.h>
+
+#include "kernels/gemm_cublas.h"
 #define DETNAS_CUDA_CHECK(call)                                                              \
   do {                                                                                       \
     cudaError_t e_ = (call);                                                                 \
@@ -20,6 +22,27 @@
 namespace detnas::rt {
 
 const char* device_name(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "tf32") return Precision::TF32;
+  DETNAS_FAIL("--precision: unknown precision '", s, "' (expected fp32 or tf32)");
+}
+
+const char* precision_name(Precision p) { return p == Precision::TF32 ? "tf32" : "fp32"; }
+
+namespace {
+Precision g_precision = Precision::FP32;
+}
+
+void set_precision(Precision p) {
+  g_precision = p;
+#ifdef DETNAS_CUDA
+  kernels::cuda::set_tf32(p == Precision::TF32);  // read by cuBLAS and cuDNN before every call
+#endif
+}
+
+Precision precision() { return g_precision; }
 
 DeviceRequest parse_device_request(const std::string& s) {
   if (s == "auto") return DeviceRequest::Auto;

@@ -20,6 +20,16 @@ const std::string& cuda_probe_message();
 // without a usable GPU throws with the probe's reason.
 Device select_device(DeviceRequest req);
 
+// Matrix-math precision of the CUDA library paths (cuBLAS GEMM/linear, cuDNN
+// convs): FP32 (exact fp32 FMA math, the default) or TF32 tensor-op math
+// (`--precision tf32`). Hand-written kernels and every CPU op are always fp32,
+// so on the CPU this setting changes nothing. parse: "fp32" | "tf32".
+enum class Precision { FP32, TF32 };
+Precision parse_precision(const std::string& s);
+const char* precision_name(Precision p);
+void set_precision(Precision p);
+Precision precision();
+
 // Raw device memory (CUDA builds only; otherwise these throw).
 void* cuda_malloc(size_t bytes);
 void cuda_free(void* p);

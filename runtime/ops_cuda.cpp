@@ -94,6 +94,78 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return y;
 }
 
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  Tensor y = Tensor::empty(a.shape(), Device::CUDA);
+  kc::mul_forward(a.numel(), a.data(), b.data(), y.data(), cuda_stream());
+  if (wants_grad({&a, &b})) {
+    record({&y}, [a, b, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("mul backward", {&gy});
+      GradSlot ga = grad_slot(a);
+      kc::mul_backward(y.numel(), gy.data(), b.data(), ga.ptr, ga.mode, cuda_stream());
+      GradSlot gb = grad_slot(b);
+      kc::mul_backward(y.numel(), gy.data(), a.data(), gb.ptr, gb.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor mul_scalar(const Tensor& x_in, float alpha) {
+  Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  kc::scale(x.numel(), alpha, x.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, alpha]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("mul_scalar backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::scale_backward(y.numel(), alpha, gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor sum(const Tensor& x_in) {
+  Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty({}, Device::CUDA);
+  {
+    Workspace ws(kernels::cuda_plan::loss_workspace_bytes(x.numel()));
+    kc::loss_sum_to(x.numel(), x.data(), 1.0, y.data(), ws.p, cuda_stream());
+  }
+  if (wants_grad({&x})) {
+    record({&y}, [x, y]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);
+      kc::broadcast_scalar(x.numel(), gy.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
+Tensor dropout(const Tensor& x_in, const std::vector<float>& mask_h) {
+  Tensor x = x_in.contiguous();
+  DETNAS_CHECK(int64_t(mask_h.size()) == x.numel(), "dropout (cuda): mask of ", mask_h.size(), " values for ",
+               x.describe());
+  Tensor mask = Tensor::empty(x.shape(), Device::CUDA);
+  if (!mask_h.empty()) cuda_copy_h2d(mask.data(), mask_h.data(), mask_h.size() * sizeof(float));
+  Tensor y = Tensor::empty(x.shape(), Device::CUDA);
+  kc::mul_forward(x.numel(), x.data(), mask.data(), y.data(), cuda_stream());
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, mask]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      require_contiguous("dropout backward", {&gy});
+      GradSlot g = grad_slot(x);
+      kc::mul_backward(x.numel(), gy.data(), mask.data(), g.ptr, g.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const kernels::Conv2dShape& s, bool depthwise) {
   require_contiguous("conv2d", {&w, &bias});
   kernels::DwconvShape d;
@@ -444,6 +516,29 @@ Tensor giou_loss(const Tensor& a, const Tensor& b, Reduction reduction, float ep
   return y;
 }
 
+Tensor bce_with_logits(const Tensor& x_in, const Tensor& t_in, Reduction reduction, const Tensor& w_in) {
+  const char* op = "bce_with_logits";
+  Tensor x = x_in.contiguous(), t = t_in.contiguous();
+  Tensor w = w_in.defined() ? w_in.contiguous() : Tensor();
+  const int64_t n = x.numel();
+  Tensor elem = Tensor::empty(x.shape(), Device::CUDA);
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(n));
+  const float* wp = w.defined() ? w.data() : nullptr;
+  check_finite(op, kc::bce_logits_forward(n, x.data(), t.data(), wp, elem.data(), ws.p, cuda_stream()),
+               {{"logits", &x}, {"targets", &t}});
+  Tensor y = reduce(elem, reduction, n, ws.p);
+  if (wants_grad({&x, &t})) {
+    record({&y}, [x, t, w, y, reduction, n]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot gx = grad_slot(x), gt = grad_slot(t);
+      kc::bce_logits_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, upstream(gy, reduction, n),
+                              gx.ptr, gx.mode, gt.ptr, gt.mode, cuda_stream());
+    });
+  }
+  return y;
+}
+
 // ---- detection ops -------------------------------------------------------------
 
 Tensor roi_align(const Tensor& x, const Tensor& boxes_in, const kernels::RoiAlignParams& p) {
@@ -502,6 +597,10 @@ std::vector<int64_t> nms(const Tensor& boxes, const Tensor& scores, const std::v
 
 Tensor relu(const Tensor&) { DETNAS_FAIL("relu: built without CUDA"); }
 Tensor add(const Tensor&, const Tensor&) { DETNAS_FAIL("add: built without CUDA"); }
+Tensor mul(const Tensor&, const Tensor&) { DETNAS_FAIL("mul: built without CUDA"); }
+Tensor mul_scalar(const Tensor&, float) { DETNAS_FAIL("mul_scalar: built without CUDA"); }
+Tensor sum(const Tensor&) { DETNAS_FAIL("sum: built without CUDA"); }
+Tensor dropout(const Tensor&, const std::vector<float>&) { DETNAS_FAIL("dropout: built without CUDA"); }
 Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const kernels::Conv2dShape&, bool) {
   DETNAS_FAIL("conv2d: built without CUDA");
 }
@@ -532,6 +631,9 @@ Tensor smooth_l1_loss(const Tensor&, const Tensor&, float, Reduction, const Tens
   DETNAS_FAIL("smooth_l1_loss: built without CUDA");
 }
 Tensor giou_loss(const Tensor&, const Tensor&, Reduction, float) { DETNAS_FAIL("giou_loss: built without CUDA"); }
+Tensor bce_with_logits(const Tensor&, const Tensor&, Reduction, const Tensor&) {
+  DETNAS_FAIL("bce_with_logits: built without CUDA");
+}
 
 Tensor roi_align(const Tensor&, const Tensor&, const kernels::RoiAlignParams&) {
   DETNAS_FAIL("roi_align: built without CUDA");

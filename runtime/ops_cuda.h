@@ -1,10 +1,15 @@
-// The CUDA halves of the runtime ops that have CUDA kernels: relu, add, conv2d
+// The CUDA halves of the runtime ops that have CUDA kernels: relu, add, mul,
+// mul_scalar, sum (deterministic two-pass), dropout (mask drawn on the host from
+// the op's Rng exactly as the CPU op, then uploaded), BCE-with-logits, conv2d
 // (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN), linear (cuBLAS),
 // channel shuffle / even-odd split / concat, max / global average pooling,
 // nearest upsampling, batch norm, the softmax-CE / focal / smooth-L1 / GIoU
 // losses, RoIAlign, IoU/GIoU matrices and (batched) NMS, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
 // validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
-// every other op still fails by name on CUDA tensors (rt::require_cpu). All
+// accuracy_top1 counts on a host copy, reset_running_stats resets host copies
+// and copies them over. Still CPU-only, failing by name on CUDA
+// tensors (rt::require_cpu): Tensor::fill_, and the detect/
+// helpers that call require_cpu (flatten_head_output, matcher, box coder). All
 // kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
 // In a build without CUDA these functions throw.
 // Not here: Tensor device moves (runtime/tensor.h), the kernels (kernels/*_cuda.h).
@@ -30,6 +35,12 @@ bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts);
 // Inputs must be contiguous CUDA tensors (checked, naming the op).
 Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);
+// Inputs may be strided here (made contiguous on the device first).
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor mul_scalar(const Tensor& x, float alpha);
+Tensor sum(const Tensor& x);  // 0-d CUDA tensor: float(double two-pass sum)
+// y = x * mask; mask (host, x.numel() values of 0 or 1/(1-p)) is uploaded once.
+Tensor dropout(const Tensor& x, const std::vector<float>& mask);
 // Arguments already validated by ops::conv2d; x contiguous within each sample
 // (s.x_batch_stride), w and bias contiguous. depthwise: the direct CUDA kernel.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const kernels::Conv2dShape& s, bool depthwise);
@@ -57,6 +68,7 @@ Tensor sigmoid_focal_loss(const Tensor& logits, const Tensor& targets, FocalPara
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, float beta, Reduction reduction,
                       const Tensor& weight);
 Tensor giou_loss(const Tensor& boxes1, const Tensor& boxes2, Reduction reduction, float eps);
+Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Reduction reduction, const Tensor& weight);
 
 // The detection ops of runtime/ops_box.cpp; the caller validated the inputs
 // (on host copies for the box values). boxes (K,5) for RoIAlign, (K,4) otherwise;

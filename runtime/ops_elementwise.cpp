@@ -50,6 +50,7 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
 
 Tensor mul_scalar(const Tensor& x_in, float alpha) {
   check_defined("mul_scalar", x_in, "input");
+  if (cuda_ops::on_cuda("mul_scalar", {&x_in})) return cuda_ops::mul_scalar(x_in, alpha);
   require_cpu("mul_scalar", {&x_in});
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.device());
@@ -69,6 +70,7 @@ Tensor mul_scalar(const Tensor& x_in, float alpha) {
 
 Tensor mul(const Tensor& a_in, const Tensor& b_in) {
   check_same_shape("mul", a_in, b_in);
+  if (cuda_ops::on_cuda("mul", {&a_in, &b_in})) return cuda_ops::mul(a_in, b_in);
   require_cpu("mul", {&a_in, &b_in});
   Tensor a = a_in.contiguous(), b = b_in.contiguous();
   Tensor y = Tensor::empty(a.shape(), a.device());
@@ -93,6 +95,7 @@ Tensor mul(const Tensor& a_in, const Tensor& b_in) {
 
 Tensor sum(const Tensor& x_in) {
   check_defined("sum", x_in, "input");
+  if (cuda_ops::on_cuda("sum", {&x_in})) return cuda_ops::sum(x_in);
   require_cpu("sum", {&x_in});
   Tensor x = x_in.contiguous();
   double s = 0;
@@ -114,14 +117,16 @@ Tensor sum(const Tensor& x_in) {
 Tensor dropout(const Tensor& x_in, float p, Rng& rng) {
   check_defined("dropout", x_in, "input");
   DETNAS_CHECK(p >= 0.f && p < 1.f, "dropout: probability ", p, " outside [0, 1)");
-  require_cpu("dropout", {&x_in});
+  const bool on_cuda = cuda_ops::on_cuda("dropout", {&x_in});
   if (p == 0.f) return x_in;
-  Tensor x = x_in.contiguous();
-  const int64_t n = x.numel();
-  Tensor mask = Tensor::empty(x.shape());  // 0 or 1/(1-p)
+  const int64_t n = x_in.numel();
+  Tensor mask = Tensor::empty(x_in.shape());  // 0 or 1/(1-p), drawn on the host for either device
   float* m = mask.data();
   const float keep_scale = 1.0f / (1.0f - p);
   for (int64_t i = 0; i < n; ++i) m[i] = rng.uniform() < double(p) ? 0.f : keep_scale;
+  // CUDA: the same mask, uploaded, so both devices drop the same elements.
+  if (on_cuda) return cuda_ops::dropout(x_in, std::vector<float>(m, m + n));
+  Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape());
   const float* xp = x.data();
   float* yp = y.data();

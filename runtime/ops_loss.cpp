@@ -193,11 +193,13 @@ Tensor bce_with_logits(const Tensor& logits_in, const Tensor& targets_in, Reduct
   const char* op = "bce_with_logits";
   check_defined(op, logits_in, "logits");
   check_defined(op, targets_in, "targets");
-  require_cpu(op, {&logits_in, &targets_in, &weight_in});
+  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in, &targets_in, &weight_in});
+  if (!on_cuda) require_cpu(op, {&logits_in, &targets_in, &weight_in});
   check_same_shape(op, logits_in, targets_in);
   if (weight_in.defined()) check_same_shape(op, logits_in, weight_in);
   check_mean_nonempty(op, logits_in, reduction);
   check_constant(op, weight_in, "weight");
+  if (on_cuda) return cuda_ops::bce_with_logits(logits_in, targets_in, reduction, weight_in);
   Tensor x = logits_in.contiguous(), t = targets_in.contiguous();
   Tensor w = weight_in.defined() ? weight_in.contiguous() : Tensor();
   const int64_t n = x.numel();
@@ -248,8 +250,7 @@ Tensor giou_loss(const Tensor& boxes1_in, const Tensor& boxes2_in, Reduction red
 
 float accuracy_top1(const Tensor& logits_in, const std::vector<int64_t>& labels) {
   const char* op = "accuracy_top1";
-  check_defined(op, logits_in, "logits");
-  require_cpu(op, {&logits_in});
+  check_defined(op, logits_in, "logits");  // CUDA logits: counted on a host copy (one value per batch)
   DETNAS_CHECK(logits_in.dim() == 2 && logits_in.size(1) > 0, op, ": logits must be (N,K) with K > 0, got ",
                shape_str(logits_in.shape()));
   const int64_t N = logits_in.size(0), K = logits_in.size(1);
@@ -262,7 +263,7 @@ float accuracy_top1(const Tensor& logits_in, const std::vector<int64_t>& labels)
     count += y != kIgnoreLabel;
   }
   if (count == 0) return 0.0f;
-  Tensor x = logits_in.contiguous();
+  Tensor x = logits_in.device() == Device::CPU ? logits_in.contiguous() : logits_in.to(Device::CPU);
   return float(double(k::top1_correct(N, K, x.data(), labels.data())) / double(count));
 }
 

@@ -110,6 +110,15 @@ void reset_running_stats(Tensor& running_mean, Tensor& running_var, int64_t* rec
   check_same_shape("reset_running_stats", running_mean, running_var);
   DETNAS_CHECK(running_mean.dim() == 1, "reset_running_stats: expected (C) running stats, got shape ",
                shape_str(running_mean.shape()));
+  if (cuda_ops::on_cuda("reset_running_stats", {&running_mean, &running_var})) {
+    // Two (C) vectors: reset host copies with the same kernel, then copy them over.
+    Tensor m = Tensor::empty(running_mean.shape()), v = Tensor::empty(running_var.shape());
+    k::batchnorm_reset_running(running_mean.size(0), m.data(), v.data());
+    running_mean.copy_from(m);
+    running_var.copy_from(v);
+    if (recal_batches) *recal_batches = 0;
+    return;
+  }
   require_cpu("reset_running_stats", {&running_mean, &running_var});
   with_contiguous_inout(running_mean, running_var,
                         [&](float* rm, float* rv) { k::batchnorm_reset_running(running_mean.size(0), rm, rv); });

@@ -7,6 +7,10 @@
 #include "kernels/copy.h"
 #include "runtime/allocator.h"
 #include "runtime/autograd.h"
+#include "runtime/device_allocator.h"
+#ifdef DETNAS_CUDA
+#include "kernels/copy_cuda.h"
+#endif
 
 namespace detnas::rt {
 
@@ -36,7 +40,8 @@ Shape contiguous_strides(const Shape& shape) {
 
 Storage::Storage(int64_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   if (nbytes == 0) return;
-  ptr = dev == Device::CPU ? host_allocator().allocate(size_t(nbytes)) : cuda_malloc(size_t(nbytes));
+  // CUDA: the caching device allocator (no cudaMalloc once a step's shapes repeat).
+  ptr = dev == Device::CPU ? host_allocator().allocate(size_t(nbytes)) : device_allocator().allocate(size_t(nbytes));
 }
 
 Storage::~Storage() {
@@ -44,7 +49,7 @@ Storage::~Storage() {
   if (device == Device::CPU)
     host_allocator().release(ptr);
   else
-    cuda_free(ptr);
+    device_allocator().release(ptr);
 }
 
 static void check_shape(const Shape& shape) {
@@ -150,22 +155,43 @@ static kernels::StridedLayout layout_of(const Shape& shape, const Shape& src_st,
   return L;
 }
 
+// dst = or += src on one device (CPU loop or the CUDA strided-copy kernel).
+static void strided_copy_on(Device d, const kernels::StridedLayout& L, const float* src, float* dst,
+                            GradientMode mode) {
+  if (d == Device::CPU) {
+    kernels::cpu::strided_copy(L, src, dst, mode);
+    return;
+  }
+#ifdef DETNAS_CUDA
+  kernels::cuda::strided_copy(L, src, dst, mode, cuda_stream());
+#else
+  DETNAS_FAIL("strided copy of a cuda tensor: built without CUDA");
+#endif
+}
+
 void Tensor::copy_from(const Tensor& src) {
   check_same_shape("copy_from", *this, src);
   if (numel() == 0) return;
-  if (device() == Device::CPU && src.device() == Device::CPU) {
-    kernels::cpu::strided_copy(layout_of(shape(), src.strides(), strides()), src.data(), data(),
-                               GradientMode::Overwrite);
+  const size_t bytes = size_t(numel()) * sizeof(float);
+  if (device() == src.device()) {
+    if (device() == Device::CUDA && is_contiguous() && src.is_contiguous())
+      cuda_copy_d2d(data(), src.data(), bytes);
+    else
+      strided_copy_on(device(), layout_of(shape(), src.strides(), strides()), src.data(), data(),
+                      GradientMode::Overwrite);
     return;
   }
-  DETNAS_CHECK(is_contiguous() && src.is_contiguous(), "copy_from across devices needs contiguous tensors");
-  size_t bytes = size_t(numel()) * sizeof(float);
+  // Across devices: contiguous staging on the side that is strided, then one memcpy.
+  if (!src.is_contiguous()) return copy_from(src.clone());
+  if (!is_contiguous()) {
+    Tensor tmp = empty(shape(), device());
+    tmp.copy_from(src);
+    return copy_from(tmp);
+  }
   if (device() == Device::CPU)
     cuda_copy_d2h(data(), src.data(), bytes);
-  else if (src.device() == Device::CPU)
-    cuda_copy_h2d(data(), src.data(), bytes);
   else
-    cuda_copy_d2d(data(), src.data(), bytes);
+    cuda_copy_h2d(data(), src.data(), bytes);
 }
 
 void Tensor::fill_(float value) {
@@ -213,7 +239,7 @@ Tensor Tensor::contiguous() const {
       GradSlot g = grad_slot(x);
       // x's grad is contiguous with x's shape, so this is a plain copy/add.
       kernels::StridedLayout L = layout_of(x.shape(), contiguous_strides(x.shape()), contiguous_strides(x.shape()));
-      kernels::cpu::strided_copy(L, gy.data(), g.ptr, g.mode);
+      strided_copy_on(x.device(), L, gy.data(), g.ptr, g.mode);
     });
   }
   return y;
@@ -251,6 +277,10 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
         return;
       }
       GradSlot g = grad_slot(src);
+      if (src.device() == Device::CUDA) {  // both contiguous: a flat accumulate
+        strided_copy_on(Device::CUDA, layout_of({gy.numel()}, {1}, {1}), gy.data(), g.ptr, g.mode);
+        return;
+      }
       const float* s = gy.data();
       for (int64_t i = 0, n = gy.numel(); i < n; ++i) g.ptr[i] += s[i];
     });
@@ -273,10 +303,51 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      if (g.mode == GradientMode::Overwrite) std::memset(g.ptr, 0, size_t(x.numel()) * sizeof(float));
+      if (g.mode == GradientMode::Ignore) return;
+      if (g.mode == GradientMode::Overwrite) {
+        if (x.device() == Device::CPU) {
+          std::memset(g.ptr, 0, size_t(x.numel()) * sizeof(float));
+        } else {
+          const std::vector<float> z(size_t(x.numel()), 0.f);
+          cuda_copy_h2d(g.ptr, z.data(), z.size() * sizeof(float));
+        }
+      }
       Shape xst = contiguous_strides(x.shape());
       kernels::StridedLayout L = layout_of(y.shape(), contiguous_strides(y.shape()), xst);
-      kernels::cpu::strided_copy(L, gy.data(), g.ptr + start * xst[size_t(d)], GradientMode::Accumulate);
+      strided_copy_on(x.device(), L, gy.data(), g.ptr + start * xst[size_t(d)], GradientMode::Accumulate);
+    });
+  }
+  return y;
+}
+
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  check_defined("permute", x, "input");
+  const int64_t r = x.dim();
+  DETNAS_CHECK(int64_t(dims.size()) == r, "permute: ", dims.size(), " dims for shape ", shape_str(x.shape()));
+  std::vector<bool> seen(static_cast<size_t>(r), false);
+  Shape ys(static_cast<size_t>(r)), src_st(static_cast<size_t>(r));
+  for (int64_t i = 0; i < r; ++i) {
+    const int64_t d = dims[size_t(i)];
+    DETNAS_CHECK(d >= 0 && d < r && !seen[size_t(d)], "permute: dims are not a permutation of 0..", r - 1,
+                 " (shape ", shape_str(x.shape()), ")");
+    seen[size_t(d)] = true;
+    ys[size_t(i)] = x.size(d);
+    src_st[size_t(i)] = x.strides()[size_t(d)];
+  }
+  Tensor y = Tensor::empty(ys, x.device());
+  if (y.numel() > 0)
+    strided_copy_on(x.device(), layout_of(ys, src_st, contiguous_strides(ys)), x.data(), y.data(),
+                    GradientMode::Overwrite);
+  if (wants_grad({&x})) {
+    record({&y}, [x, y, dims]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot g = grad_slot(x);  // contiguous in x's shape
+      const Shape xst = contiguous_strides(x.shape());
+      Shape dst_st(dims.size());
+      for (size_t i = 0; i < dims.size(); ++i) dst_st[i] = xst[size_t(dims[i])];
+      if (y.numel() > 0) strided_copy_on(x.device(), layout_of(y.shape(), contiguous_strides(y.shape()), dst_st),
+                                         gy.data(), g.ptr, g.mode);
     });
   }
   return y;

@@ -95,6 +95,11 @@ Shape contiguous_strides(const Shape& shape);
 // A raw view with no autograd record (used by ops that record their own backward).
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
 
+// y = x with its dimensions reordered (y.size(i) == x.size(dims[i])) as a new
+// contiguous tensor on x's device (CPU loop or the CUDA strided-copy kernel);
+// autograd-aware: the backward is the inverse strided copy.
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+
 // Shape checks that name the op and both shapes.
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
 void check_defined(const char* op, const Tensor& a, const char* what);
