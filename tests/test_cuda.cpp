@@ -40,6 +40,8 @@
 #include "kernels/conv2d_cudnn.h"
 #include "kernels/copy_cuda.h"
 #include "kernels/dwconv_cuda.h"
+#include "kernels/elementwise.h"
+#include "kernels/elementwise_cuda.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_cublas.h"
 #include "kernels/loss_cuda.h"
@@ -576,6 +578,57 @@ TEST_CASE("cuda: strided copy matches the CPU") {
     kc::strided_copy(L, dx_.p, g.p, mode, stream());
     CHECK(g.host() == r);
   }
+#endif
+}
+
+TEST_CASE("cuda: mul, scale, scalar broadcast, BCE-with-logits and sum-of-squares kernels match the CPU") {
+  if (!gpu_or_skip("mul / scale / broadcast / BCE / sum of squares kernels")) return;
+#ifdef DETNAS_CUDA
+  const int64_t n = 100003;  // odd, many blocks
+  const std::vector<float> a = test::randn_f(n, 181, 3.0), b = test::randn_f(n, 182), d0 = test::randn_f(n, 183);
+  std::vector<float> t(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) t[size_t(i)] = i % 4 == 0 ? 1.0f : 0.0f;
+  DevF da(a), db(b), dt(t), y(static_cast<size_t>(n));
+  std::vector<float> ref(static_cast<size_t>(n));
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] = a[i] * b[i];
+  kc::mul_forward(n, da.p, db.p, y.p, stream());
+  CHECK(y.host() == ref);  // one rounding, no FMA to contract
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] = -0.37f * a[i];
+  kc::scale(n, -0.37f, da.p, y.p, stream());
+  CHECK(y.host() == ref);
+  for (GradientMode mode : kModes) {
+    std::vector<float> r = d0, rs = d0;
+    DevF g(d0), gs(d0);
+    // dy = b, other = a (the accumulate may be one FMA on the GPU: elementwise bound)
+    for (size_t i = 0; i < r.size(); ++i) r[i] = mode == GradientMode::Overwrite ? b[i] * a[i] : d0[i] + b[i] * a[i];
+    kc::mul_backward(n, db.p, da.p, g.p, mode, stream());
+    CHECK(close("mul backward", g.host(), r, test::Tol::elementwise()));
+    const std::vector<float> sv = {1.625f};
+    DevF ds(sv);
+    for (size_t i = 0; i < rs.size(); ++i) rs[i] = mode == GradientMode::Overwrite ? 1.625f : d0[i] + 1.625f;
+    kc::broadcast_scalar(n, ds.p, gs.p, mode, stream());
+    CHECK(gs.host() == rs);
+  }
+  Dev<char> ws(kernels::cuda_plan::loss_workspace_bytes(n));
+  kcpu::bce_logits_forward(n, a.data(), t.data(), static_cast<const float*>(nullptr), ref.data());
+  CHECK(kc::bce_logits_forward(n, da.p, dt.p, nullptr, y.p, ws.p, stream()) == -1);
+  CHECK(close("bce forward", y.host(), ref, test::Tol::elementwise()));
+  const std::vector<float> up = {0.5f};
+  DevF dup(up);
+  kernels::LossGrad<float> hg{up.data(), 0, 1.0f / float(n)}, dg{dup.p, 0, 1.0f / float(n)};
+  std::vector<float> rx = d0, rt = d0;
+  DevF gx(d0), gt(d0);
+  kcpu::bce_logits_backward(n, a.data(), t.data(), static_cast<const float*>(nullptr), hg, rx.data(),
+                            GradientMode::Accumulate, rt.data(), GradientMode::Overwrite);
+  kc::bce_logits_backward(n, da.p, dt.p, nullptr, dg, gx.p, GradientMode::Accumulate, gt.p, GradientMode::Overwrite,
+                          stream());
+  CHECK(close("bce dx", gx.host(), rx, test::Tol::elementwise()));
+  CHECK(close("bce dt", gt.host(), rt, test::Tol::elementwise()));
+  double sq = 0;
+  for (float v : a) sq += double(v) * double(v);
+  const double got = kc::sum_squares(n, da.p, ws.p, stream());
+  CHECK(std::fabs(got - sq) <= 1e-12 * sq);
+  CHECK(kc::sum_squares(n, da.p, ws.p, stream()) == got);  // run to run: bit-identical
 #endif
 }
 
