@@ -39,6 +39,7 @@ struct TrainOptions {
   int64_t iters = 1500, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
   int64_t warmup = 200, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
+  int64_t anchor_size = 32;
   int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 128;
   double lr = 0.01, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
@@ -80,6 +81,7 @@ void run_train(TrainOptions o) {
   dc.rpn_pre_nms_test = o.rpn_pre_test;
   dc.rpn_post_nms_test = o.rpn_post_test;
   dc.roi_batch = o.roi_batch;
+  dc.anchor_size = o.anchor_size;
   std::unique_ptr<det::Detector> net_ptr = det::make_detector(bo, dc);
   det::Detector& net = *net_ptr;
   if (o.lr <= 0) o.lr = 0.01 * double(o.batch) / 16.0;  // linear scaling from the reference 16 images at 0.01
@@ -240,6 +242,8 @@ void setup_train(CLI::App& root) {
   sub->add_option("--max-size", o->max_size, "resize: long side limit (DetNAS: 1333)")->capture_default_str();
   sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels (reference 256)")->capture_default_str();
   sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")->capture_default_str();
+  sub->add_option("--anchor-size", o->anchor_size, "smallest anchor (RetinaNet P3, RPN P2), doubling per level (reference 32)")
+      ->capture_default_str()->check(CLI::Range(4, 1024));
   sub->add_option("--rpn-pre-nms-train", o->rpn_pre_train, "fpn: proposals per level before NMS in training (reference 2000)")
       ->capture_default_str();
   sub->add_option("--rpn-post-nms-train", o->rpn_post_train, "fpn: proposals per image after NMS in training (reference 2000)")

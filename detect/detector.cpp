@@ -25,6 +25,7 @@ std::map<std::string, std::string> DetectorConfig::to_map() const {
           {"head_depth", std::to_string(head_depth)},
           {"fc_dim", std::to_string(fc_dim)},
           {"nms_iou", std::to_string(nms_iou)},
+          {"anchor_size", std::to_string(anchor_size)},
           {"detector_seed", std::to_string(seed)},
           {"rpn_pre_nms_train", std::to_string(rpn_pre_nms_train)},
           {"rpn_post_nms_train", std::to_string(rpn_post_nms_train)},
@@ -53,6 +54,7 @@ DetectorConfig DetectorConfig::from_map(const std::map<std::string, std::string>
   c.fpn_channels = parse_int(m, "fpn_channels", c.fpn_channels, where);
   c.head_depth = parse_int(m, "head_depth", parse_int(m, "tower_depth", c.head_depth, where), where);
   c.fc_dim = parse_int(m, "fc_dim", c.fc_dim, where);
+  c.anchor_size = parse_int(m, "anchor_size", c.anchor_size, where);
   c.seed = uint64_t(parse_int(m, "detector_seed", int64_t(c.seed), where));
   c.rpn_pre_nms_train = parse_int(m, "rpn_pre_nms_train", 0, where);
   c.rpn_post_nms_train = parse_int(m, "rpn_post_nms_train", 0, where);
@@ -65,6 +67,8 @@ DetectorConfig DetectorConfig::from_map(const std::map<std::string, std::string>
     DETNAS_CHECK(end && *end == 0 && !it->second.empty() && c.nms_iou < 1, where, ": config 'nms_iou' = '",
                  it->second, "' is not a number below 1");
   }
+  DETNAS_CHECK(c.anchor_size >= 4 && c.anchor_size <= 1024, where, ": config 'anchor_size' = ", c.anchor_size,
+               " is outside 4..1024");
   DETNAS_CHECK(c.num_classes > 0 && c.fpn_channels > 0, where, ": config has num_classes ", c.num_classes,
                " and fpn_channels ", c.fpn_channels, " (both must be > 0)");
   return c;
@@ -77,6 +81,7 @@ std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const Det
     ro.fpn_channels = c.fpn_channels;
     ro.tower_depth = c.head_depth;
     ro.seed = c.seed;
+    ro.anchor_size = float(c.anchor_size);
     if (c.nms_iou >= 0) ro.post.nms_thresh = c.nms_iou;
     return std::make_unique<RetinaNet>(bo, ro);
   }
@@ -87,6 +92,7 @@ std::unique_ptr<Detector> make_detector(const nn::BackboneOptions& bo, const Det
     fo.head_depth = c.head_depth;
     fo.fc_dim = c.fc_dim;
     fo.seed = c.seed;
+    fo.anchor_size = float(c.anchor_size);
     if (c.nms_iou >= 0) fo.roi.nms_thresh = c.nms_iou;
     if (c.rpn_pre_nms_train > 0) fo.rpn.pre_nms_top_n_train = c.rpn_pre_nms_train;
     if (c.rpn_post_nms_train > 0) fo.rpn.post_nms_top_n_train = c.rpn_post_nms_train;

@@ -63,6 +63,7 @@ struct DetectorConfig {
   int64_t head_depth = 4;           // RetinaNet: convs per tower; FPN: convs of the box head
   int64_t fc_dim = 1024;            // FPN: box-head FC width
   float nms_iou = -1;               // < 0: the detector's reference value (0.4 / 0.5)
+  int64_t anchor_size = 32;         // smallest anchor (P3 RetinaNet, P2 RPN); x2 per level; reference 32
   // FPN Faster R-CNN sizes (<= 0: the reference values of DETNAS.md):
   int64_t rpn_pre_nms_train = 0, rpn_post_nms_train = 0;  // 2000, 2000
   int64_t rpn_pre_nms_test = 0, rpn_post_nms_test = 0;    // 1000, 1000

@@ -13,7 +13,7 @@
 namespace detnas::det {
 
 FasterRcnn::FasterRcnn(const nn::BackboneOptions& bo, const FasterRcnnOptions& o)
-    : o_(o), anchors_(AnchorGenerator::rpn(5, 32)), rng_(o.seed ^ 0x5a3b1e77c0ffeeULL) {
+    : o_(o), anchors_(AnchorGenerator::rpn(5, o.anchor_size)), rng_(o.seed ^ 0x5a3b1e77c0ffeeULL) {
   DETNAS_CHECK(o.num_classes > 0 && o.fpn_channels > 0 && o.head_depth >= 0 && o.fc_dim > 0,
                "FasterRcnn: bad options num_classes=", o.num_classes, " fpn_channels=", o.fpn_channels,
                " head_depth=", o.head_depth, " fc_dim=", o.fc_dim);
@@ -166,21 +166,6 @@ std::vector<std::vector<Detection>> FasterRcnn::detect(const rt::Tensor& images,
   }
   set_mode(prev);
   return dets;
-}
-
-void FasterRcnn::load_from(const FasterRcnn& src) {
-  std::map<std::string, rt::Tensor> s;
-  for (auto& p : src.parameters()) s[p.name] = p.tensor;
-  for (auto& b : src.buffers()) s[b.name] = b.tensor;
-  auto copy = [&](const std::string& name, rt::Tensor& dst) {
-    auto it = s.find(name);
-    DETNAS_CHECK(it != s.end(), "FasterRcnn::load_from: '", name, "' missing in the source network");
-    DETNAS_CHECK(it->second.shape() == dst.shape(), "FasterRcnn::load_from: '", name, "' has shape ",
-                 rt::shape_str(it->second.shape()), " in the source, ", rt::shape_str(dst.shape()), " here");
-    dst.copy_from(it->second);
-  };
-  for (auto& p : parameters()) copy(p.name, p.tensor);
-  for (auto& b : buffers()) copy(b.name, b.tensor);
 }
 
 }  // namespace detnas::det

@@ -32,6 +32,7 @@ struct FasterRcnnOptions {
   int64_t fpn_channels = 256;  // FPN and box-head conv width
   int64_t head_depth = 4;      // box-head convs
   int64_t fc_dim = 1024;
+  float anchor_size = 32;      // P2 RPN anchor size (reference 32: sizes 32..512 on P2..P6)
   float bn_momentum = 0.1f;    // FPN and box-head BNs
   RpnOptions rpn;
   RoiHeadsOptions roi;
@@ -49,10 +50,6 @@ class FasterRcnn : public Detector {
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                              const nn::Arch& path) override;
   nn::Backbone& backbone() override { return *backbone_; }
-
-  // Copies every parameter and buffer by name from `src` (a supernet detector
-  // into a standalone one of one path, or equal networks).
-  void load_from(const FasterRcnn& src);
 
   FpnBn& fpn() { return *fpn_; }
   RpnHead& rpn_head() { return *rpn_; }

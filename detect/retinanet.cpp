@@ -96,7 +96,7 @@ std::pair<rt::Tensor, rt::Tensor> RetinaHead::forward(const rt::Tensor& p) const
 // ---- RetinaNet ------------------------------------------------------------
 
 RetinaNet::RetinaNet(const nn::BackboneOptions& bo, const RetinaNetOptions& o)
-    : o_(o), anchors_(AnchorGenerator::retinanet(5, 32)), coder_(o.box_weights) {
+    : o_(o), anchors_(AnchorGenerator::retinanet(5, o.anchor_size)), coder_(o.box_weights) {
   DETNAS_CHECK(o.num_classes > 0, "RetinaNet: num_classes must be positive, got ", o.num_classes);
   nn::BackboneOptions b = bo;
   b.head = nn::Head::None;
@@ -170,21 +170,6 @@ std::vector<std::vector<Detection>> RetinaNet::detect(const rt::Tensor& images, 
   }
   set_mode(prev);
   return dets;
-}
-
-void RetinaNet::load_from(const RetinaNet& src) {
-  std::map<std::string, rt::Tensor> s;
-  for (auto& p : src.parameters()) s[p.name] = p.tensor;
-  for (auto& b : src.buffers()) s[b.name] = b.tensor;
-  auto copy = [&](const std::string& name, rt::Tensor& dst) {
-    auto it = s.find(name);
-    DETNAS_CHECK(it != s.end(), "RetinaNet::load_from: '", name, "' missing in the source network");
-    DETNAS_CHECK(it->second.shape() == dst.shape(), "RetinaNet::load_from: '", name, "' has shape ",
-                 rt::shape_str(it->second.shape()), " in the source, ", rt::shape_str(dst.shape()), " here");
-    dst.copy_from(it->second);
-  };
-  for (auto& p : parameters()) copy(p.name, p.tensor);
-  for (auto& b : buffers()) copy(b.name, b.tensor);
 }
 
 }  // namespace detnas::det

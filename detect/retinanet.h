@@ -35,6 +35,7 @@ struct RetinaNetOptions {
   float smooth_l1_beta = 0.11f;
   float box_loss_norm = 4.0f;  // box loss / max(1, box_loss_norm * num_pos)
   PostprocessParams post;
+  float anchor_size = 32;  // P3 anchor size (reference 32: sizes 32..512 on P3..P7)
   uint64_t seed = 0;  // init stream of the FPN and head (the backbone has its own)
 };
 
@@ -97,10 +98,6 @@ class RetinaNet : public Detector {
   void forward_features(const rt::Tensor& images, const nn::Arch& path) override { forward_heads(images, path); }
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                              const nn::Arch& path) override;
-
-  // Copies every parameter and buffer by name from `src` (a supernet RetinaNet
-  // into a standalone one of one path, or equal networks).
-  void load_from(const RetinaNet& src);
 
   nn::Backbone& backbone() override { return *backbone_; }
   RetinaFpn& fpn() { return *fpn_; }

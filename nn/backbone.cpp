@@ -92,24 +92,4 @@ rt::Tensor Backbone::forward_logits(const rt::Tensor& x, const Arch& path, Rng& 
 
 std::vector<int64_t> Backbone::feature_channels() const { return space_->stage_widths; }
 
-void Backbone::load_from(const Module& src) {
-  std::map<std::string, rt::Tensor> by_name;
-  for (auto& p : src.parameters()) by_name[p.name] = p.tensor;
-  for (auto& b : src.buffers()) by_name[b.name] = b.tensor;
-  std::string missing;
-  auto copy = [&](const std::string& name, rt::Tensor dst) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) {
-      missing += (missing.empty() ? "" : ", ") + name;
-      return;
-    }
-    DETNAS_CHECK(it->second.shape() == dst.shape(), "load_from: ", name, " has shape ",
-                 rt::shape_str(it->second.shape()), " in the source but ", rt::shape_str(dst.shape()), " here");
-    dst.copy_from(it->second);
-  };
-  for (auto& p : parameters()) copy(p.name, p.tensor);
-  for (auto& b : buffers()) copy(b.name, b.tensor);
-  DETNAS_CHECK(missing.empty(), "load_from: missing in the source: ", missing);
-}
-
 }  // namespace detnas::nn

@@ -44,10 +44,6 @@ class Backbone : public Module {
   const BackboneOptions& options() const { return o_; }
   const std::vector<BlockSpec>& block_specs() const { return specs_; }
   std::vector<int64_t> feature_channels() const;  // widths of C2..C5
-  // Copies every parameter and buffer of this network from `src` by name (a
-  // supernet into a standalone network of one path, or equal networks). Every
-  // name of this network must exist in src with the same shape.
-  void load_from(const Module& src);
 
  private:
   const Arch& resolve(const Arch& path) const;
