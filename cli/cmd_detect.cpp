@@ -20,7 +20,7 @@ namespace detnas::cli {
 namespace {
 
 struct DetectOptions {
-  std::string device = "auto";
+  DeviceOptions dev;
   DataOptions d;  // only for BN recalibration of a supernet path
   std::string ckpt = "runs/train/last", arch, out = "runs/detect";
   std::vector<std::string> images;
@@ -35,7 +35,7 @@ data::Color label_color(int64_t label) {
 }
 
 void run_detect(DetectOptions o) {
-  select_run_device(o.device, "detect");
+  select_run_device(o.dev, "detect");
   set_threads(o.threads);
   DETNAS_CHECK(!o.images.empty(), "detect: no images given");
   LoadedDetector m = load_detector(o.ckpt, o.arch, "detect");
@@ -102,7 +102,7 @@ void setup_detect(CLI::App& root) {
                   "supernet: training images for BN recalibration of the path (default: as in train; data options "
                   "as for train)");
   add_data_options(sub, o->d);
-  sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
   sub->callback([o] { run_detect(*o); });
 }

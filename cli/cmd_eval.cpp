@@ -19,7 +19,7 @@ namespace detnas::cli {
 namespace {
 
 struct EvalOptions {
-  std::string device = "auto";
+  DeviceOptions dev;
   DataOptions d;
   std::string ckpt = "runs/train/last", arch, out;
   int64_t bn_images = -1, batch = -1, threads = 0;
@@ -29,7 +29,7 @@ struct EvalOptions {
 };
 
 void run_eval(EvalOptions o) {
-  select_run_device(o.device, "eval");
+  select_run_device(o.dev, "eval");
   set_threads(o.threads);
   LoadedDetector m = load_detector(o.ckpt, o.arch, "eval");
   DetData dd = load_det_data(o.d, "eval");
@@ -73,7 +73,7 @@ void setup_eval(CLI::App& root) {
   sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)");
   sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
   sub->add_option("--out", o->out, "results JSON (default: next to the checkpoint, eval_results.json)");
-  sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the recalibration batches")->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object instead of the summary");

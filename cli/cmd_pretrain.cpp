@@ -31,7 +31,7 @@ namespace detnas::cli {
 namespace {
 
 struct PretrainOptions {
-  std::string device = "auto";
+  DeviceOptions dev;
   std::string data, out = "runs/pretrain", space = "tiny", flops_bins;
   int64_t iters = 1500, batch = 64, input = 64, eval_every = 500, eval_paths = 3, recal_batches = 8;
   int64_t ckpt_every = 250, log_every = 25, workers = 2, threads = 0, stop_at = -1;
@@ -76,7 +76,7 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
 }
 
 void run_pretrain(const PretrainOptions& o) {
-  select_run_device(o.device, "pretrain");
+  select_run_device(o.dev, "pretrain");
   set_threads(o.threads);
   DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
   std::string root = o.data;
@@ -235,7 +235,7 @@ void setup_pretrain(CLI::App& root) {
   sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
   sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();
   sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
-  sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue from OUT/last");

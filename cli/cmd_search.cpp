@@ -25,7 +25,7 @@ namespace detnas::cli {
 namespace {
 
 struct SearchOptions {
-  std::string device = "auto";
+  DeviceOptions dev;
   DataOptions d;
   std::string ckpt = "runs/train/last", out = "runs/search", strategy = "evolution";
   int64_t population = -1, parents = -1, mutants = -1, crossovers = -1, generations = -1, attempt_factor = 10;
@@ -105,7 +105,7 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
 }
 
 void run_search(SearchOptions o) {
-  select_run_device(o.device, "search");
+  select_run_device(o.dev, "search");
   set_threads(o.threads);
   LoadedDetector m = load_detector(o.ckpt, "", "search");
   DETNAS_CHECK(m.supernet, "search: ", o.ckpt, " is a standalone network (", m.meta.arch,
@@ -216,7 +216,7 @@ void setup_search(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
   add_data_options(sub, o->d);
-  sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the search and of the recalibration batches")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue OUT/state.json");

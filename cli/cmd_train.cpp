@@ -33,7 +33,7 @@ namespace detnas::cli {
 namespace {
 
 struct TrainOptions {
-  std::string device = "auto";
+  DeviceOptions dev;
   DataOptions d;
   std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "retinanet";
   int64_t iters = 1500, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
@@ -54,7 +54,7 @@ det::Targets to_targets(const data::ImageTargets& t) {
 }
 
 void run_train(TrainOptions o) {
-  select_run_device(o.device, "train");
+  select_run_device(o.dev, "train");
   set_threads(o.threads);
   DetData dd = load_det_data(o.d, "train");
   const data::DetDataset& train = dd.train;
@@ -261,7 +261,7 @@ void setup_train(CLI::App& root) {
   sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
   sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();
   sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
-  sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue from OUT/last");

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "kernels/gemm.h"
 #include "runtime/device.h"
 #include "runtime/fs.h"
@@ -76,8 +78,15 @@ void set_threads(int64_t threads) {
   kernels::cpu::set_blas_threads(int(threads));
 }
 
-void select_run_device(const std::string& flag, const char* command) {
-  const rt::DeviceRequest req = rt::parse_device_request(flag);
+void add_device_options(CLI::App* sub, DeviceOptions* d) {
+  sub->add_option("--device", d->device, "auto, cpu or cuda")->capture_default_str();
+  sub->add_option("--precision", d->precision, "CUDA library math: fp32, or tf32 (cuBLAS/cuDNN tensor cores)")
+      ->capture_default_str();
+}
+
+void select_run_device(const DeviceOptions& d, const char* command) {
+  rt::set_precision(rt::parse_precision(d.precision));
+  const rt::DeviceRequest req = rt::parse_device_request(d.device);
   if (req == rt::DeviceRequest::CPU) {
     rt::select_device(req);
     return;

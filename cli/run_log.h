@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace detnas::cli {
 
 class JsonlLog {
@@ -40,10 +44,17 @@ std::string format_duration(double seconds);
 // --threads N > 0: OpenMP and OpenBLAS threads (0 keeps the defaults: all cores).
 void set_threads(int64_t threads);
 
-// --device auto|cpu|cuda for the commands that run networks. The networks do
-// not run on CUDA yet (the ops have CUDA paths, but models, batches and the
-// optimizer are not moved to the device; README "What runs where"), so `cuda` fails with that reason (or the probe's
-// reason when there is no GPU) and `auto` runs on the CPU, saying why once.
-void select_run_device(const std::string& flag, const char* command);
+// --device auto|cpu|cuda and --precision fp32|tf32 for the commands that run
+// networks. The networks do not run on CUDA yet (the ops have CUDA paths and
+// models can be moved, but the detectors' loss targets and the commands' loops
+// are not on the device; README "What runs where"), so `cuda` fails with that
+// reason (or the probe's reason when there is no GPU) and `auto` runs on the
+// CPU, saying why once. --precision sets the cuBLAS/cuDNN math (rt::set_precision);
+// bad values fail naming the value.
+struct DeviceOptions {
+  std::string device = "auto", precision = "fp32";
+};
+void add_device_options(CLI::App* sub, DeviceOptions* d);
+void select_run_device(const DeviceOptions& d, const char* command);
 
 }  // namespace detnas::cli

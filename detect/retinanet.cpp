@@ -41,7 +41,10 @@ rt::Tensor flatten_head_output(const rt::Tensor& x_in, int64_t C) {
   rt::check_defined("flatten_head_output", x_in, "input");
   DETNAS_CHECK(x_in.dim() == 4 && C > 0 && x_in.size(1) % C == 0 && x_in.size(1) > 0, "flatten_head_output: input ",
                rt::shape_str(x_in.shape()), " is not (N, A*", C, ", H, W)");
-  rt::require_cpu("flatten_head_output", {&x_in});
+  if (x_in.device() != rt::Device::CPU) {  // CUDA: the same layout through the generic (recorded) permute
+    const int64_t N = x_in.size(0), A = x_in.size(1) / C, HW = x_in.size(2) * x_in.size(3);
+    return rt::permute(x_in.reshape({N, A, C, HW}), {0, 3, 1, 2}).reshape({N, HW * A, C});
+  }
   rt::Tensor x = x_in.contiguous();
   const int64_t N = x.size(0), A = x.size(1) / C, HW = x.size(2) * x.size(3);
   rt::Tensor y = rt::Tensor::empty({N, HW * A, C}, x.device());

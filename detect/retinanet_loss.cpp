@@ -87,13 +87,14 @@ Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Te
     num_pos += a.num_pos;
   }
   Losses l;
+  const rt::Device dev = cls.device();  // targets are built on the host
   rt::Tensor logits = cls.reshape({N * T, K});
-  l.cls = rt::ops::sigmoid_focal_loss(logits, rt::Tensor::from_vector({N * T, K}, ct), o.focal, Reduction::Sum,
-                                      rt::Tensor::from_vector({N * T}, rw));
+  l.cls = rt::ops::sigmoid_focal_loss(logits, rt::Tensor::from_vector({N * T, K}, ct).to(dev), o.focal,
+                                      Reduction::Sum, rt::Tensor::from_vector({N * T}, rw).to(dev));
   l.cls = rt::ops::mul_scalar(l.cls, float(1.0 / double(num_pos + N)));
   rt::Tensor deltas = box.reshape({N * T, 4});
-  l.box = rt::ops::smooth_l1_loss(deltas, rt::Tensor::from_vector({N * T, 4}, bt), o.smooth_l1_beta, Reduction::Sum,
-                                  rt::Tensor::from_vector({N * T, 4}, bw));
+  l.box = rt::ops::smooth_l1_loss(deltas, rt::Tensor::from_vector({N * T, 4}, bt).to(dev), o.smooth_l1_beta,
+                                  Reduction::Sum, rt::Tensor::from_vector({N * T, 4}, bw).to(dev));
   l.box = rt::ops::mul_scalar(l.box, float(1.0 / std::max(1.0, double(o.box_loss_norm) * double(num_pos))));
   l.total = rt::ops::add(l.cls, l.box);
   return l;

@@ -48,7 +48,8 @@ rt::Tensor multiscale_roi_align(const std::vector<rt::Tensor>& features, const s
     for (int64_t i : ids) b.insert(b.end(), rois.begin() + i * 5, rois.begin() + i * 5 + 5);
     rt::ops::RoiAlignParams pl = p;
     pl.spatial_scale = float(1.0 / double(int64_t(1) << (k_min + l)));
-    rt::Tensor y = rt::ops::roi_align(features[size_t(l)], rt::Tensor::from_vector({int64_t(ids.size()), 5}, b), pl);
+    rt::Tensor y = rt::ops::roi_align(
+        features[size_t(l)], rt::Tensor::from_vector({int64_t(ids.size()), 5}, b).to(features[size_t(l)].device()), pl);
     parts.push_back(y.reshape({1, -1}));
     order->insert(order->end(), ids.begin(), ids.end());
   }
@@ -169,8 +170,9 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
     std::copy(box_targets.begin() + i * 4, box_targets.begin() + i * 4 + 4, t.begin() + int64_t(row));
     std::fill(w.begin() + int64_t(row), w.begin() + int64_t(row) + 4, 1.0f);
   }
-  l.box = rt::ops::smooth_l1_loss(deltas.reshape({R * K1, 4}), rt::Tensor::from_vector({R * K1, 4}, t),
-                                  o.smooth_l1_beta, Reduction::Sum, rt::Tensor::from_vector({R * K1, 4}, w));
+  l.box = rt::ops::smooth_l1_loss(deltas.reshape({R * K1, 4}), rt::Tensor::from_vector({R * K1, 4}, t).to(deltas.device()),
+                                  o.smooth_l1_beta, Reduction::Sum,
+                                  rt::Tensor::from_vector({R * K1, 4}, w).to(deltas.device()));
   l.box = rt::ops::mul_scalar(l.box, float(1.0 / double(R)));
   return l;
 }

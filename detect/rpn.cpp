@@ -125,11 +125,12 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
     r.num_pos += int64_t(s.pos.size());
   }
   const float norm = float(1.0 / double(std::max<int64_t>(1, r.num_sampled)));
-  r.cls = rt::ops::bce_with_logits(objectness.reshape({N * T}), rt::Tensor::from_vector({N * T}, cls_t),
-                                   Reduction::Sum, rt::Tensor::from_vector({N * T}, cls_w));
+  const rt::Device dev = objectness.device();  // targets are built on the host
+  r.cls = rt::ops::bce_with_logits(objectness.reshape({N * T}), rt::Tensor::from_vector({N * T}, cls_t).to(dev),
+                                   Reduction::Sum, rt::Tensor::from_vector({N * T}, cls_w).to(dev));
   r.cls = rt::ops::mul_scalar(r.cls, norm);
-  r.box = rt::ops::smooth_l1_loss(deltas.reshape({N * T, 4}), rt::Tensor::from_vector({N * T, 4}, box_t),
-                                  o.smooth_l1_beta, Reduction::Sum, rt::Tensor::from_vector({N * T, 4}, box_w));
+  r.box = rt::ops::smooth_l1_loss(deltas.reshape({N * T, 4}), rt::Tensor::from_vector({N * T, 4}, box_t).to(dev),
+                                  o.smooth_l1_beta, Reduction::Sum, rt::Tensor::from_vector({N * T, 4}, box_w).to(dev));
   r.box = rt::ops::mul_scalar(r.box, norm);
   return r;
 }

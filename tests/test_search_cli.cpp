@@ -53,6 +53,9 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   out = test::run_capture(bin + " eval --device cuda --ckpt " + dir + "/t/last" + data + " 2>&1", &st);
   CHECK(st != 0);
   CHECK(out.find("--device cuda") != std::string::npos);
+  out = test::run_capture(bin + " eval --precision fp16 --ckpt " + dir + "/t/last" + data + " 2>&1", &st);
+  CHECK(st != 0);
+  CHECK(out.find("fp16") != std::string::npos);
   out = test::run_capture(bin + " eval --ckpt " + dir + "/t/last --arch 1,2,3" + data + " 2>&1", &st);
   CHECK(st != 0);
   CHECK(out.find("1,2,3") != std::string::npos);
