@@ -66,6 +66,14 @@ $(FLAGS_STAMP):
 
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CXXFLAGS += -DDETNAS_GIT_REV=\"$(GIT_REV)\" -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=$(CUDA)\""
+# The two objects that print the revision are rebuilt when HEAD moves (the flags
+# stamp above leaves the revision out so a commit does not rebuild everything).
+REV_STAMP := $(BUILD)/.rev-$(GIT_REV)
+$(REV_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/.rev-*
+	@touch $@
+$(BUILD)/bench/main.o $(BUILD)/api/runtime.o: $(REV_STAMP)
 
 .PHONY: all lib test deps clean format lint config
 all: lib

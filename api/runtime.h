@@ -64,8 +64,10 @@ void set_num_threads(int n);
 // OpenBLAS 0.3.21 does not know recent Intel CPUs and then runs generic
 // kernels (about 8x slower GEMM). Call first thing in main(argv), before any
 // thread exists: when OpenBLAS chose a pre-AVX2 core, the program is
-// re-executed with OPENBLAS_CORETYPE set (one log line); otherwise it returns.
-// Setting OPENBLAS_CORETYPE yourself has the same effect without re-exec.
+// re-executed with OPENBLAS_CORETYPE set (one log line). The same restart sets
+// OMP_WAIT_POLICY=passive when it is unset (OpenMP workers spinning between
+// regions slow OpenBLAS's threads on the same cores). Setting OPENBLAS_CORETYPE
+// and OMP_WAIT_POLICY yourself, or DETNAS_BLAS_CORE=keep, avoids the re-exec.
 void use_best_blas_kernels(char** argv);
 
 // "<git revision> MODE=... CUDA=..." of the library build.

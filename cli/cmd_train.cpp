@@ -36,12 +36,12 @@ struct TrainOptions {
   DeviceOptions dev;
   DataOptions d;
   std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "retinanet";
-  int64_t iters = 1500, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
-  int64_t warmup = 200, eval_every = 400, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
+  int64_t iters = 3000, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
+  int64_t warmup = 200, eval_every = 500, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
   int64_t anchor_size = 32;
   int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 128;
-  double lr = 0.01, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
+  double lr = 0.02, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
   bool resume = false;
 };

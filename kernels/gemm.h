@@ -27,9 +27,14 @@ namespace detnas::kernels::cpu {
 // so ensure_blas_core() re-executes the program (/proc/self/exe, same argv)
 // with OPENBLAS_CORETYPE set to the best core the CPU supports (SkylakeX with
 // AVX-512 F/BW/VL/DQ, else Haswell with AVX2+FMA) when OpenBLAS chose a
-// pre-AVX2 core, logging one line. It returns normally when there is nothing
-// to do, when OPENBLAS_CORETYPE or DETNAS_BLAS_CORE=keep is set, or when the
-// exec fails. Call it first thing in main(), before any thread exists; the
+// pre-AVX2 core, logging one line. The same restart sets OMP_WAIT_POLICY=passive
+// when it is unset (silently, also on CPUs OpenBLAS knows): with OpenMP's default
+// spinning, our OpenMP kernels and OpenBLAS's own thread pool fight for the
+// same cores between regions (bench --e2e --quick on a quiet 2-core Xeon: a
+// 320 training step took 3.32 s spinning, 2.11 s passive).
+// It returns normally when there is nothing to do, when DETNAS_BLAS_CORE=keep
+// is set (OPENBLAS_CORETYPE / OMP_WAIT_POLICY set by the user are kept), or
+// when the exec fails. Call it first thing in main(), before any thread exists; the
 // library never calls it on its own.
 void ensure_blas_core(char** argv);
 // The core OpenBLAS is running ("SkylakeX", "Prescott", ...).
