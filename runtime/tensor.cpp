@@ -276,13 +276,8 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
         const_cast<Tensor&>(src).set_grad(make_view(gy, src.shape(), contiguous_strides(src.shape()), gy.offset()));
         return;
       }
-      GradSlot g = grad_slot(src);
-      if (src.device() == Device::CUDA) {  // both contiguous: a flat accumulate
-        strided_copy_on(Device::CUDA, layout_of({gy.numel()}, {1}, {1}), gy.data(), g.ptr, g.mode);
-        return;
-      }
-      const float* s = gy.data();
-      for (int64_t i = 0, n = gy.numel(); i < n; ++i) g.ptr[i] += s[i];
+      GradSlot g = grad_slot(src);  // both contiguous: a flat accumulate, on either device
+      strided_copy_on(src.device(), layout_of({gy.numel()}, {1}, {1}), gy.data(), g.ptr, g.mode);
     });
   }
   return y;
