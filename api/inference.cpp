@@ -103,6 +103,7 @@ Detector::Detector(std::unique_ptr<det::Detector> net, const DetectorSpec& spec,
     DETNAS_CHECK(options.arch.empty() || parse_arch(spec.space, options.arch) == impl_->path,
                  "Detector: DetectorOptions::arch ", options.arch, " differs from the network's arch ", spec.arch);
   }
+  impl_->net->to(options.device);
   impl_->net->set_mode(nn::Mode::Eval);
 }
 

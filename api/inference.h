@@ -8,8 +8,10 @@
 // BGR 0..255, zero padding to a multiple of 32. detect_batch pads the images to
 // the largest of the batch, as training evaluation does, so a batch may differ
 // from single-image results in the last digits near the padded border.
-// A Detector is not thread-safe: use one per thread. Inference runs on the CPU
-// (OpenMP + OpenBLAS threads: api::set_num_threads).
+// A Detector is not thread-safe: use one per thread. Inference runs on
+// DetectorOptions::device: the CPU by default (OpenMP + OpenBLAS threads:
+// api::set_num_threads), or CUDA (pass api::select_device("auto") to take a GPU
+// when one is usable; images are uploaded per batch, results come back to the host).
 // Not here: training, COCO evaluation, the CLI.
 #pragma once
 #include <cstddef>
@@ -47,6 +49,7 @@ struct DetectorOptions {
   int64_t short_side = 0;             // > 0 overrides the checkpoint's
   int64_t max_size = 0;               // > 0 overrides the checkpoint's
   std::vector<int64_t> category_ids;  // non-empty overrides the checkpoint's label -> id map
+  rt::Device device = rt::Device::CPU;  // where the network runs (the wrapped network is moved there)
 };
 
 class Detector {

@@ -35,10 +35,10 @@ data::Color label_color(int64_t label) {
 }
 
 void run_detect(DetectOptions o) {
-  select_run_device(o.dev, "detect");
+  const rt::Device dev = select_run_device(o.dev, "detect");
   set_threads(o.threads);
   DETNAS_CHECK(!o.images.empty(), "detect: no images given");
-  LoadedDetector m = load_detector(o.ckpt, o.arch, "detect");
+  LoadedDetector m = load_detector(o.ckpt, o.arch, "detect", dev);
   const int64_t bn_images = m.supernet ? (o.bn_images >= 0 ? o.bn_images : m.bn_images) : 0;
   if (bn_images > 0) {
     DetData dd = load_det_data(o.d, "detect");

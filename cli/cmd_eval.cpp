@@ -29,9 +29,9 @@ struct EvalOptions {
 };
 
 void run_eval(EvalOptions o) {
-  select_run_device(o.dev, "eval");
+  const rt::Device dev = select_run_device(o.dev, "eval");
   set_threads(o.threads);
-  LoadedDetector m = load_detector(o.ckpt, o.arch, "eval");
+  LoadedDetector m = load_detector(o.ckpt, o.arch, "eval", dev);
   DetData dd = load_det_data(o.d, "eval");
   DETNAS_CHECK(dd.train.num_classes() == m.config.num_classes, "eval: ", m.meta.space, " checkpoint ", o.ckpt,
                " was trained for ", m.config.num_classes, " classes but the data has ", dd.train.num_classes());

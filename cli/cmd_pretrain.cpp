@@ -76,7 +76,7 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
 }
 
 void run_pretrain(const PretrainOptions& o) {
-  select_run_device(o.dev, "pretrain");
+  const rt::Device dev = select_run_device(o.dev, "pretrain");
   set_threads(o.threads);
   DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
   std::string root = o.data;
@@ -122,6 +122,7 @@ void run_pretrain(const PretrainOptions& o) {
     drop_rng.set_state(m.rng.at("dropout").first, m.rng.at("dropout").second);
     log_info("pretrain: resumed from ", ckpt, " at iteration ", start);
   }
+  net.to(dev);  // after the resume load; Sgd's momentum follows its parameters on the next step
   JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
   log_info("pretrain: space ", space.describe(), "; ", c.train.size(), " train / ", c.val.size(), " val images, ",
            c.train.classes.size(), " classes; batch ", o.batch, " at ", o.input, "x", o.input, "; ", lr.describe(),

@@ -105,9 +105,9 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
 }
 
 void run_search(SearchOptions o) {
-  select_run_device(o.dev, "search");
+  const rt::Device dev = select_run_device(o.dev, "search");
   set_threads(o.threads);
-  LoadedDetector m = load_detector(o.ckpt, "", "search");
+  LoadedDetector m = load_detector(o.ckpt, "", "search", dev);
   DETNAS_CHECK(m.supernet, "search: ", o.ckpt, " is a standalone network (", m.meta.arch,
                "); search needs a supernet checkpoint from detnas train");
   DetData dd = load_det_data(o.d, "search");

@@ -54,7 +54,7 @@ det::Targets to_targets(const data::ImageTargets& t) {
 }
 
 void run_train(TrainOptions o) {
-  select_run_device(o.dev, "train");
+  const rt::Device dev = select_run_device(o.dev, "train");
   set_threads(o.threads);
   DetData dd = load_det_data(o.d, "train");
   const data::DetDataset& train = dd.train;
@@ -115,6 +115,7 @@ void run_train(TrainOptions o) {
     nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
     log_info("train: backbone initialised from ", o.pretrained);
   }
+  net.to(dev);  // after every load (checkpoints load into any device; Sgd's momentum follows its parameters)
   JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
   const std::string plot = path_join(o.out, "plot.svg");
   const std::string title = std::string(net.kind()) + (supernet ? " supernet " : " arch ") + o.space;

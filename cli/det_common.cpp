@@ -84,7 +84,8 @@ std::vector<Category> parse_categories(const std::string& json, const std::strin
   return r;
 }
 
-LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch_text, const char* command) {
+LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch_text, const char* command,
+                             rt::Device dev) {
   const std::string ckpt = nn::checkpoint_base(ckpt_in);
   DETNAS_CHECK(file_exists(ckpt + ".json"), command, ": no checkpoint ", ckpt, ".json (train one with detnas train)");
   LoadedDetector r;
@@ -135,6 +136,7 @@ LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch
   }
   r.net = det::make_detector(bo, r.config);
   nn::load_checkpoint(ckpt, *r.net, nullptr, nn::ExtraTensors::Ignore);
+  r.net->to(dev);
   return r;
 }
 

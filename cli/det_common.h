@@ -51,8 +51,10 @@ struct LoadedDetector {
   double bn_momentum = 0;
   std::vector<Category> categories;  // label -> category (empty for old checkpoints)
 };
-// Loads a `detnas train` checkpoint. arch_text: a choice list (for a supernet
-// checkpoint; "" = the path `train` evaluated; must match for a standalone one).
-LoadedDetector load_detector(const std::string& ckpt, const std::string& arch_text, const char* command);
+// Loads a `detnas train` checkpoint and moves the network to `dev`. arch_text: a
+// choice list (for a supernet checkpoint; "" = the path `train` evaluated; must
+// match for a standalone one).
+LoadedDetector load_detector(const std::string& ckpt, const std::string& arch_text, const char* command,
+                             rt::Device dev);
 
 }  // namespace detnas::cli

@@ -84,22 +84,12 @@ void add_device_options(CLI::App* sub, DeviceOptions* d) {
       ->capture_default_str();
 }
 
-void select_run_device(const DeviceOptions& d, const char* command) {
+rt::Device select_run_device(const DeviceOptions& d, const char* command) {
   rt::set_precision(rt::parse_precision(d.precision));
-  const rt::DeviceRequest req = rt::parse_device_request(d.device);
-  if (req == rt::DeviceRequest::CPU) {
-    rt::select_device(req);
-    return;
-  }
-  if (req == rt::DeviceRequest::CUDA) {
-    rt::select_device(req);  // throws with the probe's reason when there is no usable GPU
-    DETNAS_FAIL(command, ": --device cuda: the networks do not run on CUDA yet (models, data and optimizer are not ",
-                "moved to the device; README, 'What runs where'); use --device cpu");
-  }
-  if (rt::cuda_usable())
-    log_info(command, ": a CUDA device is present but the networks do not run on CUDA yet; running on the CPU");
-  else
-    rt::select_device(req);  // logs the CPU fallback and the reason once
+  const rt::Device dev = rt::select_device(rt::parse_device_request(d.device));
+  if (dev == rt::Device::CUDA)
+    log_info(command, ": network on CUDA, ", rt::precision_name(rt::precision()), " cuBLAS/cuDNN math");
+  return dev;
 }
 
 }  // namespace detnas::cli

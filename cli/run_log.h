@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "runtime/device.h"
+
 namespace CLI {
 class App;
 }
@@ -45,16 +47,16 @@ std::string format_duration(double seconds);
 void set_threads(int64_t threads);
 
 // --device auto|cpu|cuda and --precision fp32|tf32 for the commands that run
-// networks. The networks do not run on CUDA yet (the ops have CUDA paths and
-// models can be moved, but the detectors' loss targets and the commands' loops
-// are not on the device; README "What runs where"), so `cuda` fails with that
-// reason (or the probe's reason when there is no GPU) and `auto` runs on the
-// CPU, saying why once. --precision sets the cuBLAS/cuDNN math (rt::set_precision);
-// bad values fail naming the value.
+// networks. select_run_device resolves the request (rt::select_device: `auto`
+// takes a usable GPU, else the CPU with one log line; `cuda` without a usable GPU
+// fails with the probe's reason) and returns the device the command moves its
+// network to (nn::Module::to); batches follow inside the network's forward.
+// --precision sets the cuBLAS/cuDNN math (rt::set_precision); bad values fail
+// naming the value.
 struct DeviceOptions {
   std::string device = "auto", precision = "fp32";
 };
 void add_device_options(CLI::App* sub, DeviceOptions* d);
-void select_run_device(const DeviceOptions& d, const char* command);
+rt::Device select_run_device(const DeviceOptions& d, const char* command);
 
 }  // namespace detnas::cli

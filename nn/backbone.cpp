@@ -72,7 +72,8 @@ std::vector<rt::Tensor> Backbone::forward_features(const rt::Tensor& x, const Ar
   const Arch& path = resolve(path_in);
   DETNAS_CHECK(x.dim() == 4 && x.size(1) == 3, "backbone: expected input (N, 3, H, W), got ",
                rt::shape_str(x.shape()));
-  rt::Tensor y = stem_->forward(x);
+  // The one place a batch reaches the network's device (a no-op when it is there already).
+  rt::Tensor y = stem_->forward(x.to(device()));
   std::vector<rt::Tensor> feats;
   for (const BlockSpec& b : specs_) {
     y = blocks_[size_t(b.index)][size_t(path[size_t(b.index)])]->forward(y);

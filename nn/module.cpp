@@ -67,6 +67,18 @@ void Module::to(rt::Device d) {
   for (auto& b : buffers()) move_in_place(b.tensor, d);
 }
 
+const rt::Tensor* Module::first_param() const {
+  if (!params_.empty()) return &params_.front().tensor;
+  for (auto& c : children_)
+    if (const rt::Tensor* t = c.second->first_param()) return t;
+  return nullptr;
+}
+
+rt::Device Module::device() const {
+  const rt::Tensor* t = first_param();
+  return t ? t->device() : rt::Device::CPU;
+}
+
 int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& p : parameters()) n += p.tensor.numel();

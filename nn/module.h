@@ -50,6 +50,10 @@ class Module {
   // share it) and gets a contiguous copy on d. No-op for tensors already on d.
   // Not here: optimizer state (nn::Sgd moves its momentum buffers on next step).
   void to(rt::Device d);
+  // The device of the first parameter (CPU for a module without parameters):
+  // where the network runs after to(d). Inputs are uploaded to it at the entry
+  // of a network's forward (Backbone::forward_features), so callers pass host batches.
+  rt::Device device() const;
   // Copies every parameter and buffer of this tree from `src` by name (a
   // supernet into a standalone network of one path, or equal networks). Every
   // name here must exist in src with the same shape; the error lists the missing ones.
@@ -67,6 +71,7 @@ class Module {
   virtual void on_mode_change(Mode) {}
 
  private:
+  const rt::Tensor* first_param() const;  // pre-order; nullptr without parameters
   void collect(const std::string& prefix, std::vector<ParamRef>* params, std::vector<BufferRef>* bufs) const;
   Mode mode_ = Mode::Train;
   std::vector<ParamRef> params_;

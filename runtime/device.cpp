@@ -114,8 +114,8 @@ Device select_device(DeviceRequest req) {
     d = cuda_usable() ? Device::CUDA : Device::CPU;
   }
   std::call_once(logged, [&] {
-    log_info("device: ", device_name(d), d == Device::CPU && req != DeviceRequest::CPU ? " — " : "",
-             d == Device::CPU && req != DeviceRequest::CPU ? cuda_probe_message() : (d == Device::CUDA ? cuda_probe_message() : ""));
+    const bool say_why = d == Device::CUDA || req != DeviceRequest::CPU;  // the GPU found, or why there is none
+    log_info("device: ", device_name(d), say_why ? " — " : "", say_why ? cuda_probe_message() : "");
   });
   return d;
 }

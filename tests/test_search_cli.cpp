@@ -49,7 +49,7 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   CHECK(out.find("using the path train evaluated") != std::string::npos);
   data::CocoDataset gt = data::load_coco_instances(dir + "/d/det/annotations/instances_val.json");
   CHECK_NOTHROW(data::load_coco_results(dir + "/t/eval_results.json", gt));
-  // No GPU here: --device cuda fails by name (with a GPU it fails too: the networks do not run on CUDA yet).
+  // No GPU here: --device cuda fails by name, with the probe's reason.
   out = test::run_capture(bin + " eval --device cuda --ckpt " + dir + "/t/last" + data + " 2>&1", &st);
   CHECK(st != 0);
   CHECK(out.find("--device cuda") != std::string::npos);
