@@ -43,9 +43,7 @@ std::vector<float> input(int64_t n, uint64_t seed) {
   return x;
 }
 
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref, test::Tol tol) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())}, tol);
-}
+using test::same;
 
 const GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
 

@@ -45,9 +45,7 @@ DwconvShape shape_of(const Case& c) {
   return s;
 }
 
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref, test::Tol tol) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())}, tol);
-}
+using test::same;
 
 }  // namespace
 

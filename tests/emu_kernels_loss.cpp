@@ -28,9 +28,7 @@ namespace kcpu = detnas::kernels::cpu;
 namespace plan = detnas::kernels::cuda_plan;
 
 namespace {
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref, test::Tol tol) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())}, tol);
-}
+using test::same;
 const GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
 std::vector<char> workspace(int64_t n) { return std::vector<char>(plan::loss_workspace_bytes(n) + 64); }
 void* ws_ptr(std::vector<char>& w) {  // 64-byte aligned start, as a device allocation

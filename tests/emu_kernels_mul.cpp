@@ -37,9 +37,7 @@ const int64_t kLengths[] = {1, 7, 33, 255, 257, 765};
 constexpr unsigned kSmallGrid = 2, kOddBlock = 48;
 const GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
 
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref, test::Tol tol) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())}, tol);
-}
+using test::same;
 // Reference gradient write: = or += v.
 void put(float& d, float v, GradientMode m) { d = m == GradientMode::Overwrite ? v : d + v; }
 std::vector<char> workspace(int64_t n) { return std::vector<char>(plan::loss_workspace_bytes(n) + 64); }

@@ -21,9 +21,7 @@ namespace kc = detnas::kernels::cuda;
 namespace kcpu = detnas::kernels::cpu;
 
 namespace {
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref, test::Tol tol) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())}, tol);
-}
+using test::same;
 // (batch, x1, y1, x2, y2) in image coordinates (scale 0.5 maps onto a 9 x 7 map).
 const std::vector<float> kBoxes = {
     0, 2.0f,  3.0f,  10.0f, 9.0f,   // inside

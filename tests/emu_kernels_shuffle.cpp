@@ -25,10 +25,7 @@ namespace kc = detnas::kernels::cuda;
 namespace kcpu = detnas::kernels::cpu;
 
 namespace {
-bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref) {
-  return test::check_close(what, test::to_double(got), test::to_double(ref), {int64_t(ref.size())},
-                           test::Tol::exact());
-}
+using test::same;
 const GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
 struct Dims {
   int64_t N, C, HW, G;

@@ -48,6 +48,11 @@ std::vector<double> to_double(const std::vector<T>& v) {
   return std::vector<double>(v.begin(), v.end());
 }
 double max_abs(const std::vector<double>& v);
+// check_close of two float vectors of equal length, as one flat tensor.
+inline bool same(const char* what, const std::vector<float>& got, const std::vector<float>& ref,
+                 Tol tol = Tol::exact()) {
+  return check_close(what, to_double(got), to_double(ref), {int64_t(ref.size())}, tol);
+}
 
 // Central-difference gradient of f at x (double), step h per element.
 std::vector<double> numeric_grad(const std::function<double(const std::vector<double>&)>& f,
