@@ -11,6 +11,14 @@
 #include <fstream>
 #include <sstream>
 
+#ifdef DETNAS_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda_check.h"
+#include "runtime/device_allocator.h"
+#endif
+#include "runtime/error.h"
+
 namespace detnas::bench {
 
 namespace {
@@ -113,15 +121,11 @@ std::vector<int64_t> sample_indices(int64_t n, int64_t count, uint64_t seed) {
   return out;
 }
 
-Timing time_adaptive(const std::function<void()>& f, double budget_s) {
-  using Clock = std::chrono::steady_clock;
-  auto once = [&] {
-    auto t0 = Clock::now();
-    f();
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-  };
-  // Warm-up: at least one call and about a tenth of the budget (caches, pages,
-  // the allocator, OpenBLAS buffers); the last call estimates the time per call.
+namespace {
+// Warm-up: at least one call and about a tenth of the budget (caches, pages,
+// the allocator, OpenBLAS buffers); the last call estimates the time per call.
+// `once` runs the call once and returns its time in seconds.
+Timing time_repeated(const std::function<double()>& once, double budget_s) {
   double est = once(), spent = est;
   while (spent < 0.1 * budget_s) {
     est = once();
@@ -137,6 +141,50 @@ Timing time_adaptive(const std::function<void()>& f, double budget_s) {
   r.min_s = t.front();
   r.median_s = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
   return r;
+}
+}  // namespace
+
+Timing time_adaptive(const std::function<void()>& f, double budget_s) {
+  using Clock = std::chrono::steady_clock;
+  return time_repeated(
+      [&] {
+        auto t0 = Clock::now();
+        f();
+        return std::chrono::duration<double>(Clock::now() - t0).count();
+      },
+      budget_s);
+}
+
+Timing time_cuda(const std::function<void()>& f, double budget_s) {
+#ifdef DETNAS_CUDA
+  cudaEvent_t start = nullptr, stop = nullptr;
+  DETNAS_CUDA_CHECK(cudaEventCreate(&start));
+  DETNAS_CUDA_CHECK(cudaEventCreate(&stop));
+  cudaStream_t s = rt::cuda_stream();
+  auto once = [&] {
+    DETNAS_CUDA_CHECK(cudaEventRecord(start, s));
+    f();
+    DETNAS_CUDA_CHECK(cudaEventRecord(stop, s));
+    DETNAS_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    DETNAS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    return double(ms) * 1e-3;
+  };
+  Timing t;
+  try {
+    t = time_repeated(once, budget_s);
+  } catch (...) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return t;
+#else
+  (void)f, (void)budget_s;
+  DETNAS_FAIL("bench: CUDA timing in a build without CUDA");
+#endif
 }
 
 std::string cpu_model() {

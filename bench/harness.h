@@ -88,6 +88,7 @@ struct Entry {
   std::string shape;                                   // human-readable shape
   std::vector<std::pair<std::string, double>> params;  // the numbers bench/compare needs
   bool in_default = true;                              // part of the default run (else --all)
+  bool cuda = false;                                   // a CUDA entry ("cuda/..."): run by --cuda only
   std::function<Case()> make;                          // allocates and fills the inputs (not timed)
 };
 using Registry = std::vector<Entry>;
@@ -96,6 +97,7 @@ void register_conv_entries(Registry& r);  // bench/entries_conv.cpp
 void register_data_entries(Registry& r);  // bench/entries_data.cpp
 void register_det_entries(Registry& r);   // bench/entries_det.cpp
 void register_misc_entries(Registry& r);  // bench/entries_misc.cpp
+void register_cuda_entries(Registry& r);  // bench/entries_cuda.cpp (none without CUDA)
 
 // ---- machine, timing, reports ----------------------------------------------
 
@@ -113,6 +115,9 @@ struct Timing {
 
 // One warm-up call estimates the time, then repeats to about budget_s (at least 3).
 Timing time_adaptive(const std::function<void()>& f, double budget_s);
+// The same for a call that launches work on rt::cuda_stream(): each repetition is
+// timed with a pair of CUDA events around it (throws in a build without CUDA).
+Timing time_cuda(const std::function<void()>& f, double budget_s);
 
 std::string cpu_model();  // "model name" of /proc/cpuinfo
 std::string loadavg();    // the first three fields of /proc/loadavg

@@ -22,6 +22,7 @@
 #include "bench/harness.h"
 #include "kernels/gemm.h"
 #include "runtime/allocator.h"
+#include "runtime/device.h"
 
 using namespace detnas;
 using namespace detnas::bench;
@@ -31,6 +32,7 @@ namespace {
 struct Options {
   bool roofline_only = false, json = false, list = false, all = false;
   bool e2e = false;
+  bool cuda = false;  // the CUDA entries instead of the CPU ones
   E2eOptions e2e_opts;
   int threads = 0;
   double budget = 0.2;
@@ -38,9 +40,11 @@ struct Options {
 };
 
 const char* kUsage =
-    "usage: bench [--filter REGEX] [--all] [--json] [--list] [--threads N] [--budget SECONDS] [--roofline]\n"
+    "usage: bench [--cuda] [--filter REGEX] [--all] [--json] [--list] [--threads N] [--budget SECONDS] [--roofline]\n"
     "       bench --e2e [--space NAME] [--steps N] [--eval-images N] [--quick] [--json] [--threads N]\n"
     "  (no option)      validate and time the default entries (about a minute or two on 2 cores)\n"
+    "  --cuda           the CUDA entries (\"cuda/<entry>\"): each kernel on the GPU, checked against the CPU\n"
+    "                   kernel on the same inputs, timed with CUDA events (needs a usable GPU, else exit 2)\n"
     "  --all            every entry: adds the 300M@800 and 1.3G@320 backbones and extra head shapes\n"
     "  --filter REGEX   only entries whose name matches (ECMAScript regex, searched anywhere)\n"
     "  --json           one JSON line per result on stdout (the human header goes to stderr)\n"
@@ -54,7 +58,7 @@ const char* kUsage =
     "  --steps N        e2e timed training steps per case after 2 warm-up steps (default 3)\n"
     "  --eval-images N  e2e search-candidate images, BN recalibration and inference each (default 256)\n"
     "  --quick          e2e: 320 and the random path only, 1 timed step, 1 inference, 16 candidate images\n"
-    "exit status: 0 ok, 1 a validation failure or error in an entry, 2 bad arguments\n";
+    "exit status: 0 ok, 1 a validation failure or error in an entry, 2 bad arguments (or --cuda without a GPU)\n";
 
 bool parse(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -74,6 +78,8 @@ bool parse(int argc, char** argv, Options* o) {
       o->list = true;
     } else if (a == "--all") {
       o->all = true;
+    } else if (a == "--cuda") {
+      o->cuda = true;
     } else if (a == "--e2e") {
       o->e2e = true;
     } else if (a == "--quick") {
@@ -206,6 +212,49 @@ std::string params_json(const Entry& e) {
   return s + "}";
 }
 
+// --cuda: validate each CUDA entry against the CPU kernel, then time it with
+// CUDA events. There are no device ceilings here, so no fractions.
+int run_cuda_entries(const Options& o, const std::vector<const Entry*>& sel, int threads) {
+  FILE* h = o.json ? stderr : stdout;
+  std::fprintf(h, "bench --cuda: %s; host %s, build %s, rev %s, loadavg %s\n", rt::cuda_probe_message().c_str(),
+               cpu_model().c_str(), DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, loadavg().c_str());
+  std::fprintf(h, "(CUDA events around each call on the device stream; min and median over about %.2g s)\n", o.budget);
+  std::fprintf(h, "%-50s %9s %9s %6s %8s %8s  %s\n", "name", "min_ms", "median_ms", "reps", "GB/s", "GFLOP/s", "shape");
+  int failures = 0;
+  for (const Entry* e : sel) {
+    try {
+      Case c = e->make();
+      Checker chk;
+      c.validate(chk);
+      if (!chk.ok()) {
+        std::fprintf(stderr, "VALIDATION FAILED %s (%s): %s\n", e->name.c_str(), e->shape.c_str(), chk.report().c_str());
+        ++failures;
+        continue;
+      }
+      const Timing t = time_cuda(c.run, o.budget);
+      const double gbps = c.bytes > 0 ? c.bytes / t.min_s * 1e-9 : 0;
+      const double gflops = c.flops > 0 ? c.flops / t.min_s * 1e-9 : 0;
+      if (o.json)
+        std::printf("{\"name\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"device\":\"cuda\",\"min_ms\":%.6g,"
+                    "\"median_ms\":%.6g,\"reps\":%d,\"gbps\":%s,\"gflops\":%s,\"checked\":%lld,%s}\n",
+                    e->name.c_str(), e->op.c_str(), json_escape(e->shape).c_str(), t.min_s * 1e3, t.median_s * 1e3,
+                    t.reps, gbps > 0 ? fmt("%.6g", gbps).c_str() : "null",
+                    gflops > 0 ? fmt("%.6g", gflops).c_str() : "null", (long long)chk.checked(),
+                    json_context(threads).c_str());
+      else
+        std::printf("%-50s %9.4f %9.4f %6d %8s %8s  %s\n", e->name.c_str(), t.min_s * 1e3, t.median_s * 1e3, t.reps,
+                    gbps > 0 ? fmt("%.2f", gbps).c_str() : "-", gflops > 0 ? fmt("%.2f", gflops).c_str() : "-",
+                    e->shape.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& err) {
+      std::fprintf(stderr, "ERROR in %s (%s): %s\n", e->name.c_str(), e->shape.c_str(), err.what());
+      ++failures;
+    }
+  }
+  std::fprintf(h, "bench --cuda: %zu entries, %d failed\n", sel.size(), failures);
+  return failures ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -233,11 +282,12 @@ int main(int argc, char** argv) {
   register_data_entries(reg);
   register_det_entries(reg);
   register_misc_entries(reg);
+  register_cuda_entries(reg);
   std::vector<const Entry*> sel;
   try {
     const std::regex re(o.filter.empty() ? std::string(".") : o.filter);
     for (const Entry& e : reg)
-      if ((o.all || e.in_default) && std::regex_search(e.name, re)) sel.push_back(&e);
+      if (e.cuda == o.cuda && (o.all || e.in_default) && std::regex_search(e.name, re)) sel.push_back(&e);
   } catch (const std::regex_error& err) {
     std::fprintf(stderr, "bench: --filter '%s' is not a valid regex: %s\n", o.filter.c_str(), err.what());
     return 2;
@@ -257,6 +307,15 @@ int main(int argc, char** argv) {
   }
 
   FILE* h = o.json ? stderr : stdout;  // the human-readable header
+  if (o.cuda) {
+    try {
+      rt::select_device(rt::DeviceRequest::CUDA);
+    } catch (const std::exception& err) {
+      std::fprintf(stderr, "bench: --cuda: %s\n", err.what());
+      return 2;
+    }
+    return run_cuda_entries(o, sel, threads);
+  }
   std::fprintf(h, "bench: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n", cpu_model().c_str(),
                threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, kernels::cpu::blas_core_name(), loadavg().c_str());
   const Ceilings ceil = measure_ceilings(o, threads);
