@@ -1,7 +1,10 @@
 // Bench entries for the convolutions: depthwise k3/5/7 stride 1 and 2 and
 // pointwise 1x1 at each backbone stage, the stem conv, and the dense 3x3 convs
 // of the RetinaNet head at P3..P7 (forward, backward input, backward weight).
-// The reference is a plain loop in double over sampled output elements.
+// The reference is a plain loop in double over sampled output elements. The
+// head's 3x3 convs take the Winograd path (kernels/winograd_cpu.h) when
+// conv2d_* prefers it; the "conv3x3_im2col" entries time the same shapes with it
+// switched off, for the comparison.
 // Not here: the kernels (kernels/dwconv.h, kernels/conv2d.h).
 #include <cmath>
 #include <limits>
@@ -10,6 +13,7 @@
 #include "bench/shapes.h"
 #include "kernels/conv2d.h"
 #include "kernels/dwconv.h"
+#include "kernels/winograd_cpu.h"
 
 namespace detnas::bench {
 namespace {
@@ -27,6 +31,7 @@ enum class Bias { None, Yes };
 struct ConvSpec {
   int64_t N = 0, C = 0, H = 0, W = 0, Cout = 0, K = 1, S = 1, P = 0, G = 1;
   Bias bias = Bias::None;
+  bool no_winograd = false;  // time the im2col + GEMM path even where Winograd is preferred
   bool depthwise() const { return G == C && G == Cout && G > 1; }
   int64_t Ho() const { return kernels::conv_out_size(H, K, S, P); }
   int64_t Wo() const { return kernels::conv_out_size(W, K, S, P); }
@@ -155,6 +160,16 @@ Case make_conv_case(const ConvSpec& s, Pass pass) {
       };
   }
 
+  if (s.no_winograd) {
+    const auto inner = c.run;
+    c.run = [inner] {
+      const bool was = kernels::cpu::winograd_enabled();
+      kernels::cpu::set_winograd_enabled(false);
+      inner();
+      kernels::cpu::set_winograd_enabled(was);
+    };
+  }
+
   // Sample about 2e7 reference multiply-adds (at least 64 elements).
   const double per_out = double(s.C / s.G) * s.K * s.K, per_in = double(s.Cout / s.G) * s.K * s.K;
   const double per_w = double(s.N) * s.Ho() * s.Wo();
@@ -244,6 +259,10 @@ void register_conv_entries(Registry& r) {
       const int64_t H = level_size(res, l);
       ConvSpec s{kBatch, kFpnChannels, H, H, kFpnChannels, 3, 1, 1, 1, Bias::Yes};
       for (Pass p : all) add_conv(r, tag + "/P" + std::to_string(l) + "/conv3x3", s, p, true);
+      ConvSpec off = s;
+      off.no_winograd = true;
+      for (Pass p : {Pass::Fwd, Pass::BwdIn})
+        add_conv(r, tag + "/P" + std::to_string(l) + "/conv3x3_im2col", off, p, res == 320);
     }
     const int64_t H3 = level_size(res, 3);
     ConvSpec cls{kBatch, kFpnChannels, H3, H3, kAnchorsPerCell * kClasses, 3, 1, 1, 1, Bias::Yes};

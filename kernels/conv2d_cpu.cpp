@@ -2,9 +2,15 @@
 // input channels, `omp simd` row copies and adds) around OpenBLAS GEMMs, which
 // are always called outside parallel regions. Pointwise convs skip im2col: the sample's channel slab is
 // the (C/G, H*W) matrix itself, whatever the batch stride. Not here: the
-// depthwise kernel (kernels/dwconv_cpu.cpp).
+// depthwise kernel (kernels/dwconv_cpu.cpp). Dense 3x3 stride-1 pad-1 float convs
+// that are large enough go to Winograd (kernels/winograd_cpu.h) for forward and
+// backward-data; backward-weight always uses im2col + GEMM.
+#include <algorithm>
+#include <type_traits>
+
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
+#include "kernels/winograd_cpu.h"
 
 namespace detnas::kernels::cpu {
 
@@ -103,11 +109,13 @@ void bias_grad(int64_t N, int64_t C, int64_t L, const T* dy, T* db, GradientMode
 
 int64_t conv2d_workspace_size(const Conv2dShape& s) {
   if (s.pointwise()) return 0;
-  return (s.C / s.G) * s.KH * s.KW * s.Ho() * s.Wo();
+  const int64_t cols = (s.C / s.G) * s.KH * s.KW * s.Ho() * s.Wo();
+  return winograd_preferred(s) ? std::max(cols, winograd_workspace_size(s)) : cols;
 }
 
 template <typename T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y, T* ws) {
+  if (std::is_same_v<T, float> && winograd_preferred(s)) return winograd_forward(s, x, w, b, y, ws);
   const int64_t L = s.Ho() * s.Wo(), Cg = s.C / s.G, Og = s.Cout / s.G, Kc = Cg * s.KH * s.KW;
   if (b) {
 #pragma omp parallel for schedule(static) if (s.N * s.Cout * L > kParallelMin)
@@ -136,6 +144,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T*
 template <typename T>
 void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* dy, T* dx, GradientMode mode, T* ws) {
   if (mode == GradientMode::Ignore) return;
+  if (std::is_same_v<T, float> && winograd_preferred(s)) return winograd_backward_input(s, w, dy, dx, mode, ws);
   const int64_t L = s.Ho() * s.Wo(), Cg = s.C / s.G, Og = s.Cout / s.G, Kc = Cg * s.KH * s.KW, HW = s.H * s.W;
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t g = 0; g < s.G; ++g) {
