@@ -221,6 +221,66 @@ cuda-check:
 test-cuda: config $(BUILD)/tests/run_tests
 	DETNAS_REQUIRE_CUDA=1 OMP_WAIT_POLICY=passive $(BUILD)/tests/run_tests -tc='cuda:*' $(TEST_ARGS)
 
+# --- emulated-GPU build: make emugpu / make test-emugpu ---------------------------
+# The whole library compiled with DETNAS_CUDA=1 against stub toolkit headers of our
+# own (tests/emu/gpu/include) instead of the CUDA toolkit, into $(BUILD)/emugpu/:
+# every .cu source, cuBLAS/cuDNN wrappers included, is compiled by the host
+# compiler through the SIMT emulator with its namespace kept (the library calls
+# it); device memory is registered host memory and cuBLAS/cuDNN are CPU
+# implementations of the calls we make (tests/emu/gpu/*.cpp, tests/emu/README.md).
+# Never uses nvcc, so it works with CUDA=0 or without a toolkit. test-emugpu runs
+# the `cuda` suite with DETNAS_REQUIRE_CUDA=1 (nothing skipped); emugpu also
+# builds the CLI of this configuration, $(BUILD)/emugpu/bin/detnas.
+EG := $(BUILD)/emugpu
+EG_COMMA := ,
+EG_CXXFLAGS := $(filter-out -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include -DDETNAS_BUILD_FLAGS=% CUDA=%,$(CXXFLAGS)) \
+  -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=emulated\"" \
+  -DDETNAS_CUDA=1 -DDETNAS_EMU_GPU=1 -DDETNAS_EMU_KEEP_NAMESPACE=1 -Itests/emu/gpu/include
+EG_LDLIBS := $(filter-out -L$(CUDA_HOME)/lib64 -Wl$(EG_COMMA)-rpath$(EG_COMMA)$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn,$(LDLIBS))
+EG_STAMP := $(EG)/.flags-$(shell echo '$(CXX) $(filter-out -DDETNAS_GIT_REV=%,$(EG_CXXFLAGS))' | md5sum | cut -c1-12)
+EG_LIB_OBJS := $(LIB_SRCS:%.cpp=$(EG)/%.o) $(CU_SRCS:%.cu=$(EG)/%.cu.o)
+EG_RT_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/emu/emu.cpp tests/emu/fiber.cpp \
+  $(filter-out tests/emu/gpu/test_%,$(wildcard tests/emu/gpu/*.cpp)))
+EG_TEST_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/main.cpp tests/golden.cpp tests/test_util.cpp \
+  $(wildcard tests/test_cuda*.cpp tests/emu/gpu/test_*.cpp))
+EG_CLI_OBJS := $(CLI_SRCS:%.cpp=$(EG)/%.o)
+EG_LIBA := $(EG)/libdetnas.a
+
+$(EG_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(EG)/.flags-*
+	@touch $@
+
+$(EG)/%.o: %.cpp $(EG_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(EG_CXXFLAGS) -c $< -o $@
+
+$(EG)/%.cu.o: %.cu tests/emu/postprocess.sh $(EG_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(EG_CXXFLAGS) -DDETNAS_EMU=1 -include tests/emu/emu.h -MF $(@:.o=.d) -MT $@ -x c++ -c $< -o $@.tmp
+	sh tests/emu/postprocess.sh $@.tmp $@
+
+$(EG)/api/runtime.o: $(REV_STAMP)
+
+$(EG_LIBA): $(EG_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(EG)/tests/run_tests: $(EG_TEST_OBJS) $(EG_RT_OBJS) $(EG_LIBA)
+	$(CXX) -o $@ $(EG_TEST_OBJS) $(EG_RT_OBJS) $(EG_LIBA) $(EG_LDLIBS)
+
+$(EG)/bin/detnas: $(EG_CLI_OBJS) $(EG_RT_OBJS) $(EG_LIBA)
+	@mkdir -p $(@D)
+	$(CXX) -o $@ $(EG_CLI_OBJS) $(EG_RT_OBJS) $(EG_LIBA) $(EG_LDLIBS)
+
+.PHONY: emugpu test-emugpu
+emugpu: $(EG)/tests/run_tests $(EG)/bin/detnas
+
+test-emugpu: emugpu
+	DETNAS_REQUIRE_CUDA=1 OMP_WAIT_POLICY=passive $(EG)/tests/run_tests -tc='cuda*' $(TEST_ARGS)
+
+-include $(EG_LIB_OBJS:.o=.d) $(EG_RT_OBJS:.o=.d) $(EG_TEST_OBJS:.o=.d) $(EG_CLI_OBJS:.o=.d)
+
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
 lint:

@@ -195,7 +195,10 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 void Tensor::fill_(float value) {
-  require_cpu("fill_", {this});
+  if (device() == Device::CUDA) {  // one upload of a host tensor (buffers and state, not a hot path)
+    copy_from(full(shape(), value));
+    return;
+  }
   float* p = data();
   if (is_contiguous()) {
     for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;

@@ -58,7 +58,7 @@ class Tensor {
   Tensor to(Device d) const;  // copy to another device (same device: returns *this)
   Tensor clone() const;       // contiguous copy (no autograd)
   void copy_from(const Tensor& src);  // same shape; any strides and devices (no autograd)
-  void fill_(float value);            // CPU only (no autograd)
+  void fill_(float value);            // no autograd; on CUDA one upload of a host copy
 
   // Autograd-aware views and layout changes.
   Tensor contiguous() const;                // *this if contiguous, else a copy

@@ -8,7 +8,9 @@
 // agree bit for bit).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -160,6 +162,7 @@ struct StepResult {
   std::vector<std::pair<std::string, std::vector<float>>> grads, after;
 };
 
+constexpr double kStepLr = 0.01;  // the SGD step of the harness
 const nn::Arch kStepPath = {0, 3, 1, 2, 3, 0, 1, 2, 3, 1};
 
 det::DetectorConfig step_config(const char* kind) {
@@ -208,27 +211,73 @@ StepResult detector_step(const det::DetectorConfig& cfg, rt::Device dev) {
   for (const auto& p : net->parameters())
     if (p.tensor.grad().defined()) r.grads.emplace_back(p.name, p.tensor.grad().to_vector());
   nn::Sgd sgd(net->parameters(), nn::SgdConfig::detection());
-  sgd.step(0.01);
+  sgd.step(kStepLr);
   for (const auto& p : net->parameters()) r.after.emplace_back(p.name, p.tensor.to_vector());
   for (const auto& b : net->buffers()) r.after.emplace_back(b.name, b.tensor.to_vector());
   return r;
 }
 
-// Every named tensor of `got` against `ref`: |g - c| <= atol_rel * max|c| (per
-// tensor) + rtol * |c|. Names and sizes must match exactly.
-bool same_named(const char* what, const std::vector<std::pair<std::string, std::vector<float>>>& got,
-                const std::vector<std::pair<std::string, std::vector<float>>>& ref, double atol_rel, double rtol) {
-  bool ok = got.size() == ref.size();
-  if (!ok) MESSAGE(what, ": ", got.size(), " tensors vs ", ref.size(), " on the CPU");
-  for (size_t i = 0; ok && i < ref.size(); ++i) {
+// Tolerance scale of one tensor: its largest CPU magnitude, floored at
+// kScaleFloor of the largest magnitude among all tensors of the comparison.
+// Tensors whose exact value is zero (the gradient of a conv bias or BN shift that
+// feeds a batch norm through linear ops only; the running mean of such a BN's
+// input) hold only rounding noise (~1e-10 here), and a bound relative to that
+// noise itself compares two independent roundings.
+constexpr double kScaleFloor = 1e-4;
+double max_abs_f(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, double(std::fabs(x)));
+  return m;
+}
+double floor_of(const std::vector<std::pair<std::string, std::vector<float>>>& ts) {
+  double m = 0;
+  for (const auto& t : ts) m = std::max(m, max_abs_f(t.second));
+  return std::max(kScaleFloor * m, 1e-30);
+}
+
+// Names and sizes of `got` and `ref` must match exactly.
+bool same_names(const char* what, const std::vector<std::pair<std::string, std::vector<float>>>& got,
+                const std::vector<std::pair<std::string, std::vector<float>>>& ref) {
+  if (got.size() != ref.size()) {
+    MESSAGE(what, ": ", got.size(), " tensors vs ", ref.size(), " on the CPU");
+    return false;
+  }
+  for (size_t i = 0; i < ref.size(); ++i)
     if (got[i].first != ref[i].first || got[i].second.size() != ref[i].second.size()) {
       MESSAGE(what, ": ", got[i].first, " vs ", ref[i].first);
       return false;
     }
-    const std::vector<double> c = test::to_double(ref[i].second);
-    const test::Tol tol{atol_rel * std::max(test::max_abs(c), 1e-30), rtol};
-    ok = test::check_close(std::string(what) + " " + ref[i].first, test::to_double(got[i].second), c,
-                           {int64_t(c.size())}, tol) && ok;
+  return true;
+}
+
+// A step on the device against the CPU, every tensor checked (one failure does
+// not hide the others). Gradients: |g - c| <= grad_rel * scale + grad_rel * |c|.
+// Parameters after the step: SGD moves each by at most 2 * lr times its gradient
+// (first step: the momentum buffer is the gradient; the detection recipe steps
+// biases at twice the rate; weight decay acts on the same weights on both
+// devices), so their bound is 2 * lr times the gradient's bound plus
+// after_rel * scale + after_rel * |c|; buffers (BN running statistics) get the
+// latter alone.
+bool same_step(const StepResult& g, const StepResult& c, double grad_rel, double after_rel) {
+  if (!same_names("gradient", g.grads, c.grads) || !same_names("after step", g.after, c.after)) return false;
+  bool ok = true;
+  std::map<std::string, double> grad_atol;
+  const double gfloor = floor_of(c.grads);
+  for (size_t i = 0; i < c.grads.size(); ++i) {
+    const std::vector<double> r = test::to_double(c.grads[i].second);
+    const test::Tol tol{grad_rel * std::max(max_abs_f(c.grads[i].second), gfloor), grad_rel};
+    grad_atol[c.grads[i].first] = tol.atol + tol.rtol * max_abs_f(c.grads[i].second);
+    ok = test::check_close("gradient " + c.grads[i].first, test::to_double(g.grads[i].second), r,
+                           {int64_t(r.size())}, tol) && ok;
+  }
+  const double afloor = floor_of(c.after);
+  for (size_t i = 0; i < c.after.size(); ++i) {
+    const std::vector<double> r = test::to_double(c.after[i].second);
+    test::Tol tol{after_rel * std::max(max_abs_f(c.after[i].second), afloor), after_rel};
+    auto it = grad_atol.find(c.after[i].first);
+    if (it != grad_atol.end()) tol.atol += 2.0 * kStepLr * it->second;
+    ok = test::check_close("after step " + c.after[i].first, test::to_double(g.after[i].second), r,
+                           {int64_t(r.size())}, tol) && ok;
   }
   return ok;
 }
@@ -244,8 +293,7 @@ TEST_CASE("cuda (host): the detector-step harness is deterministic on the CPU (R
     for (size_t i = 0; i < a.losses.size(); ++i) CHECK(a.losses[i].second == b.losses[i].second);
     CHECK(a.losses.back().second > 0);
     CHECK(a.grads.size() > 10);
-    CHECK(same_named("gradient", a.grads, b.grads, 0.0, 0.0));
-    CHECK(same_named("after step", a.after, b.after, 0.0, 0.0));
+    CHECK(same_step(a, b, 0.0, 0.0));  // bit for bit
   }
 }
 
@@ -270,8 +318,9 @@ TEST_CASE("cuda: one RetinaNet training step on CUDA matches the CPU (loss, ever
   if (!gpu_or_skip("RetinaNet training step")) return;
   // Bounds: a 20-layer network in fp32 with cuDNN/cuBLAS (TF32 off) summing in a
   // different order than the CPU: losses within 1e-4 relative; each gradient
-  // tensor within 1e-3 of its largest CPU element (+1e-3 relative); parameters
-  // and BN running stats after the step within 1e-5 of their largest value.
+  // tensor within 1e-3 of its scale (largest CPU element, floored at 1e-4 of the
+  // largest gradient: see same_step) + 1e-3 relative; parameters after the step
+  // within 2 lr times that plus 1e-5 of their scale; BN running stats within 1e-5.
   const StepResult c = detector_step(step_config("retinanet"), rt::Device::CPU);
   const StepResult g = detector_step(step_config("retinanet"), rt::Device::CUDA);
   REQUIRE(g.losses.size() == c.losses.size());
@@ -279,8 +328,7 @@ TEST_CASE("cuda: one RetinaNet training step on CUDA matches the CPU (loss, ever
     CAPTURE(c.losses[i].first);
     CHECK(std::fabs(g.losses[i].second - c.losses[i].second) <= 1e-4 * (1.0 + std::fabs(c.losses[i].second)));
   }
-  CHECK(same_named("gradient", g.grads, c.grads, 1e-3, 1e-3));
-  CHECK(same_named("after step", g.after, c.after, 1e-5, 1e-5));
+  CHECK(same_step(g, c, 1e-3, 1e-5));
 }
 
 TEST_CASE("cuda: one FPN Faster R-CNN training step on CUDA matches the CPU (loss, every gradient, updated weights)") {
@@ -288,7 +336,10 @@ TEST_CASE("cuda: one FPN Faster R-CNN training step on CUDA matches the CPU (los
   // As the RetinaNet step, with one caveat: the proposals depend on the RPN's
   // scores, so a ranking flip between near-equal scores changes the sampled RoIs.
   // The RPN losses (anchors only) keep the RetinaNet bounds; the RoI-head losses
-  // and all gradients get 1e-2 of the tensor's largest value.
+  // and all gradients get 1e-2 of the tensor's scale, the step 1e-4. This step is
+  // ill-conditioned: scaling the input image by 1 +- 6e-6 moves CPU gradients by
+  // up to 19% of their largest value (stem conv) and the box head's by 2-6%, so
+  // fp32 summation order alone moves them by a few 1e-3 (emulated GPU: 4.2e-3).
   const StepResult c = detector_step(step_config("fpn"), rt::Device::CPU);
   const StepResult g = detector_step(step_config("fpn"), rt::Device::CUDA);
   REQUIRE(g.losses.size() == c.losses.size());
@@ -297,6 +348,5 @@ TEST_CASE("cuda: one FPN Faster R-CNN training step on CUDA matches the CPU (los
     const double tol = c.losses[i].first.rfind("rpn", 0) == 0 ? 1e-4 : 1e-2;
     CHECK(std::fabs(g.losses[i].second - c.losses[i].second) <= tol * (1.0 + std::fabs(c.losses[i].second)));
   }
-  CHECK(same_named("gradient", g.grads, c.grads, 1e-2, 1e-2));
-  CHECK(same_named("after step", g.after, c.after, 1e-4, 1e-4));
+  CHECK(same_step(g, c, 1e-2, 1e-4));
 }

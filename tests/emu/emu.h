@@ -77,23 +77,13 @@ struct float3 {
 inline float3 make_float3(float x, float y, float z) { return {x, y, z}; }
 inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) { return {x, y, z}; }
 
-// ---- runtime API subset (what the .cu files and kernels/cuda_check.h call) ----
-typedef struct CUstream_st* cudaStream_t;
-enum cudaError {
-  cudaSuccess = 0,
-  cudaErrorInvalidValue = 1,
-  cudaErrorMemoryAllocation = 2,
-  cudaErrorInvalidConfiguration = 9,
-};
-typedef enum cudaError cudaError_t;
-enum cudaMemcpyKind {
-  cudaMemcpyHostToHost = 0,
-  cudaMemcpyHostToDevice = 1,
-  cudaMemcpyDeviceToHost = 2,
-  cudaMemcpyDeviceToDevice = 3,
-  cudaMemcpyDefault = 4
-};
-enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+// ---- runtime API types (shared with the emulated-GPU build) ---------------------
+#include "tests/emu/cuda_types.h"
+#if defined(DETNAS_EMU_GPU)
+// Emulated-GPU build: the runtime functions (cudaMalloc, cudaMemcpy, ...) come from
+// tests/emu/gpu (declared there, defined in tests/emu/gpu/cudart.cpp), not inline here.
+#include "tests/emu/gpu/include/cuda_runtime.h"
+#endif
 
 namespace detnas::emu {
 
@@ -145,6 +135,15 @@ struct WarpResult {
 WarpResult warp_collective(WarpOp op, unsigned mask, uint64_t bits, int arg, int width, int size, const char* what);
 void atomic_point();  // a possible preemption point (Random order)
 void set_max_dynamic_shared(const void* kernel, int bytes);
+#if defined(DETNAS_EMU_GPU)
+// tests/emu/gpu/cudart.cpp: throws detnas::Error when a kernel's pointer argument
+// (parameter `index`) is neither null nor inside a live device allocation.
+void check_launch_pointer(const char* kernel, int index, const void* p);
+template <class T>
+void check_param(const char* kernel, int index, const T& v) {
+  if constexpr (std::is_pointer_v<T>) check_launch_pointer(kernel, index, static_cast<const void*>(v));
+}
+#endif
 
 template <class T>
 T poison() {
@@ -184,6 +183,13 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
     std::tuple<std::decay_t<P>...> params;
   };
   Ctx ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+#if defined(DETNAS_EMU_GPU)
+  // Every pointer parameter must point into a live cudaMalloc allocation (or be null).
+  std::apply([name](const auto&... v) {
+    int i = 0;
+    (detail::check_param(name, i++, v), ...);
+  }, ctx.params);
+#endif
   detail::run_grid(
       name, reinterpret_cast<const void*>(kernel), grid, block, shmem,
       [](void* c) {
@@ -420,38 +426,15 @@ inline double min(double a, double b) { return std::fmin(a, b); }
 inline double max(double a, double b) { return std::fmax(a, b); }
 
 // ---- runtime API functions ----------------------------------------------------------
+#if !defined(DETNAS_EMU_GPU)
 // Launch errors throw at the launch itself (detnas::Error naming the kernel), so
 // there is never a pending error to report here.
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "no error";
-    case cudaErrorInvalidValue:
-      return "invalid argument";
-    case cudaErrorMemoryAllocation:
-      return "out of memory";
-    case cudaErrorInvalidConfiguration:
-      return "invalid configuration argument";
-  }
-  return "unknown error";
-}
-inline const char* cudaGetErrorName(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "cudaSuccess";
-    case cudaErrorInvalidValue:
-      return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation:
-      return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration:
-      return "cudaErrorInvalidConfiguration";
-  }
-  return "cudaErrorUnknown";
-}
+inline const char* cudaGetErrorString(cudaError_t e) { return ::detnas::emu::cuda_error_string(e); }
+inline const char* cudaGetErrorName(cudaError_t e) { return ::detnas::emu::cuda_error_name(e); }
 // Device memory is host memory in the emulated build.
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind) {
   if (n) std::memmove(dst, src, n);
@@ -467,6 +450,7 @@ inline cudaError_t cudaMemset(void* dst, int value, size_t n) {
 inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t = nullptr) {
   return cudaMemset(dst, value, n);
 }
+#endif  // !DETNAS_EMU_GPU
 // __constant__ and __device__ variables are ordinary globals here.
 template <class T>
 cudaError_t cudaMemcpyToSymbol(T& symbol, const void* src, size_t n, size_t offset = 0,
@@ -489,5 +473,8 @@ cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
   return cudaSuccess;
 }
 
-// Emulated twins live in their own namespace (see the top of this file).
+// Emulated twins live in their own namespace (see the top of this file), except in
+// the emulated-GPU build (DETNAS_EMU_KEEP_NAMESPACE), where the library calls them.
+#if !defined(DETNAS_EMU_KEEP_NAMESPACE)
 #define cuda cuda_emu
+#endif

@@ -18,6 +18,7 @@ renames=""
 for s in $(readelf -sW "$in" | awk '$4 == "TLS" && $7 == "UND" { print $8 }'); do
   case "$s" in
     _ZN6detnas3emu*|detnas_emu_*) ;;  # the emulator's own thread-locals
+    _ZSt*|_ZNSt*|__*) ;;  # the C++/C runtime's (std::call_once in the cuBLAS/cuDNN wrappers)
     *) renames="$renames --redefine-sym $s=detnas_emu_dynamic_shared" ;;
   esac
 done
