@@ -20,7 +20,7 @@ namespace detnas::kernels::cpu {
 namespace {
 
 constexpr int64_t kVL = 16;          // tiles per transform step (simd lanes)
-constexpr int64_t kTileBlock = 256;  // tiles per GEMM block (32..2048 measured within noise)
+constexpr int64_t kTileBlock = 128;  // tiles per GEMM block (32..2048 ran within noise; smaller = less workspace)
 
 int g_enabled = -1;  // -1: not read from the environment yet
 
@@ -39,8 +39,7 @@ template <typename T>
 inline void bt_1d(const T* d, int64_t ds, T* r, int64_t rs) {
 #pragma omp simd
   for (int64_t k = 0; k < kVL; ++k) {
-    const T d0 = d[k], d1 = d[ds + k], d2 = d[2 * ds + k], d3 = d[3 * ds + k], d4 = d[4 * ds + k],
-            d5 = d[5 * ds + k];
+    const T d0 = d[k], d1 = d[ds + k], d2 = d[2 * ds + k], d3 = d[3 * ds + k], d4 = d[4 * ds + k], d5 = d[5 * ds + k];
     r[k] = T(4) * d0 - T(5) * d2 + d4;
     r[rs + k] = (d3 + d4) - T(4) * (d1 + d2);
     r[2 * rs + k] = T(4) * (d1 - d2) + (d4 - d3);
@@ -55,8 +54,7 @@ template <typename T>
 inline void at_1d(const T* m, int64_t ms, T* o, int64_t os) {
 #pragma omp simd
   for (int64_t k = 0; k < kVL; ++k) {
-    const T m0 = m[k], m1 = m[ms + k], m2 = m[2 * ms + k], m3 = m[3 * ms + k], m4 = m[4 * ms + k],
-            m5 = m[5 * ms + k];
+    const T m0 = m[k], m1 = m[ms + k], m2 = m[2 * ms + k], m3 = m[3 * ms + k], m4 = m[4 * ms + k], m5 = m[5 * ms + k];
     const T s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
     o[k] = m0 + s12 + s34;
     o[os + k] = d12 + T(2) * d34;
@@ -316,7 +314,7 @@ void winograd_backward_input(const Conv2dShape& s, const T* w, const T* dy, T* d
       mode == GradientMode::Accumulate, dx, ws);
 }
 
-#define DETNAS_INST(T)                                                                     \
+#define DETNAS_INST(T)                                                                         \
   template void winograd_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*, T*); \
   template void winograd_backward_input<T>(const Conv2dShape&, const T*, const T*, T*, GradientMode, T*);
 DETNAS_INST(float)

@@ -4,6 +4,10 @@
 // 36 GEMMs (Cout,C) x (C,tiles) through OpenBLAS, over blocks of tiles so the
 // transformed data stays small. Every output element is computed by one thread
 // in a fixed order, so results do not depend on the thread count.
+// Accuracy: float error about 10x that of im2col + GEMM (head conv, 256 channels:
+// max |err| / sum|w x| 2.4e-6 vs 7.8e-8), still within the 4*sqrt(K)*2^-24 bound
+// for a K-term reduction. A NaN or Inf in the input turns the outputs of every
+// 4x4 tile whose 6x6 patch holds it into NaN (not only the 3x3 window's outputs).
 // Not here: the dispatch (kernels/conv2d_cpu.cpp decides when this path is used),
 // backward-weight (stays im2col + GEMM), other strides/paddings/groups.
 #pragma once

@@ -184,10 +184,10 @@ TEST_CASE("conv winograd: conv2d_* dispatch to it for large 3x3 convs, and the s
   Conv2dShape s2 = s;
   s2.S = 2;
   CHECK_FALSE(kc::winograd_preferred(s2));
-  CHECK_FALSE(kc::winograd_preferred(shape3x3(2, 3, 31, 29, 40)));  // too few input channels
+  CHECK_FALSE(kc::winograd_preferred(shape3x3(2, 3, 31, 29, 40)));   // too few input channels
   CHECK_FALSE(kc::winograd_preferred(shape3x3(2, 32, 28, 29, 40)));  // 2x7x8 tiles: too few
-  std::vector<float> x = randn_f(s.N * s.x_batch_stride, 1), w = randn_f(s.Cout * s.C * 9, 2),
-                     b = randn_f(s.Cout, 3), dy = randn_f(s.N * s.Cout * s.H * s.W, 4);
+  std::vector<float> x = randn_f(s.N * s.x_batch_stride, 1), w = randn_f(s.Cout * s.C * 9, 2), b = randn_f(s.Cout, 3),
+                     dy = randn_f(s.N * s.Cout * s.H * s.W, 4);
   std::vector<float> ws(size_t(kc::conv2d_workspace_size(s)));
   CHECK(int64_t(ws.size()) >= kc::winograd_workspace_size(s));
   std::vector<float> y_on(size_t(s.N * s.Cout * s.H * s.W)), dx_on(size_t(s.N * s.C * s.H * s.W));
@@ -216,22 +216,25 @@ TEST_CASE("conv winograd: conv2d_* dispatch to it for large 3x3 convs, and the s
 }
 
 TEST_CASE("conv winograd: 1-thread and 2-thread results are bitwise identical") {
-  const Conv2dShape s = shape3x3(2, 48, 23, 21, 40, 5);
-  std::vector<float> x = randn_f(s.N * s.x_batch_stride, 7), w = randn_f(s.Cout * s.C * 9, 8),
-                     b = randn_f(s.Cout, 9), dy = randn_f(s.N * s.Cout * s.H * s.W, 10);
-  std::vector<float> ws(size_t(kc::winograd_workspace_size(s)));
-  std::vector<float> y[2], dx[2];
-  const int before = omp_get_max_threads();
-  for (int t = 0; t < 2; ++t) {
-    omp_set_num_threads(t + 1);
-    kc::set_blas_threads(t + 1);
-    y[t].assign(size_t(s.N * s.Cout * s.H * s.W), 0.f);
-    dx[t] = randn_f(s.N * s.C * s.H * s.W, 11);
-    kc::winograd_forward<float>(s, x.data(), w.data(), b.data(), y[t].data(), ws.data());
-    kc::winograd_backward_input<float>(s, w.data(), dy.data(), dx[t].data(), GradientMode::Accumulate, ws.data());
+  // A small odd shape and the RetinaNet head's P3 conv at 320 (256 channels, 40x40, batch 2:
+  // OpenBLAS's large-matrix path, two tile blocks).
+  for (const Conv2dShape& s : {shape3x3(2, 48, 23, 21, 40, 5), shape3x3(2, 256, 40, 40, 256)}) {
+    std::vector<float> x = randn_f(s.N * s.x_batch_stride, 7), w = randn_f(s.Cout * s.C * 9, 8), b = randn_f(s.Cout, 9),
+                       dy = randn_f(s.N * s.Cout * s.H * s.W, 10);
+    std::vector<float> ws(size_t(kc::winograd_workspace_size(s)));
+    std::vector<float> y[2], dx[2];
+    const int before = omp_get_max_threads();
+    for (int t = 0; t < 2; ++t) {
+      omp_set_num_threads(t + 1);
+      kc::set_blas_threads(t + 1);
+      y[t].assign(size_t(s.N * s.Cout * s.H * s.W), 0.f);
+      dx[t] = randn_f(s.N * s.C * s.H * s.W, 11);
+      kc::winograd_forward<float>(s, x.data(), w.data(), b.data(), y[t].data(), ws.data());
+      kc::winograd_backward_input<float>(s, w.data(), dy.data(), dx[t].data(), GradientMode::Accumulate, ws.data());
+    }
+    omp_set_num_threads(before);
+    kc::set_blas_threads(before);
+    CHECK(std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
   }
-  omp_set_num_threads(before);
-  kc::set_blas_threads(before);
-  CHECK(std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)) == 0);
-  CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
 }
