@@ -267,8 +267,9 @@ bool same_step(const StepResult& g, const StepResult& c, double grad_rel, double
     const std::vector<double> r = test::to_double(c.grads[i].second);
     const test::Tol tol{grad_rel * std::max(max_abs_f(c.grads[i].second), gfloor), grad_rel};
     grad_atol[c.grads[i].first] = tol.atol + tol.rtol * max_abs_f(c.grads[i].second);
-    ok = test::check_close("gradient " + c.grads[i].first, test::to_double(g.grads[i].second), r,
-                           {int64_t(r.size())}, tol) && ok;
+    ok = test::check_close("gradient " + c.grads[i].first, test::to_double(g.grads[i].second), r, {int64_t(r.size())},
+                           tol) &&
+         ok;
   }
   const double afloor = floor_of(c.after);
   for (size_t i = 0; i < c.after.size(); ++i) {
@@ -276,8 +277,9 @@ bool same_step(const StepResult& g, const StepResult& c, double grad_rel, double
     test::Tol tol{after_rel * std::max(max_abs_f(c.after[i].second), afloor), after_rel};
     auto it = grad_atol.find(c.after[i].first);
     if (it != grad_atol.end()) tol.atol += 2.0 * kStepLr * it->second;
-    ok = test::check_close("after step " + c.after[i].first, test::to_double(g.after[i].second), r,
-                           {int64_t(r.size())}, tol) && ok;
+    ok = test::check_close("after step " + c.after[i].first, test::to_double(g.after[i].second), r, {int64_t(r.size())},
+                           tol) &&
+         ok;
   }
   return ok;
 }

@@ -185,10 +185,12 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
   Ctx ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
 #if defined(DETNAS_EMU_GPU)
   // Every pointer parameter must point into a live cudaMalloc allocation (or be null).
-  std::apply([name](const auto&... v) {
-    int i = 0;
-    (detail::check_param(name, i++, v), ...);
-  }, ctx.params);
+  std::apply(
+      [name](const auto&... v) {
+        int i = 0;
+        (detail::check_param(name, i++, v), ...);
+      },
+      ctx.params);
 #endif
   detail::run_grid(
       name, reinterpret_cast<const void*>(kernel), grid, block, shmem,

@@ -83,15 +83,24 @@ cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
 
 const char* cublasGetStatusString(cublasStatus_t status) {
   switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
   }
   return "CUBLAS_STATUS_UNKNOWN";
 }
@@ -105,16 +114,20 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
   if (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T && transb != CUBLAS_OP_C) return invalid("cublasSgemm: transb");
   if (m < 0 || n < 0 || k < 0) return invalid("cublasSgemm: negative m, n or k");
   const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;  // C == T for real data
-  const int a_rows = ta ? k : m, a_cols = ta ? m : k;  // A as stored (column-major)
+  const int a_rows = ta ? k : m, a_cols = ta ? m : k;                 // A as stored (column-major)
   const int b_rows = tb ? n : k, b_cols = tb ? k : n;
-  if (lda < (a_rows > 1 ? a_rows : 1)) return invalid(detnas::detail::cat("cublasSgemm: lda ", lda, " < rows of A ", a_rows).c_str());
-  if (ldb < (b_rows > 1 ? b_rows : 1)) return invalid(detnas::detail::cat("cublasSgemm: ldb ", ldb, " < rows of B ", b_rows).c_str());
+  if (lda < (a_rows > 1 ? a_rows : 1))
+    return invalid(detnas::detail::cat("cublasSgemm: lda ", lda, " < rows of A ", a_rows).c_str());
+  if (ldb < (b_rows > 1 ? b_rows : 1))
+    return invalid(detnas::detail::cat("cublasSgemm: ldb ", ldb, " < rows of B ", b_rows).c_str());
   if (ldc < (m > 1 ? m : 1)) return invalid(detnas::detail::cat("cublasSgemm: ldc ", ldc, " < m ", m).c_str());
   if (!alpha || !beta) return invalid("cublasSgemm: null alpha or beta");
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const float al = *alpha, be = *beta;
   // The extent each operand spans (the last column needs only its rows).
-  auto extent = [](int rows, int cols, int ld) { return (size_t(cols - 1) * size_t(ld) + size_t(rows)) * sizeof(float); };
+  auto extent = [](int rows, int cols, int ld) {
+    return (size_t(cols - 1) * size_t(ld) + size_t(rows)) * sizeof(float);
+  };
   require_device("cublasSgemm", "C", C, extent(m, n, ldc));
   const bool reads_ab = k > 0 && al != 0.0f;
   if (reads_ab) {

@@ -69,8 +69,8 @@ struct Geo {
   bool flip, tf32;
 };
 
-cudnnStatus_t output_dim(const cudnnConvolutionStruct* conv, const cudnnTensorStruct* x,
-                         const cudnnFilterStruct* w, int* n, int* c, int* h, int* wo) {
+cudnnStatus_t output_dim(const cudnnConvolutionStruct* conv, const cudnnTensorStruct* x, const cudnnFilterStruct* w,
+                         int* n, int* c, int* h, int* wo) {
   if (!conv || !conv->set) return bad(CUDNN_STATUS_BAD_PARAM, "convolution descriptor not set");
   if (!x || !x->set) return bad(CUDNN_STATUS_BAD_PARAM, "input tensor descriptor not set");
   if (!w || !w->set) return bad(CUDNN_STATUS_BAD_PARAM, "filter descriptor not set");
@@ -100,15 +100,33 @@ cudnnStatus_t geometry(const char* api, const cudnnTensorStruct* x, const cudnnF
   if (y->n != n || y->c != c || y->h != h || y->w != wo)
     return bad(CUDNN_STATUS_BAD_PARAM, api, ": output descriptor ", y->n, "x", y->c, "x", y->h, "x", y->w,
                " differs from the convolution's output ", n, "x", c, "x", h, "x", wo);
-  *g = Geo{x->n, x->c, x->h, x->w, w->k, w->c, w->k / conv->groups, w->h, w->w, h, wo, conv->groups,
-           conv->ph, conv->pw, conv->u, conv->v, conv->dh, conv->dw, conv->mode == CUDNN_CONVOLUTION,
+  *g = Geo{x->n,
+           x->c,
+           x->h,
+           x->w,
+           w->k,
+           w->c,
+           w->k / conv->groups,
+           w->h,
+           w->w,
+           h,
+           wo,
+           conv->groups,
+           conv->ph,
+           conv->pw,
+           conv->u,
+           conv->v,
+           conv->dh,
+           conv->dw,
+           conv->mode == CUDNN_CONVOLUTION,
            conv->math != CUDNN_FMA_MATH};
   return CUDNN_STATUS_SUCCESS;
 }
 
 size_t tensor_bytes(const cudnnTensorStruct* t) {
   return (size_t(t->n - 1) * t->ns + size_t(t->c - 1) * t->cs + size_t(t->h - 1) * t->hs + size_t(t->w - 1) * t->ws +
-          1) * sizeof(float);
+          1) *
+         sizeof(float);
 }
 size_t filter_bytes(const cudnnFilterStruct* f) { return size_t(f->k) * f->c * f->h * f->w * sizeof(float); }
 size_t tidx(const cudnnTensorStruct* t, int n, int c, int h, int w) {
@@ -177,16 +195,26 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t stream) {
 }
 const char* cudnnGetErrorString(cudnnStatus_t s) {
   switch (s) {
-    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
-    case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
-    case CUDNN_STATUS_ALLOC_FAILED: return "CUDNN_STATUS_ALLOC_FAILED";
-    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
-    case CUDNN_STATUS_INTERNAL_ERROR: return "CUDNN_STATUS_INTERNAL_ERROR";
-    case CUDNN_STATUS_INVALID_VALUE: return "CUDNN_STATUS_INVALID_VALUE";
-    case CUDNN_STATUS_ARCH_MISMATCH: return "CUDNN_STATUS_ARCH_MISMATCH";
-    case CUDNN_STATUS_MAPPING_ERROR: return "CUDNN_STATUS_MAPPING_ERROR";
-    case CUDNN_STATUS_EXECUTION_FAILED: return "CUDNN_STATUS_EXECUTION_FAILED";
-    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+    case CUDNN_STATUS_SUCCESS:
+      return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_NOT_INITIALIZED:
+      return "CUDNN_STATUS_NOT_INITIALIZED";
+    case CUDNN_STATUS_ALLOC_FAILED:
+      return "CUDNN_STATUS_ALLOC_FAILED";
+    case CUDNN_STATUS_BAD_PARAM:
+      return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_INTERNAL_ERROR:
+      return "CUDNN_STATUS_INTERNAL_ERROR";
+    case CUDNN_STATUS_INVALID_VALUE:
+      return "CUDNN_STATUS_INVALID_VALUE";
+    case CUDNN_STATUS_ARCH_MISMATCH:
+      return "CUDNN_STATUS_ARCH_MISMATCH";
+    case CUDNN_STATUS_MAPPING_ERROR:
+      return "CUDNN_STATUS_MAPPING_ERROR";
+    case CUDNN_STATUS_EXECUTION_FAILED:
+      return "CUDNN_STATUS_EXECUTION_FAILED";
+    case CUDNN_STATUS_NOT_SUPPORTED:
+      return "CUDNN_STATUS_NOT_SUPPORTED";
   }
   return "CUDNN_STATUS_UNKNOWN";
 }
@@ -200,10 +228,11 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
   delete d;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetTensor4dDescriptorEx(cudnnTensorDescriptor_t d, cudnnDataType_t dtype, int n, int c, int h,
-                                           int w, int ns, int cs, int hs, int ws) {
+cudnnStatus_t cudnnSetTensor4dDescriptorEx(cudnnTensorDescriptor_t d, cudnnDataType_t dtype, int n, int c, int h, int w,
+                                           int ns, int cs, int hs, int ws) {
   if (!d) return CUDNN_STATUS_BAD_PARAM;
-  if (dtype != CUDNN_DATA_FLOAT) return bad(CUDNN_STATUS_NOT_SUPPORTED, "tensor data type ", int(dtype), " (float only)");
+  if (dtype != CUDNN_DATA_FLOAT)
+    return bad(CUDNN_STATUS_NOT_SUPPORTED, "tensor data type ", int(dtype), " (float only)");
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
     return bad(CUDNN_STATUS_BAD_PARAM, "tensor dims ", n, "x", c, "x", h, "x", w);
   if (ns <= 0 || cs <= 0 || hs <= 0 || ws <= 0)
@@ -231,8 +260,10 @@ cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataTyp
                                          int k, int c, int h, int w) {
   if (!d) return CUDNN_STATUS_BAD_PARAM;
   if (dtype != CUDNN_DATA_FLOAT) return bad(CUDNN_STATUS_NOT_SUPPORTED, "filter data type ", int(dtype));
-  if (format != CUDNN_TENSOR_NCHW) return bad(CUDNN_STATUS_NOT_SUPPORTED, "filter format ", int(format), " (NCHW only)");
-  if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return bad(CUDNN_STATUS_BAD_PARAM, "filter dims ", k, "x", c, "x", h, "x", w);
+  if (format != CUDNN_TENSOR_NCHW)
+    return bad(CUDNN_STATUS_NOT_SUPPORTED, "filter format ", int(format), " (NCHW only)");
+  if (k <= 0 || c <= 0 || h <= 0 || w <= 0)
+    return bad(CUDNN_STATUS_BAD_PARAM, "filter dims ", k, "x", c, "x", h, "x", w);
   *d = cudnnFilterStruct{true, k, c, h, w};
   return CUDNN_STATUS_SUCCESS;
 }
@@ -250,7 +281,8 @@ cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, in
                                               int dw, cudnnConvolutionMode_t mode, cudnnDataType_t compute) {
   if (!d) return CUDNN_STATUS_BAD_PARAM;
   if (ph < 0 || pw < 0 || u <= 0 || v <= 0 || dh <= 0 || dw <= 0)
-    return bad(CUDNN_STATUS_BAD_PARAM, "convolution pad ", ph, ",", pw, " stride ", u, ",", v, " dilation ", dh, ",", dw);
+    return bad(CUDNN_STATUS_BAD_PARAM, "convolution pad ", ph, ",", pw, " stride ", u, ",", v, " dilation ", dh, ",",
+               dw);
   if (mode != CUDNN_CONVOLUTION && mode != CUDNN_CROSS_CORRELATION)
     return bad(CUDNN_STATUS_BAD_PARAM, "convolution mode ", int(mode));
   if (compute != CUDNN_DATA_FLOAT) return bad(CUDNN_STATUS_NOT_SUPPORTED, "compute type ", int(compute));
@@ -294,8 +326,13 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle, const
   Geo g;
   const cudnnStatus_t s = geometry("cudnnGetConvolutionForwardAlgorithm_v7", x, w, conv, y, &g);
   if (s != CUDNN_STATUS_SUCCESS) return s;
-  perf[0] = cudnnConvolutionFwdAlgoPerf_t{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_STATUS_SUCCESS, 0.1f,
-                                          workspace_of(g, false), CUDNN_DETERMINISTIC, conv->math, {0, 0, 0}};
+  perf[0] = cudnnConvolutionFwdAlgoPerf_t{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                          CUDNN_STATUS_SUCCESS,
+                                          0.1f,
+                                          workspace_of(g, false),
+                                          CUDNN_DETERMINISTIC,
+                                          conv->math,
+                                          {0, 0, 0}};
   *returned = 1;
   return CUDNN_STATUS_SUCCESS;
 }
@@ -306,15 +343,25 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t handle, 
                                                           const cudnnTensorDescriptor_t dx, const int requested,
                                                           int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
   if (!handle) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (!returned || !perf || requested < 1) return bad(CUDNN_STATUS_BAD_PARAM, "backward-data _v7: requested ", requested);
+  if (!returned || !perf || requested < 1)
+    return bad(CUDNN_STATUS_BAD_PARAM, "backward-data _v7: requested ", requested);
   Geo g;
   const cudnnStatus_t s = geometry("cudnnGetConvolutionBackwardDataAlgorithm_v7", dx, w, conv, dy, &g);
   if (s != CUDNN_STATUS_SUCCESS) return s;
-  const cudnnConvolutionBwdDataAlgoPerf_t all[2] = {
-      {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_STATUS_SUCCESS, 0.1f, workspace_of(g, true), CUDNN_NON_DETERMINISTIC,
-       conv->math, {0, 0, 0}},
-      {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, CUDNN_STATUS_SUCCESS, 0.2f, workspace_of(g, false), CUDNN_DETERMINISTIC,
-       conv->math, {0, 0, 0}}};
+  const cudnnConvolutionBwdDataAlgoPerf_t all[2] = {{CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                                                     CUDNN_STATUS_SUCCESS,
+                                                     0.1f,
+                                                     workspace_of(g, true),
+                                                     CUDNN_NON_DETERMINISTIC,
+                                                     conv->math,
+                                                     {0, 0, 0}},
+                                                    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                                     CUDNN_STATUS_SUCCESS,
+                                                     0.2f,
+                                                     workspace_of(g, false),
+                                                     CUDNN_DETERMINISTIC,
+                                                     conv->math,
+                                                     {0, 0, 0}}};
   *returned = requested < 2 ? requested : 2;
   for (int i = 0; i < *returned; ++i) perf[i] = all[i];
   return CUDNN_STATUS_SUCCESS;
@@ -331,11 +378,20 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t handle
   Geo g;
   const cudnnStatus_t s = geometry("cudnnGetConvolutionBackwardFilterAlgorithm_v7", x, dw, conv, dy, &g);
   if (s != CUDNN_STATUS_SUCCESS) return s;
-  const cudnnConvolutionBwdFilterAlgoPerf_t all[2] = {
-      {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_STATUS_SUCCESS, 0.1f, workspace_of(g, true), CUDNN_NON_DETERMINISTIC,
-       conv->math, {0, 0, 0}},
-      {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, CUDNN_STATUS_SUCCESS, 0.2f, workspace_of(g, false), CUDNN_DETERMINISTIC,
-       conv->math, {0, 0, 0}}};
+  const cudnnConvolutionBwdFilterAlgoPerf_t all[2] = {{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+                                                       CUDNN_STATUS_SUCCESS,
+                                                       0.1f,
+                                                       workspace_of(g, true),
+                                                       CUDNN_NON_DETERMINISTIC,
+                                                       conv->math,
+                                                       {0, 0, 0}},
+                                                      {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                                       CUDNN_STATUS_SUCCESS,
+                                                       0.2f,
+                                                       workspace_of(g, false),
+                                                       CUDNN_DETERMINISTIC,
+                                                       conv->math,
+                                                       {0, 0, 0}}};
   *returned = requested < 2 ? requested : 2;
   for (int i = 0; i < *returned; ++i) perf[i] = all[i];
   return CUDNN_STATUS_SUCCESS;
@@ -386,9 +442,8 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t handl
 
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t xd,
                                       const void* x, const cudnnFilterDescriptor_t wd, const void* w,
-                                      const cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t algo,
-                                      void* ws, size_t ws_bytes, const void* beta, const cudnnTensorDescriptor_t yd,
-                                      void* y) {
+                                      const cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t algo, void* ws,
+                                      size_t ws_bytes, const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
   const char* api = "cudnnConvolutionForward";
   if (!handle) return CUDNN_STATUS_NOT_INITIALIZED;
   if (!alpha || !beta || algo < 0 || algo >= CUDNN_CONVOLUTION_FWD_ALGO_COUNT)
@@ -460,9 +515,8 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alp
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* alpha,
-                                             const cudnnTensorDescriptor_t xd, const void* x,
-                                             const cudnnTensorDescriptor_t dyd, const void* dy,
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t xd,
+                                             const void* x, const cudnnTensorDescriptor_t dyd, const void* dy,
                                              const cudnnConvolutionDescriptor_t conv,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t ws_bytes,
                                              const void* beta, const cudnnFilterDescriptor_t dwd, void* dw) {
@@ -485,7 +539,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* a
   const size_t nw = size_t(g.K) * g.Cg * g.R * g.S;
   std::vector<double> acc(nw, 0.0);
   for_each_term(g, [&](int n, int k, int p, int q, int ci, int hi, int wi, int c, int fr, int fs) {
-    acc[((size_t(k) * g.Cg + c) * g.R + fr) * g.S + fs] += in(dyp[tidx(dyd, n, k, p, q)]) * in(xp[tidx(xd, n, ci, hi, wi)]);
+    acc[((size_t(k) * g.Cg + c) * g.R + fr) * g.S + fs] +=
+        in(dyp[tidx(dyd, n, k, p, q)]) * in(xp[tidx(xd, n, ci, hi, wi)]);
   });
   const double al = scalar(alpha), be = scalar(beta);
   for (size_t i = 0; i < nw; ++i) dwp[i] = be == 0.0 ? float(al * acc[i]) : float(al * acc[i] + be * double(dwp[i]));

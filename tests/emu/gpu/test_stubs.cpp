@@ -77,8 +77,7 @@ TEST_CASE("cuda (emulated GPU): cublasSgemm is column-major with op, ld, alpha, 
           else
             CHECK(std::isnan(out[size_t(i + j * ldc)]));  // rows past m untouched
         }
-      REQUIRE(cublasSgemm(h, ta, tb, m, n, k, &alpha, da.p, lda, db.p, ldb, &beta, dc.p, ldc) ==
-              CUBLAS_STATUS_SUCCESS);
+      REQUIRE(cublasSgemm(h, ta, tb, m, n, k, &alpha, da.p, lda, db.p, ldb, &beta, dc.p, ldc) == CUBLAS_STATUS_SUCCESS);
       out = dc.host();
       for (int j = 0; j < n; ++j)
         for (int i = 0; i < m; ++i) CHECK(out[size_t(i + j * ldc)] == 2.0f * cm[i][j] + 0.5f * 2.0f * cm[i][j]);
@@ -208,15 +207,15 @@ TEST_CASE("cuda (emulated GPU): cuDNN backward data / filter are the adjoints of
     int got = 0;
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     REQUIRE(cudnnGetConvolutionBackwardDataAlgorithm_v7(cv.h, cv.wd, cv.yd, cv.cd, cv.xd,
-                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, dp) ==
-            CUDNN_STATUS_SUCCESS);
+                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got,
+                                                        dp) == CUDNN_STATUS_SUCCESS);
     REQUIRE(got == 2);
     CHECK(dp[0].determinism == CUDNN_NON_DETERMINISTIC);  // callers that need determinism must skip it
     REQUIRE(dp[1].determinism == CUDNN_DETERMINISTIC);
     cudnnConvolutionBwdFilterAlgoPerf_t fp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     REQUIRE(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cv.h, cv.xd, cv.yd, cv.cd, cv.wd,
-                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, fp) ==
-            CUDNN_STATUS_SUCCESS);
+                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got,
+                                                          fp) == CUDNN_STATUS_SUCCESS);
     REQUIRE(fp[1].determinism == CUDNN_DETERMINISTIC);
     size_t wsd = 0, wsf = 0;
     REQUIRE(cudnnGetConvolutionBackwardDataWorkspaceSize(cv.h, cv.wd, cv.yd, cv.cd, cv.xd, dp[1].algo, &wsd) ==
@@ -257,14 +256,14 @@ TEST_CASE("cuda (emulated GPU): the device-memory registry catches host/device m
   float v = 0;
   REQUIRE(cudaMemcpy(&v, fresh, sizeof v, cudaMemcpyDeviceToHost) == cudaSuccess);
   CHECK(std::isnan(v));
-  CHECK_THROWS_AS(cudaMemcpy(host.data(), dev.p, 32, cudaMemcpyHostToDevice), detnas::Error);  // swapped
+  CHECK_THROWS_AS(cudaMemcpy(host.data(), dev.p, 32, cudaMemcpyHostToDevice), detnas::Error);      // swapped
   CHECK_THROWS_AS(cudaMemcpy(host.data(), dev.p + 4, 32, cudaMemcpyDeviceToHost), detnas::Error);  // overrun
-  CHECK_THROWS_AS(cudaMemcpy(dev.p, fresh, 32, cudaMemcpyHostToDevice), detnas::Error);  // src is device
+  CHECK_THROWS_AS(cudaMemcpy(dev.p, fresh, 32, cudaMemcpyHostToDevice), detnas::Error);            // src is device
   CHECK_THROWS_AS(cudaMemsetAsync(host.data(), 0, 4), detnas::Error);
   CHECK_THROWS_AS(cudaFree(host.data()), detnas::Error);
   // A kernel given a host pointer fails at the launch, naming the kernel.
-  CHECK_THROWS_WITH_AS(detnas::kernels::cuda::relu_forward(8, host.data(), dev.p, nullptr),
-                       doctest::Contains("relu"), detnas::Error);
+  CHECK_THROWS_WITH_AS(detnas::kernels::cuda::relu_forward(8, host.data(), dev.p, nullptr), doctest::Contains("relu"),
+                       detnas::Error);
   detnas::kernels::cuda::relu_forward(4, fresh, dev.p, nullptr);  // device pointers: fine
   REQUIRE(cudaFree(fresh) == cudaSuccess);
   CHECK_THROWS_AS(cudaFree(fresh), detnas::Error);  // double free
