@@ -278,8 +278,9 @@ $(EG)/bin/detnas: $(EG_CLI_OBJS) $(EG_RT_OBJS) $(EG_LIBA)
 emugpu: $(EG)/tests/run_tests $(EG)/bin/detnas
 
 # make test also runs it (about 2.5 min of build + 25 s on 2 quiet cores), with
-# CUDA=0 too; not under MODE=asan (a second ASan build of the whole library).
-EG_IN_TEST := $(if $(filter asan,$(MODE)),,$(EG)/tests/run_tests)
+# CUDA=0 too; not under MODE=asan (a second ASan build of the whole library). The
+# CLI is built too: the cuda suite runs the commands on the device through it.
+EG_IN_TEST := $(if $(filter asan,$(MODE)),,$(EG)/tests/run_tests $(EG)/bin/detnas)
 test: $(EG_IN_TEST)
 
 test-emugpu: emugpu
