@@ -11,6 +11,7 @@
 // on the device, are in tests/test_cuda_model.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -392,6 +393,85 @@ TEST_CASE("cuda: cuBLAS linear and cuDNN conv match the CPU (TF32 off)") {
     CHECK(close("cudnn backward data", gdx.host(), cdx, test::Tol::reduction(s.Cout * s.KH * s.KW, 4.0)));
     CHECK(close("cudnn backward filter", gdw.host(), cdw, test::Tol::reduction(s.N * s.Ho() * s.Wo(), 8.0)));
   }
+#endif
+}
+
+TEST_CASE("cuda: cuBLAS/cuDNN with TF32 on, accumulated gradients and a strided input batch") {
+  if (!gpu_or_skip("cuBLAS / cuDNN TF32, accumulate, strided")) return;
+#ifdef DETNAS_CUDA
+  const float* const kNoBias = nullptr;
+  // TF32 rounds each input to 10 mantissa bits (relative error <= 2^-11), so a
+  // product is within 2^-10 and a dot product within 2^-10 * sum |x w| (+ the
+  // fp32 sum): bounded here by 2^-9 * the largest sum |x w| of the outputs.
+  // On the emulated GPU (tests/emu/gpu) the TF32 results must also differ from
+  // the fp32 ones, which shows the precision switch reaches both libraries.
+  const int64_t N = 9, Cin = 67, Cout = 13;
+  const std::vector<float> x = test::randn_f(N * Cin, 81), w = test::randn_f(Cout * Cin, 82);
+  double sum_abs = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < Cout; ++o) {
+      double a = 0;
+      for (int64_t i = 0; i < Cin; ++i) a += std::fabs(double(x[size_t(n * Cin + i)]) * double(w[size_t(o * Cin + i)]));
+      sum_abs = std::max(sum_abs, a);
+    }
+  std::vector<float> ry(static_cast<size_t>(N * Cout));
+  kcpu::linear_forward(N, Cin, Cout, x.data(), w.data(), kNoBias, ry.data());
+  DevF dx_(x), dw_(w), y32(static_cast<size_t>(N * Cout)), y19(static_cast<size_t>(N * Cout));
+  kc::set_tf32(false);
+  kc::linear_forward(N, Cin, Cout, dx_.p, dw_.p, nullptr, y32.p, stream());
+  kc::set_tf32(true);
+  kc::linear_forward(N, Cin, Cout, dx_.p, dw_.p, nullptr, y19.p, stream());
+  CHECK(close("linear forward, TF32", y19.host(), ry, test::Tol{std::ldexp(sum_abs, -9), 0.0}));
+  kernels::Conv2dShape s;
+  s.N = 2, s.C = 8, s.H = 7, s.W = 6, s.Cout = 6, s.KH = 3, s.KW = 3, s.S = 1, s.P = 1, s.G = 2;
+  s.x_batch_stride = s.C * s.H * s.W;
+  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.Cout * (s.C / s.G) * 9, ny = s.N * s.Cout * s.Ho() * s.Wo();
+  const std::vector<float> cx = test::randn_f(nx, 83), cw = test::randn_f(nw, 84);
+  std::vector<float> cws(size_t(kcpu::conv2d_workspace_size(s)) + 1), cy(static_cast<size_t>(ny)),
+      cabs(static_cast<size_t>(ny));
+  kcpu::conv2d_forward(s, cx.data(), cw.data(), kNoBias, cy.data(), cws.data());
+  std::vector<float> ax(cx), aw(cw);  // sum |x w| of every output: the same conv of |x| and |w|
+  for (float& v : ax) v = std::fabs(v);
+  for (float& v : aw) v = std::fabs(v);
+  kcpu::conv2d_forward(s, ax.data(), aw.data(), kNoBias, cabs.data(), cws.data());
+  const double conv_abs = double(*std::max_element(cabs.begin(), cabs.end()));
+  const size_t wsb = kc::conv2d_cudnn_workspace_bytes(s);
+  Dev<char> ws(wsb);
+  DevF gx(cx), gw(cw), gy(static_cast<size_t>(ny));
+  kc::conv2d_forward(s, gx.p, gw.p, nullptr, gy.p, ws.p, wsb, stream());  // TF32 still on
+  CHECK(close("cudnn forward, TF32", gy.host(), cy, test::Tol{std::ldexp(conv_abs, -9), 0.0}));
+#ifdef DETNAS_EMU_GPU
+  CHECK(y19.host() != y32.host());
+  kc::set_tf32(false);
+  DevF gy32(static_cast<size_t>(ny));
+  kc::conv2d_forward(s, gx.p, gw.p, nullptr, gy32.p, ws.p, wsb, stream());
+  CHECK(gy32.host() != gy.host());
+#endif
+  kc::set_tf32(false);
+  // GradientMode::Accumulate (beta 1): the gradient is added to what is there.
+  const std::vector<float> cdy = test::randn_f(ny, 85);
+  std::vector<float> cdx(static_cast<size_t>(nx)), cdw(static_cast<size_t>(nw));
+  kcpu::conv2d_backward_input(s, cw.data(), cdy.data(), cdx.data(), GradientMode::Overwrite, cws.data());
+  kcpu::conv2d_backward_weight(s, cx.data(), cdy.data(), cdw.data(), GradientMode::Overwrite, cws.data());
+  for (float& v : cdx) v += 1.0f;
+  for (float& v : cdw) v += 1.0f;
+  DevF gdy(cdy), gdx(std::vector<float>(size_t(nx), 1.0f)), gdw(std::vector<float>(size_t(nw), 1.0f));
+  kc::conv2d_backward_input(s, gw.p, gdy.p, gdx.p, GradientMode::Accumulate, ws.p, wsb, stream());
+  kc::conv2d_backward_weight(s, gx.p, gdy.p, gdw.p, GradientMode::Accumulate, ws.p, wsb, stream());
+  CHECK(close("cudnn backward data, accumulate", gdx.host(), cdx, test::Tol::reduction(s.Cout / s.G * 9, 4.0)));
+  CHECK(close("cudnn backward filter, accumulate", gdw.host(), cdw, test::Tol::reduction(s.N * s.Ho() * s.Wo(), 8.0)));
+  // A strided batch (images 5 floats apart beyond C*H*W, NaN between): the gap is never read.
+  kernels::Conv2dShape t = s;
+  t.x_batch_stride = s.C * s.H * s.W + 5;
+  std::vector<float> tx(size_t(t.x_batch_stride * (t.N - 1) + t.C * t.H * t.W), std::nanf(""));
+  for (int64_t n = 0; n < t.N; ++n)
+    std::copy(cx.begin() + n * s.C * s.H * s.W, cx.begin() + (n + 1) * s.C * s.H * s.W,
+              tx.begin() + n * t.x_batch_stride);
+  const size_t wst = kc::conv2d_cudnn_workspace_bytes(t);
+  Dev<char> ws2(wst);
+  DevF gtx(tx), gty(static_cast<size_t>(ny));
+  kc::conv2d_forward(t, gtx.p, gw.p, nullptr, gty.p, ws2.p, wst, stream());
+  CHECK(close("cudnn forward, strided batch", gty.host(), cy, test::Tol::reduction(s.C / s.G * 9, 4.0)));
 #endif
 }
 
