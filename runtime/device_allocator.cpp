@@ -53,6 +53,12 @@ void* CachingDeviceAllocator::allocate(size_t bytes) {
   }
   live_[p] = size;
   st_.bytes_in_use += int64_t(size);
+#ifdef DETNAS_EMU_GPU
+  // Emulated GPU (tests/emu/gpu): every block handed out, fresh or cached, reads as
+  // NaN until written, so code that reads a new tensor before writing it (or
+  // accumulates into it) fails its comparison instead of seeing old data or zeros.
+  if (be_.malloc == &cuda_malloc) cudaMemset(p, 0xFF, size);
+#endif
   if (st_.bytes_in_use > st_.high_water) st_.high_water = st_.bytes_in_use;
   return p;
 }
