@@ -9,6 +9,7 @@
 #include "kernels/winograd_cpu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -22,7 +23,7 @@ namespace {
 constexpr int64_t kVL = 16;          // tiles per transform step (simd lanes)
 constexpr int64_t kTileBlock = 128;  // tiles per GEMM block (32..2048 ran within noise; smaller = less workspace)
 
-int g_enabled = -1;  // -1: not read from the environment yet
+std::atomic<int> g_enabled{-1};  // -1: not read from the environment yet
 
 struct Geo {
   int64_t N, Ci, Co, H, W, th_n, tw_n, T;
@@ -195,7 +196,8 @@ void output_transform(const Geo& g, const T* M, int64_t mR, int64_t ld, int64_t 
           for (int64_t xi = 0; xi < 36; ++xi) {
             const T* p = src + xi * ld;
             T* q = &m[xi / 6][xi % 6][0];
-            std::memcpy(q, p, sizeof(T) * kVL);  // lanes >= nk: other tiles or padding, never stored
+            std::memcpy(q, p, sizeof(T) * kVL);              // lanes >= nk: other tiles or padding, never stored
+            for (int64_t k = nk; k < kVL; ++k) q[k] = T(0);  // (padding is uninitialised: no denormal stalls)
           }
           for (int64_t j = 0; j < 6; ++j) at_1d(&m[0][j][0], 6 * kVL, &t[0][j][0], 6 * kVL);
           for (int64_t i = 0; i < 4; ++i) at_1d(&t[i][0][0], kVL, &o[i][0][0], kVL);
