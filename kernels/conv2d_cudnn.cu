@@ -117,11 +117,14 @@ Plan build(const Conv2dShape& s) {
 
 const Plan& plan_for(const Conv2dShape& s) {
   static std::mutex mu;
-  static std::map<Key, Plan> cache;
+  // Leaked on purpose, like the handle: the plans' descriptors live for the process
+  // (destroying them after the cuDNN library shut down at exit fails), and a
+  // reachable cache keeps them out of leak reports (ASan on the emulated GPU).
+  static std::map<Key, Plan>* const cache = new std::map<Key, Plan>();
   std::lock_guard<std::mutex> lock(mu);
   const Key k = key_of(s);
-  auto it = cache.find(k);
-  if (it == cache.end()) it = cache.emplace(k, build(s)).first;
+  auto it = cache->find(k);
+  if (it == cache->end()) it = cache->emplace(k, build(s)).first;
   return it->second;
 }
 
