@@ -1,7 +1,7 @@
 // Bench entries for the CUDA kernels (`bench --cuda`): the same shapes as the
 // CPU entries, named "cuda/<cpu entry name>". Each entry uploads the same
-// deterministic inputs, runs the CUDA kernel (hand-written, or the cuDNN /
-// cuBLAS wrapper), copies the outputs back and compares every sampled element
+// deterministic inputs, runs the CUDA kernel (hand-written, or the cuDNN conv /
+// cuBLAS linear wrapper; fpn/fc6 has no CPU twin entry), copies the outputs back and compares every sampled element
 // with the CPU kernel on the host inputs (the CPU kernels are themselves
 // validated against plain references by the CPU entries and the tests) before
 // it is timed with CUDA events (harness time_cuda).
@@ -29,6 +29,7 @@
 #include "kernels/dwconv_cuda.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_cuda.h"
+#include "kernels/gemm_cublas.h"
 #include "kernels/loss.h"
 #include "kernels/loss_cuda.h"
 #include "kernels/pool.h"
@@ -210,6 +211,31 @@ Case conv_case(kernels::Conv2dShape s, Pass pass) {
       sum_tol(s.N * s.Ho() * s.Wo()), 4.0 * (xn + wn + yn), 2 * macs);
 }
 
+// The FPN box head's fc6 through cuBLAS: 2 x 512 RoIs, 256 x 7 x 7 -> 1024.
+Case linear_case(int64_t N, int64_t Cin, int64_t Cout, Pass pass) {
+  const GradientMode ow = GradientMode::Overwrite;
+  const double macs = double(N) * double(Cin) * double(Cout), bytes = 4.0 * (N * Cin + Cin * Cout + N * Cout);
+  if (pass == Pass::Fwd)
+    return paired(
+        {{N * Cin}, {Cout * Cin}, {Cout}}, {N * Cout},
+        [=](const Ptrs& i, const Ptrs& o) { kh::linear_forward<float>(N, Cin, Cout, i[0], i[1], i[2], o[0]); },
+        [=](const Ptrs& i, const Ptrs& o) { kc::linear_forward(N, Cin, Cout, i[0], i[1], i[2], o[0], rt::cuda_stream()); },
+        sum_tol(Cin + 1), bytes, 2 * macs);
+  if (pass == Pass::BwdIn)
+    return paired(
+        {{Cout * Cin}, {N * Cout}}, {N * Cin},
+        [=](const Ptrs& i, const Ptrs& o) { kh::linear_backward_input<float>(N, Cin, Cout, i[0], i[1], o[0], ow); },
+        [=](const Ptrs& i, const Ptrs& o) {
+          kc::linear_backward_input(N, Cin, Cout, i[0], i[1], o[0], ow, rt::cuda_stream());
+        },
+        sum_tol(Cout), bytes, 2 * macs);
+  return paired(
+      {{N * Cin}, {N * Cout}}, {Cout * Cin},
+      [=](const Ptrs& i, const Ptrs& o) { kh::linear_backward_weight<float>(N, Cin, Cout, i[0], i[1], o[0], ow); },
+      [=](const Ptrs& i, const Ptrs& o) { kc::linear_backward_weight(N, Cin, Cout, i[0], i[1], o[0], ow, rt::cuda_stream()); },
+      sum_tol(N), bytes, 2 * macs);
+}
+
 const char* pass_name(Pass p) { return p == Pass::Fwd ? "fwd" : (p == Pass::BwdIn ? "bwd_in" : "bwd_w"); }
 
 void register_convs(Registry& r) {
@@ -237,6 +263,9 @@ void register_convs(Registry& r) {
                           cfg.in_default));
     }
   }
+  for (Pass p : passes)
+    r.push_back(entry(std::string("fpn/fc6/") + pass_name(p), std::string("linear.") + pass_name(p),
+                      "1024 x 12544 -> 1024 (cuBLAS)", [p] { return linear_case(2 * 512, 256 * 49, 1024, p); }));
   for (int64_t res : {320, 800})
     for (int level = 3; level <= 7; ++level) {
       kernels::Conv2dShape s;
