@@ -129,6 +129,7 @@ $(BUILD)/emu/%.o: %.cu tests/emu/postprocess.sh $(FLAGS_STAMP)
 test: config $(BUILD)/tests/run_tests $(BUILD)/bin/detnas examples-run
 	OMP_WAIT_POLICY=passive $(BUILD)/tests/run_tests $(TEST_ARGS)
 	$(if $(EG_IN_TEST),DETNAS_REQUIRE_CUDA=1 OMP_WAIT_POLICY=passive $(EG)/tests/run_tests -tc='cuda*',@echo "emulated-GPU cuda suite: not run under MODE=asan (make test-emugpu)")
+	$(if $(EG_IN_TEST),$(EG_BENCH_CHECK),@true)
 
 $(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
@@ -245,6 +246,7 @@ EG_RT_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/emu/emu.cpp tests/emu/fiber.cpp \
 EG_TEST_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/main.cpp tests/golden.cpp tests/test_util.cpp \
   $(wildcard tests/test_cuda*.cpp tests/emu/gpu/test_*.cpp))
 EG_CLI_OBJS := $(CLI_SRCS:%.cpp=$(EG)/%.o)
+EG_BENCH_OBJS := $(BENCH_SRCS:%.cpp=$(EG)/%.o)
 EG_LIBA := $(EG)/libdetnas.a
 
 $(EG_STAMP):
@@ -274,19 +276,34 @@ $(EG)/bin/detnas: $(EG_CLI_OBJS) $(EG_RT_OBJS) $(EG_LIBA)
 	@mkdir -p $(@D)
 	$(CXX) -o $@ $(EG_CLI_OBJS) $(EG_RT_OBJS) $(EG_LIBA) $(EG_LDLIBS)
 
+# bench of this configuration: `--cuda` validates every CUDA entry against the CPU
+# on the emulated GPU (its times are the emulator's, not a GPU's).
+$(EG)/bin/bench: $(EG_BENCH_OBJS) $(EG_RT_OBJS) $(EG_LIBA)
+	@mkdir -p $(@D)
+	$(CXX) -o $@ $(EG_BENCH_OBJS) $(EG_RT_OBJS) $(EG_LIBA) $(EG_LDLIBS)
+
+$(EG)/bench/main.o: $(REV_STAMP)
+
 .PHONY: emugpu test-emugpu
-emugpu: $(EG)/tests/run_tests $(EG)/bin/detnas
+emugpu: $(EG)/tests/run_tests $(EG)/bin/detnas $(EG)/bin/bench
 
 # make test also runs it (about 2.5 min of build + 25 s on 2 quiet cores), with
 # CUDA=0 too; not under MODE=asan (a second ASan build of the whole library). The
 # CLI is built too: the cuda suite runs the commands on the device through it.
-EG_IN_TEST := $(if $(filter asan,$(MODE)),,$(EG)/tests/run_tests $(EG)/bin/detnas)
+EG_IN_TEST := $(if $(filter asan,$(MODE)),,$(EG)/tests/run_tests $(EG)/bin/detnas $(EG)/bin/bench)
 test: $(EG_IN_TEST)
+
+# bench --cuda on the emulated GPU: one entry of every CUDA family at small shapes
+# (the emulator is far too slow for all of them), each validated against the CPU
+# kernel; exits non-zero on a validation failure. About 45 s.
+EG_BENCH_FILTER := cuda/300M@320/stage4/(dw_k3s1|dw_k5s2|pw|shuffle|split_even_odd|concat|relu|add|bn)/|retina@320/(P7/conv3x3|smooth_l1|focal)|fpn@320/(upsample_P5toP4|roi_align)|cuda/nms/1000|batched_nms
+EG_BENCH_CHECK := OMP_WAIT_POLICY=passive $(EG)/bin/bench --cuda --budget 0 --filter '$(EG_BENCH_FILTER)'
 
 test-emugpu: emugpu
 	DETNAS_REQUIRE_CUDA=1 OMP_WAIT_POLICY=passive $(EG)/tests/run_tests -tc='cuda*' $(TEST_ARGS)
+	$(EG_BENCH_CHECK)
 
--include $(EG_LIB_OBJS:.o=.d) $(EG_RT_OBJS:.o=.d) $(EG_TEST_OBJS:.o=.d) $(EG_CLI_OBJS:.o=.d)
+-include $(EG_LIB_OBJS:.o=.d) $(EG_RT_OBJS:.o=.d) $(EG_TEST_OBJS:.o=.d) $(EG_CLI_OBJS:.o=.d) $(EG_BENCH_OBJS:.o=.d)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')

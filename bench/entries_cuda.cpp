@@ -352,13 +352,14 @@ void register_data(Registry& r) {
       const int64_t M = st.mid, mn = N * M * HW;
       const double eps = 1e-5;
       r.push_back(entry(sp + "/bn/fwd", "batchnorm.fwd", nchw(N, M, st.H, st.H), [=] {
-        return paired({{mn}, {M}, {M}}, {mn, 2 * M, M},
+        // Inputs x, gamma, beta, running_mean, running_var (updated in place with momentum 0.1).
+        return paired({{mn}, {M}, {M}, {M}, {M, 0.5f, 1.5f}}, {mn, 2 * M, M},
                       [=](const Ptrs& i, const Ptrs& o) {
-                        kh::batchnorm_forward_batch<float>(N, M, HW, i[0], i[1], i[2], eps, 0.0, o[0], o[1], o[2], nullptr, nullptr);
+                        kh::batchnorm_forward_batch<float>(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3], i[4]);
                       },
                       [=](const Ptrs& i, const Ptrs& o) {
                         DevScratch ws(kernels::cuda_plan::batchnorm_workspace_bytes(M));
-                        kc::batchnorm_forward_batch(N, M, HW, i[0], i[1], i[2], eps, 0.0, o[0], o[1], o[2], nullptr, nullptr,
+                        kc::batchnorm_forward_batch(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3], i[4],
                                                     ws.p, rt::cuda_stream());
                       },
                       sum_tol(N * HW, 2), 8.0 * mn);  // sums of x and x^2, |x| <= 1
@@ -368,9 +369,9 @@ void register_data(Registry& r) {
         // the CPU forward's, uploaded, so both backwards start from the same values.
         Extra stats;
         stats.prep = [=](std::vector<rt::Tensor>& in) {
-          std::vector<float> y(static_cast<size_t>(mn)), beta(static_cast<size_t>(M), 0.f);
+          std::vector<float> y(static_cast<size_t>(mn)), beta(static_cast<size_t>(M), 0.f), rm(beta), rv(beta);
           kh::batchnorm_forward_batch<float>(N, M, HW, in[0].data(), in[2].data(), beta.data(), eps, 0.0, y.data(),
-                                             in[3].data(), in[4].data(), nullptr, nullptr);
+                                             in[3].data(), in[4].data(), rm.data(), rv.data());
         };
         auto grads = [](const Ptrs& o) {
           kernels::cpu::BatchNormGrads<float> g;

@@ -21,6 +21,9 @@
 
 #include "runtime/rng.h"
 #include "tests/emu/fiber.h"
+#ifdef DETNAS_EMU_GPU
+#include "tests/emu/gpu/pkeys.h"
+#endif
 
 // The per-block dynamic shared memory: every `extern __shared__` array of an
 // emulated object is renamed to this symbol (tests/emu/postprocess.sh).
@@ -473,6 +476,9 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
   // each block; where that storage cannot be located, a fresh (zeroed) thread per block.
   bool located = true;
   std::thread worker([&] {
+#ifdef DETNAS_EMU_GPU
+    gpu::DeviceAccess access;  // kernel threads may touch device memory (tests/emu/gpu/pkeys.h)
+#endif
     try {
       const TlsRange tbss = executable_tbss();
       located = tbss.begin != nullptr;
@@ -487,6 +493,9 @@ void run_grid(const char* name, const void* kernel, dim3 grid, dim3 block, size_
   worker.join();
   for (size_t i = 0; !located && !error && i < blocks.size(); ++i) {
     std::thread t([&] {
+#ifdef DETNAS_EMU_GPU
+      gpu::DeviceAccess access;
+#endif
       try {
         run_block(L, block_index(blocks[i]), uint64_t(blocks[i]));
       } catch (...) {

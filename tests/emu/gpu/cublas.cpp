@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/emu/gpu/pkeys.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
@@ -109,6 +110,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
                            const float* beta, float* C, int ldc) {
   using detnas::emu::gpu::require_device;
+  detnas::emu::gpu::DeviceAccess access;  // the stub plays the GPU: it may touch device memory
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (transa != CUBLAS_OP_N && transa != CUBLAS_OP_T && transa != CUBLAS_OP_C) return invalid("cublasSgemm: transa");
   if (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T && transb != CUBLAS_OP_C) return invalid("cublasSgemm: transb");

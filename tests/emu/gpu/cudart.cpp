@@ -17,6 +17,7 @@
 
 #include "runtime/error.h"
 #include "tests/emu/emu.h"
+#include "tests/emu/gpu/pkeys.h"
 
 namespace detnas::emu::gpu {
 namespace {
@@ -179,9 +180,12 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     std::lock_guard<std::mutex> lock(g::g_mu);
     if (g::g_live_bytes + rounded > g::kTotalMemory) return g::fail(cudaErrorMemoryAllocation);
   }
-  void* p = std::aligned_alloc(g::kAlign, rounded);
+  void* p = g::device_pages_alloc(rounded);  // whole pages, host access denied (pkeys.h)
   if (!p) return g::fail(cudaErrorMemoryAllocation);
-  std::memset(p, 0xFF, rounded);
+  {
+    g::DeviceAccess access;
+    std::memset(p, 0xFF, rounded);
+  }
   std::lock_guard<std::mutex> lock(g::g_mu);
   g::g_allocs[reinterpret_cast<uintptr_t>(p)] = bytes;  // the requested size: accesses past it are caught
   g::g_live_bytes += bytes;
@@ -191,15 +195,17 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  size_t bytes = 0;
   {
     std::lock_guard<std::mutex> lock(g::g_mu);
     auto it = g::g_allocs.find(reinterpret_cast<uintptr_t>(ptr));
     DETNAS_CHECK(it != g::g_allocs.end(), "cudaFree: ", ptr,
                  " is not the start of a live device allocation (double free, or a host pointer)");
     g::g_live_bytes -= it->second;
+    bytes = it->second;
     g::g_allocs.erase(it);
   }
-  std::free(ptr);
+  g::device_pages_free(ptr, bytes);
   return cudaSuccess;
 }
 
@@ -237,6 +243,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     default:
       return g::fail(cudaErrorInvalidMemcpyDirection);
   }
+  g::DeviceAccess access;
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
@@ -249,6 +256,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   require_device("cudaMemset", "dst", dst, bytes);
+  g::DeviceAccess access;
   std::memset(dst, value, bytes);
   return cudaSuccess;
 }

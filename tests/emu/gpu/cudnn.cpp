@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/emu/gpu/pkeys.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
@@ -444,6 +445,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, c
                                       const void* x, const cudnnFilterDescriptor_t wd, const void* w,
                                       const cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t algo, void* ws,
                                       size_t ws_bytes, const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
+  detnas::emu::gpu::DeviceAccess access;  // the stub plays the GPU: it may touch device memory
   const char* api = "cudnnConvolutionForward";
   if (!handle) return CUDNN_STATUS_NOT_INITIALIZED;
   if (!alpha || !beta || algo < 0 || algo >= CUDNN_CONVOLUTION_FWD_ALGO_COUNT)
@@ -482,6 +484,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alp
                                            const cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t algo,
                                            void* ws, size_t ws_bytes, const void* beta,
                                            const cudnnTensorDescriptor_t dxd, void* dx) {
+  detnas::emu::gpu::DeviceAccess access;  // the stub plays the GPU: it may touch device memory
   const char* api = "cudnnConvolutionBackwardData";
   if (!handle) return CUDNN_STATUS_NOT_INITIALIZED;
   if (!alpha || !beta || algo < 0 || algo >= CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT)
@@ -520,6 +523,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* a
                                              const cudnnConvolutionDescriptor_t conv,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t ws_bytes,
                                              const void* beta, const cudnnFilterDescriptor_t dwd, void* dw) {
+  detnas::emu::gpu::DeviceAccess access;  // the stub plays the GPU: it may touch device memory
   const char* api = "cudnnConvolutionBackwardFilter";
   if (!handle) return CUDNN_STATUS_NOT_INITIALIZED;
   if (!alpha || !beta || algo < 0 || algo >= CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT)

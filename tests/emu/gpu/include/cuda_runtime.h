@@ -57,6 +57,14 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 
+// Events (tests/emu/gpu/events.cpp): host-clock stamps; every call is synchronous.
+typedef struct CUevent_st* cudaEvent_t;
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop);
+
 namespace detnas::emu::gpu {
 // The emulator's own checks, used by the cuBLAS/cuDNN stubs and the launch hook:
 // throws detnas::Error (naming `api` and `what`) unless [p, p + bytes) lies inside
