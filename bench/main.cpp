@@ -212,6 +212,15 @@ std::string params_json(const Entry& e) {
   return s + "}";
 }
 
+// Builds the entry's inputs and runs its check; a failure is reported on stderr.
+bool make_and_validate(const Entry& e, Case* c, Checker* chk) {
+  *c = e.make();
+  c->validate(*chk);
+  if (!chk->ok())
+    std::fprintf(stderr, "VALIDATION FAILED %s (%s): %s\n", e.name.c_str(), e.shape.c_str(), chk->report().c_str());
+  return chk->ok();
+}
+
 // --cuda: validate each CUDA entry against the CPU kernel, then time it with
 // CUDA events. There are no device ceilings here, so no fractions.
 int run_cuda_entries(const Options& o, const std::vector<const Entry*>& sel, int threads) {
@@ -223,11 +232,9 @@ int run_cuda_entries(const Options& o, const std::vector<const Entry*>& sel, int
   int failures = 0;
   for (const Entry* e : sel) {
     try {
-      Case c = e->make();
+      Case c;
       Checker chk;
-      c.validate(chk);
-      if (!chk.ok()) {
-        std::fprintf(stderr, "VALIDATION FAILED %s (%s): %s\n", e->name.c_str(), e->shape.c_str(), chk.report().c_str());
+      if (!make_and_validate(*e, &c, &chk)) {
         ++failures;
         continue;
       }
@@ -334,12 +341,9 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (const Entry* e : sel) {
     try {
-      Case c = e->make();
+      Case c;
       Checker chk;
-      c.validate(chk);
-      if (!chk.ok()) {
-        std::fprintf(stderr, "VALIDATION FAILED %s (%s): %s\n", e->name.c_str(), e->shape.c_str(),
-                     chk.report().c_str());
+      if (!make_and_validate(*e, &c, &chk)) {
         ++failures;
         continue;
       }
