@@ -24,7 +24,6 @@ bool built_with_cuda() { return rt::built_with_cuda(); }
 void set_num_threads(int n) {
   DETNAS_CHECK(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
   omp_set_num_threads(n);
-  kernels::cpu::set_blas_threads(n);
 }
 
 void use_best_blas_kernels(char** argv) { kernels::cpu::ensure_blas_core(argv); }

@@ -270,7 +270,6 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &o)) return 2;
   if (o.threads > 0) {
     omp_set_num_threads(o.threads);
-    kernels::cpu::set_blas_threads(o.threads);
   }
   const int threads = omp_get_max_threads();
   if (o.e2e) {

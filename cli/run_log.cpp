@@ -9,7 +9,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include "kernels/gemm.h"
 #include "runtime/device.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
@@ -75,7 +74,6 @@ std::string Progress::eta(int64_t done) const {
 void set_threads(int64_t threads) {
   if (threads <= 0) return;
   omp_set_num_threads(int(threads));
-  kernels::cpu::set_blas_threads(int(threads));
 }
 
 void add_device_options(CLI::App* sub, DeviceOptions* d) {

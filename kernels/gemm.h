@@ -1,6 +1,8 @@
 // GEMM on the CPU through OpenBLAS (cblas), row-major, templated for float and
 // double so gradient checks can run the same code path in double.
-// Call it from outside OpenMP parallel regions: OpenBLAS threads itself.
+// Threads: OpenMP, over panels of C cut by shape alone (gemm_cpu.cpp), so the
+// result is bitwise the same on any thread count; inside a parallel region the
+// panels run serially on the calling thread. OpenBLAS itself runs single-threaded.
 #pragma once
 #include <cstdint>
 
@@ -12,9 +14,6 @@ namespace detnas::kernels::cpu {
 template <typename T>
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
-
-// Number of threads OpenBLAS uses (set once from the CLI / bench --threads).
-void set_blas_threads(int n);
 
 }  // namespace detnas::kernels::cpu
 

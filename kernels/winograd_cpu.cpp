@@ -3,7 +3,7 @@
 // V = B^T d B of each 6x6 patch, 36 GEMMs M = U V over blocks of tiles, output
 // transform Y = A^T M A. Transforms run over 16 tiles at a time (`omp simd`
 // lanes: one AVX-512 register of floats) and are parallel over channels; the
-// GEMMs go to OpenBLAS outside any parallel region. Matrices: Lavin & Gray 2015,
+// 36 GEMMs of a block are parallel over the frequencies. Matrices: Lavin & Gray 2015,
 // interpolation points 0, +-1, +-2, infinity.
 // Not here: the decision to use it (winograd_preferred, called by conv2d_cpu.cpp).
 #include "kernels/winograd_cpu.h"
@@ -262,6 +262,9 @@ void run(const Geo& g, const T* in, int64_t in_bs, const T* w, bool flip, const 
   for (int64_t t0 = 0; t0 < g.T; t0 += step) {
     const int64_t t1 = std::min(g.T, t0 + step), nt = t1 - t0;
     input_transform(g, in, in_bs, t0, t1, V, 36 * l.ld, l.ld);
+    // One GEMM per frequency, the frequencies spread over the threads (each GEMM
+    // is then one serial call whatever the thread count: bitwise-stable results).
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t xi = 0; xi < 36; ++xi)
       gemm<T>(Trans::No, Trans::No, g.Co, nt, g.Ci, T(1), U + xi * l.uF, 36 * l.uF, V + xi * l.ld, 36 * l.ld, T(0),
               M + xi * l.ld, 36 * l.ld);

@@ -2,6 +2,7 @@
 // parameters on the device; momentum buffers live on the parameter's device).
 #include "nn/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/sgd.h"
@@ -49,6 +50,23 @@ void scale_cuda(rt::Tensor& g, float scale) {
   (void)g, (void)scale;
   DETNAS_FAIL("clip_grad_norm: cuda gradient in a build without CUDA");
 #endif
+}
+// Sum of squares in double in an order fixed by n alone (an OpenMP reduction's
+// order follows the thread count): at most 256 chunks of at least 64Ki elements,
+// each summed serially, the chunk sums added in order.
+double sum_squares_cpu(const float* d, int64_t n) {
+  constexpr int64_t kMaxChunks = 256;
+  const int64_t chunk = std::max<int64_t>(65536, (n + kMaxChunks - 1) / kMaxChunks), nc = (n + chunk - 1) / chunk;
+  double part[kMaxChunks];
+#pragma omp parallel for schedule(static) if (nc > 1)
+  for (int64_t c = 0; c < nc; ++c) {
+    double s = 0;
+    for (int64_t i = c * chunk, e = std::min(n, i + chunk); i < e; ++i) s += double(d[i]) * double(d[i]);
+    part[c] = s;
+  }
+  double sq = 0;
+  for (int64_t c = 0; c < nc; ++c) sq += part[c];
+  return sq;
 }
 }  // namespace
 
@@ -142,12 +160,7 @@ double Sgd::clip_grad_norm(double max_norm) {
       sq += sum_squares_cuda(g);
       continue;
     }
-    const float* d = g.data();
-    const int64_t n = g.numel();
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
-    sq += s;
+    sq += sum_squares_cpu(g.data(), g.numel());
   }
   const double norm = std::sqrt(sq);
   if (max_norm > 0 && norm > max_norm) {

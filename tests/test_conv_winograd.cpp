@@ -226,14 +226,12 @@ TEST_CASE("conv winograd: 1-thread and 2-thread results are bitwise identical") 
     const int before = omp_get_max_threads();
     for (int t = 0; t < 2; ++t) {
       omp_set_num_threads(t + 1);
-      kc::set_blas_threads(t + 1);
       y[t].assign(size_t(s.N * s.Cout * s.H * s.W), 0.f);
       dx[t] = randn_f(s.N * s.C * s.H * s.W, 11);
       kc::winograd_forward<float>(s, x.data(), w.data(), b.data(), y[t].data(), ws.data());
       kc::winograd_backward_input<float>(s, w.data(), dy.data(), dx[t].data(), GradientMode::Accumulate, ws.data());
     }
     omp_set_num_threads(before);
-    kc::set_blas_threads(before);
     CHECK(std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)) == 0);
     CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
   }
