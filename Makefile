@@ -200,7 +200,8 @@ examples-run: examples
 	OMP_WAIT_POLICY=passive $(BUILD)/examples/detect_image $(BUILD)/examples/run/model $(BUILD)/examples/run/sample.jpg $(BUILD)/examples/run/detections.jpg
 	$(if $(wildcard examples/search_custom_fitness.cpp),OMP_WAIT_POLICY=passive $(BUILD)/examples/search_custom_fitness)
 
-DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config
+DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config \
+  clang libclang-rt-14-dev libomp-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
@@ -314,3 +315,81 @@ clean:
 	rm -rf build build-* detnas bench/bench
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(EMU_OBJS:.o=.d)
+
+# --- fuzzing (make fuzz / fuzz-ci) ---
+# libFuzzer targets fuzz/fuzz_<name>.cpp (fuzz/README.md), one per parser of
+# outside input, linked with clang's -fsanitize=fuzzer,address,undefined against
+# the library sources they need, compiled by clang with
+# -fsanitize=fuzzer-no-link,address,undefined into $(FUZZ_BUILD)/ (CPU only, no
+# DETNAS_CUDA). `make fuzz` runs each target for FUZZ_SECONDS (default 180), one
+# at a time, from its seeds fuzz/corpus/<name>/ copied into a scratch corpus
+# $(FUZZ_BUILD)/corpus/<name>/. `make fuzz-ci` first runs every saved input of
+# fuzz/regressions/*/ through every target, then fuzzes each target for
+# FUZZ_SECONDS (default 20 there). Both print one summary line per target and
+# exit non-zero on any finding (crash, sanitizer report, leak, timeout,
+# out-of-memory); the inputs land in $(FUZZ_BUILD)/findings/<name>/ and the logs
+# in $(FUZZ_BUILD)/logs/. FUZZ=name[,name...] restricts both to some targets.
+FUZZ_CXX ?= clang++-14
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 180
+FUZZ_CI_SECONDS := $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
+FUZZ_ALL := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
+FUZZ ?= $(FUZZ_ALL)
+FUZZ_RUN := $(subst $(EG_COMMA), ,$(FUZZ))
+# -max_len per target: bytes a useful input needs (seeds included), not more.
+FUZZ_MAX_LEN_arch := 512
+FUZZ_MAX_LEN_checkpoint := 4096
+FUZZ_MAX_LEN_coco_instances := 8192
+FUZZ_MAX_LEN_coco_results := 8192
+FUZZ_MAX_LEN_image := 16384
+FUZZ_MAX_LEN_image_folder := 16384
+FUZZ_MAX_LEN_safetensors := 4096
+FUZZ_MAX_LEN_search_state := 8192
+FUZZ_LIB_SRCS := data/coco.cpp data/coco_json.cpp data/coco_results.cpp data/coco_eval.cpp data/json_writer.cpp \
+  data/image.cpp data/image_folder.cpp data/transforms.cpp nn/safetensors.cpp nn/checkpoint.cpp nn/module.cpp \
+  nn/optimizer.cpp nn/space.cpp search/evolution.cpp search/cost_model.cpp search/path_sampler.cpp \
+  runtime/tensor.cpp runtime/fs.cpp runtime/allocator.cpp runtime/device_allocator.cpp runtime/device.cpp \
+  runtime/log.cpp runtime/autograd.cpp kernels/copy_cpu.cpp kernels/sgd_cpu.cpp $(wildcard runtime/fault.cpp)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP \
+  $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LDLIBS := -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -lturbojpeg -lsimdjson -lz -lpthread
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
+FUZZ_LIBA := $(FUZZ_BUILD)/libdetnas_fuzz.a
+FUZZ_BINS := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_STAMP := $(FUZZ_BUILD)/.flags-$(shell echo '$(FUZZ_CXX) $(FUZZ_CXXFLAGS)' | md5sum | cut -c1-12)
+
+$(FUZZ_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(FUZZ_BUILD)/.flags-*
+	@touch $@
+
+$(FUZZ_BUILD)/%.o: %.cpp $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
+
+$(FUZZ_LIBA): $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIBA)
+	$(FUZZ_CXX) -o $@ $< $(FUZZ_LIBA) $(FUZZ_LDLIBS)
+.SECONDARY: $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz/fuzz_%.o)
+
+.PHONY: fuzz-build fuzz fuzz-ci fuzz-seeds
+fuzz-build: $(FUZZ_BINS)
+
+# Rewrites the seed corpora fuzz/corpus/*/ (fuzz/make_seeds.cpp; they are kept in the repo).
+$(FUZZ_BUILD)/make_seeds: $(FUZZ_BUILD)/fuzz/make_seeds.o $(FUZZ_LIBA)
+	$(FUZZ_CXX) -o $@ $< $(FUZZ_LIBA) $(FUZZ_SAN) -fopenmp -lturbojpeg -lsimdjson -lz -lpthread
+fuzz-seeds: $(FUZZ_BUILD)/make_seeds
+	$(FUZZ_BUILD)/make_seeds fuzz/corpus
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BUILD) $(foreach t,$(FUZZ_RUN),$(t):$(FUZZ_MAX_LEN_$(t)))
+
+fuzz-ci: fuzz-build
+	@sh fuzz/run.sh ci $(FUZZ_CI_SECONDS) $(FUZZ_BUILD) $(foreach t,$(FUZZ_RUN),$(t):$(FUZZ_MAX_LEN_$(t)))
+
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d) $(FUZZ_BUILD)/fuzz/make_seeds.d
+# --- end fuzzing ---

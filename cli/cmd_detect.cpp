@@ -2,11 +2,14 @@
 // a JPEG with the boxes, category names and scores drawn, plus one JSON file
 // with every detection ({file, image_id, category_id, name, score, bbox x,y,w,h}
 // in original pixels). Images are resized exactly as in evaluation.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/det_common.h"
 #include "cli/run_log.h"
 #include "data/image.h"
@@ -38,6 +41,12 @@ void run_detect(DetectOptions o) {
   const rt::Device dev = select_run_device(o.dev, "detect");
   set_threads(o.threads);
   DETNAS_CHECK(!o.images.empty(), "detect: no images given");
+  for (const std::string& file : o.images) {  // before the model loads; a device would be read forever
+    struct stat st;
+    DETNAS_CHECK(::stat(file.c_str(), &st) == 0, "detect: image ", file, " does not exist");
+    DETNAS_CHECK(!S_ISDIR(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode), "detect: image ", file,
+                 " is ", S_ISDIR(st.st_mode) ? "a folder" : "a device", ", not an image file");
+  }
   LoadedDetector m = load_detector(o.ckpt, o.arch, "detect", dev);
   const int64_t bn_images = m.supernet ? (o.bn_images >= 0 ? o.bn_images : m.bn_images) : 0;
   if (bn_images > 0) {
@@ -97,13 +106,17 @@ void setup_detect(CLI::App& root) {
   sub->add_option("--ckpt", o->ckpt, "checkpoint of detnas train (path without extension)")->capture_default_str();
   sub->add_option("--arch", o->arch, "the path to run (supernet checkpoints; default: the path train evaluated)");
   sub->add_option("--out", o->out, "output folder (NAME_det.jpg per image, detections.json)")->capture_default_str();
-  sub->add_option("--min-score", o->min_score, "draw detections with at least this score")->capture_default_str();
+  sub->add_option("--min-score", o->min_score, "draw detections with at least this score")
+      ->capture_default_str()
+      ->check(in_range(0, 1));
   sub->add_option("--bn-images", o->bn_images,
                   "supernet: training images for BN recalibration of the path (default: as in train; data options "
-                  "as for train)");
+                  "as for train)")->check(non_negative());
   add_data_options(sub, o->d);
   add_device_options(sub, &o->dev);
-  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->callback([o] { run_detect(*o); });
 }
 

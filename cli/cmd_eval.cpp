@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/det_common.h"
 #include "cli/run_log.h"
 #include "data/coco_eval.h"
@@ -48,8 +49,9 @@ void run_eval(EvalOptions o) {
            " (", cost.backbone.mega_macs(), " MMACs, ", cost.backbone.mega_params(), " M params at 224); ",
            es.bn_images > 0 ? "BN recalibrated on " + std::to_string(es.bn_images) + " training images; " : "",
            dd.val.size(), " images of ", dd.val_name, " at short side ", es.short_side);
-  search::PathScore r = search::score_path(*m.net, m.path, dd.train, dd.val, es);
   if (o.out.empty()) o.out = path_join(path_parent(nn::checkpoint_base(o.ckpt)), "eval_results.json");
+  make_dirs(path_parent(o.out));  // before the work: a bad --out fails at once
+  search::PathScore r = search::score_path(*m.net, m.path, dd.train, dd.val, es);
   write_file_atomic(o.out, data::format_coco_results(r.detections));
   log_info("eval: ", r.detections.size(), " detections written to ", o.out, " (BN recalibration ", r.recal_seconds,
            " s, inference + evaluation ", r.infer_seconds, " s)");
@@ -69,12 +71,16 @@ void setup_eval(CLI::App& root) {
   sub->add_option("--ckpt", o->ckpt, "checkpoint of detnas train (path without extension)")->capture_default_str();
   sub->add_option("--arch", o->arch, "the path to evaluate (supernet checkpoints)");
   add_data_options(sub, o->d);
-  sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration (supernet; default: as in train)");
-  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)");
-  sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
+  sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration (supernet; default: as in train)")
+      ->check(non_negative());
+  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average)")
+      ->check(in_range(0, 1));
+  sub->add_option("--batch", o->batch, "images per batch (default: as in train)")->check(positive());
   sub->add_option("--out", o->out, "results JSON (default: next to the checkpoint, eval_results.json)");
   add_device_options(sub, &o->dev);
-  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--seed", o->seed, "seed of the recalibration batches")->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object instead of the summary");
   sub->callback([o] { run_eval(*o); });

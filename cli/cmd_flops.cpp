@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "nn/space.h"
 #include "runtime/error.h"
 #include "search/cost_model.h"
@@ -28,9 +29,19 @@ struct FlopsOptions {
 nn::Arch load_arch(const std::string& arg) {
   std::ifstream probe(arg);
   if (probe.good()) return nn::read_arch_file(arg);
-  // Anything that cannot be part of a list is a path: report the missing file.
-  if (arg.find_first_not_of("0123456789,[]+- \t\n") != std::string::npos) return nn::read_arch_file(arg);
-  return nn::parse_arch(arg);
+  // Something that looks like a path: report the missing file.
+  auto ends_with = [&](const char* ext) {
+    const std::string e(ext);
+    return arg.size() >= e.size() && arg.compare(arg.size() - e.size(), e.size(), e) == 0;
+  };
+  if (arg.find('/') != std::string::npos || ends_with(".json") || ends_with(".txt")) return nn::read_arch_file(arg);
+  try {
+    return nn::parse_arch(arg);
+  } catch (const Error& e) {
+    // A list with a bad entry ("2,1,x") is named by parse_arch; a lone word may be a missing file.
+    if (arg.find_first_of(",[") != std::string::npos) throw;
+    DETNAS_FAIL("flops: --arch '", arg, "' is neither a file nor a choice list (", e.message(), ")");
+  }
 }
 
 // "--input 224" or "--input 800x1333" (height x width).
@@ -129,7 +140,7 @@ void setup_flops(CLI::App& root) {
                   "architecture: choices 0..3 per block as 2,1,2,0,... or [2,1,...], or a JSON file holding the list")
       ->required();
   sub->add_option("--input", o->input, "input size: 224 or HxW (e.g. 800x1333)")->capture_default_str();
-  sub->add_option("--classes", o->classes, "classifier outputs of the head")->capture_default_str();
+  sub->add_option("--classes", o->classes, "classifier outputs of the head")->capture_default_str()->check(positive());
   sub->add_flag("--no-head-bias", o->no_head_bias, "head conv and classifier without bias (the SPOS network)");
   sub->add_flag("--json", o->json, "print one JSON object instead of a table");
   sub->callback([o] { run_flops(*o); });

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "runtime/fs.h"
 #include "data/synthetic.h"
 #include "runtime/error.h"
@@ -77,17 +78,22 @@ void setup_make_data(CLI::App& root) {
       "A non-empty OUT/det or OUT/cls is refused unless --force (which clears a previous make-data set).");
   sub->add_option("--out", o->out, "output root folder")->capture_default_str();
   sub->add_option("--kind", o->kind, "which sets: det, cls or both")->capture_default_str();
-  sub->add_option("--train", o->det.train, "detection: training images")->capture_default_str();
-  sub->add_option("--val", o->det.val, "detection: validation images")->capture_default_str();
-  sub->add_option("--size", o->det.image_size, "detection: image side in pixels (32..4096)")->capture_default_str();
+  sub->add_option("--train", o->det.train, "detection: training images")->capture_default_str()->check(non_negative());
+  sub->add_option("--val", o->det.val, "detection: validation images")->capture_default_str()->check(non_negative());
+  sub->add_option("--size", o->det.image_size, "detection: image side in pixels (32..4096)")
+      ->capture_default_str()
+      ->check(in_range(32, 4096));
   sub->add_option("--cls-train", o->cls.train_per_class, "classification: training images per class")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--cls-val", o->cls.val_per_class, "classification: validation images per class")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--cls-size", o->cls.image_size, "classification: image side in pixels (16..4096)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(in_range(16, 4096));
   sub->add_option("--seed", o->seed, "random seed")->capture_default_str();
-  sub->add_option("--quality", o->quality, "JPEG quality 1..100")->capture_default_str();
+  sub->add_option("--quality", o->quality, "JPEG quality 1..100")->capture_default_str()->check(in_range(1, 100));
   sub->add_flag("--force", o->force, "overwrite non-empty output folders");
   sub->callback([o] { run_make_data(*o); });
 }

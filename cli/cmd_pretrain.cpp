@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
 #include "runtime/fs.h"
 #include "data/image_folder.h"
@@ -22,6 +23,7 @@
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
 #include "runtime/autograd.h"
+#include "runtime/fault.h"
 #include "runtime/log.h"
 #include "runtime/ops_loss.h"
 #include "search/cost_model.h"
@@ -75,7 +77,7 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
   return double(correct) / double(total);
 }
 
-void run_pretrain(const PretrainOptions& o) {
+void run_pretrain(PretrainOptions o) {
   const rt::Device dev = select_run_device(o.dev, "pretrain");
   set_threads(o.threads);
   DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
@@ -112,11 +114,31 @@ void run_pretrain(const PretrainOptions& o) {
   const std::string ckpt = path_join(o.out, "last");
   Rng path_rng(data::mix_seed(o.seed, 1)), drop_rng(data::mix_seed(o.seed, 2));
   int64_t start = 0;
+  if (int64_t n = remove_stale_temporaries(o.out))
+    log_info("pretrain: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
+  if (o.resume && !file_exists(ckpt + ".safetensors") && !file_exists(ckpt + ".json")) {
+    // Killed before its first checkpoint: start over (the run is deterministic).
+    log_warn("pretrain --resume: no checkpoint ", ckpt, " in ", o.out, " yet: starting from iteration 0");
+    o.resume = false;
+  }
   if (o.resume) {
-    DETNAS_CHECK(file_exists(ckpt + ".json"), "pretrain --resume: no checkpoint ", ckpt, ".json in ", o.out);
-    nn::CheckpointMeta m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
+    nn::CheckpointMeta m;
+    try {
+      m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
+    } catch (const Error& e) {
+      std::string kind;  // name the likely cause: another command's checkpoint
+      try {
+        kind = nn::read_checkpoint_meta(ckpt).kind;
+      } catch (const Error&) {
+      }
+      if (kind.empty() || kind == "pretrain") throw;
+      DETNAS_FAIL("pretrain --resume: ", ckpt, " is a '", kind, "' checkpoint, not one of detnas pretrain: ",
+                  e.message());
+    }
     DETNAS_CHECK(m.kind == "pretrain" && m.space == o.space, "pretrain --resume: ", ckpt, " is a '", m.kind,
                  "' checkpoint of space ", m.space, ", not a pretrain checkpoint of space ", o.space);
+    DETNAS_CHECK(m.rng.count("path") && m.rng.count("dropout"), "pretrain --resume: ", ckpt,
+                 " has no 'path' and 'dropout' RNG states");
     start = m.step;
     path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
     drop_rng.set_state(m.rng.at("dropout").first, m.rng.at("dropout").second);
@@ -146,19 +168,38 @@ void run_pretrain(const PretrainOptions& o) {
   data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); }, start,
                                               int(o.workers), 4);
   Progress prog(start, o.iters);
+  int64_t saved = o.resume ? start : -1;  // step of the last checkpoint on disk from this run
+  double prev_loss = 0;                    // of the last completed iteration
   double loss_acc = 0, wait_acc = 0;
   int64_t acc_n = 0;
   Rng eval_paths_rng(data::mix_seed(o.seed, 3));
   std::vector<nn::Arch> eval_paths;
   for (int64_t k = 0; k < o.eval_paths; ++k) eval_paths.push_back(search::sample_uniform_path(space, eval_paths_rng));
   for (int64_t it = start; it < o.iters; ++it) {
+    fault_point("pretrain.iter");
     double waited = 0;
     data::ClsBatch b = loader.next(&waited);
     nn::Arch path = search::sample_path(space, bins, path_rng);
-    rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
-    rt::Tensor loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
-    const double l = loss.item();
-    DETNAS_CHECK(std::isfinite(l), "pretrain: loss became ", l, " at iteration ", it, " (lower --lr?)");
+    // A non-finite loss, or an error in the forward pass (the loss op refuses
+    // non-finite logits), stops the run before the step: the weights and the last
+    // checkpoint stay as they were.
+    const std::string kept = saved >= 0 ? "the checkpoint " + ckpt + " of iteration " + std::to_string(saved) + " is kept"
+                                        : std::string("no checkpoint was written");
+    rt::Tensor loss;
+    try {
+      rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
+      loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
+    } catch (const Error& e) {
+      DETNAS_FAIL("pretrain: error in the forward pass at iteration ", it + 1, ": ", e.what(),
+                  it > start ? "; iteration " + std::to_string(it) + " had loss " + std::to_string(prev_loss) : "",
+                  "; stopped; ", kept, " (lower --lr?)");
+    }
+    double l = loss.item();
+    if (fault_point("loss").kind == FaultKind::Nan) l = std::nan("");  // tests: a divergence at an exact iteration
+    DETNAS_CHECK(std::isfinite(l), "pretrain: non-finite loss at iteration ", it + 1, ": loss ", l,
+                 " (its only component: softmax cross-entropy, label smoothing ", o.label_smoothing, "); stopped; ",
+                 kept, " (lower --lr?)");
+    prev_loss = l;
     rt::backward(loss);
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
@@ -198,11 +239,21 @@ void run_pretrain(const PretrainOptions& o) {
       std::fprintf(stderr, "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
                    (long long)(it + 1), eval_paths.size(), msg.c_str(), mean, 1.0 / double(c.train.classes.size()));
     }
-    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) save(it + 1);
+    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) {
+      log.sync();  // every record up to the checkpoint is on disk before it
+      save(it + 1);
+      saved = it + 1;
+    }
     if (it + 1 == o.stop_at) {
       log_info("pretrain: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
       return;
     }
+  }
+  if (start >= o.iters) {
+    // Resumed with nothing left to do: a crash may have cut the final save between
+    // its two files; saving the loaded state again gives the files of an
+    // uninterrupted run.
+    save(start);
   }
   log_info("pretrain: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
            log.path());
@@ -218,26 +269,42 @@ void setup_pretrain(CLI::App& root) {
   sub->add_option("--data", o->data, "ImageFolder root holding train/ and val/");
   sub->add_option("--out", o->out, "run folder")->capture_default_str();
   sub->add_option("--space", o->space, "search space: tiny, 300M, 1.3G, 3.8G")->capture_default_str();
-  sub->add_option("--iters", o->iters, "training iterations")->capture_default_str();
-  sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str();
-  sub->add_option("--input", o->input, "input side (random-resized-crop size)")->capture_default_str();
+  sub->add_option("--iters", o->iters, "training iterations")->capture_default_str()->check(positive());
+  sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str()->check(positive());
+  sub->add_option("--input", o->input, "input side (random-resized-crop size)")
+      ->capture_default_str()
+      ->check(at_least(16));
   sub->add_option("--lr", o->lr, "base learning rate (linear decay to 0; reference: 0.5 at batch 1024)")
-      ->capture_default_str();
-  sub->add_option("--wd", o->wd, "weight decay on conv/linear kernels")->capture_default_str();
-  sub->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
-  sub->add_option("--label-smoothing", o->label_smoothing, "label smoothing")->capture_default_str();
-  sub->add_option("--dropout", o->dropout, "dropout before the classifier")->capture_default_str();
+      ->capture_default_str()->check(positive());
+  sub->add_option("--wd", o->wd, "weight decay on conv/linear kernels")->capture_default_str()->check(non_negative());
+  sub->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str()->check(in_range(0, 1, false, true));
+  sub->add_option("--label-smoothing", o->label_smoothing, "label smoothing")
+      ->capture_default_str()
+      ->check(in_range(0, 1));
+  sub->add_option("--dropout", o->dropout, "dropout before the classifier")
+      ->capture_default_str()
+      ->check(in_range(0, 1, false, true));
   sub->add_option("--crop-scale", o->crop_scale, "random-resized-crop minimum area fraction (ImageNet reference 0.08; 0.25 keeps the small synthetic shapes visible)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1, true, false));
   sub->add_option("--flops-bins", o->flops_bins, "LO:HI:STEP (M MACs at 224): rejection-sample paths into FLOPs bins");
-  sub->add_option("--eval-every", o->eval_every, "evaluate every N iterations (0: only at the end)")->capture_default_str();
-  sub->add_option("--eval-paths", o->eval_paths, "random paths evaluated")->capture_default_str();
-  sub->add_option("--recal-batches", o->recal_batches, "training batches for BN recalibration")->capture_default_str();
-  sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
-  sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();
-  sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
+  sub->add_option("--eval-every", o->eval_every, "evaluate every N iterations (0: only at the end)")
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--eval-paths", o->eval_paths, "random paths evaluated")->capture_default_str()->check(positive());
+  sub->add_option("--recal-batches", o->recal_batches, "training batches for BN recalibration")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--log-every", o->log_every, "progress line every N iterations")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str()->check(positive());
   add_device_options(sub, &o->dev);
-  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue from OUT/last");
   sub->add_option("--stop-at", o->stop_at, "stop after this iteration (checkpointed), as an interruption would")

@@ -12,13 +12,16 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/det_common.h"
 #include "cli/run_log.h"
 #include "cli/svg_plot.h"
 #include "data/json_writer.h"
+#include "runtime/fault.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
 #include "search/candidate_eval.h"
+#include "search/cost_model.h"
 #include "search/evolution.h"
 
 namespace detnas::cli {
@@ -135,9 +138,15 @@ void run_search(SearchOptions o) {
 
   make_dirs(o.out);
   const std::string state_path = path_join(o.out, "state.json");
+  if (int64_t n = remove_stale_temporaries(o.out))
+    log_info("search: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
+  if (o.resume && !file_exists(state_path)) {
+    // Killed before its first candidate was recorded: start over (deterministic).
+    log_warn("search --resume: no ", state_path, " yet: starting from the first candidate");
+    o.resume = false;
+  }
   search::Evolution evo = [&] {
     if (!o.resume) return search::Evolution(space, c);
-    DETNAS_CHECK(file_exists(state_path), "search --resume: no ", state_path);
     return search::Evolution::from_json(space, c, read_file(state_path), state_path);
   }();
   if (!o.resume && file_exists(state_path))
@@ -164,8 +173,13 @@ void run_search(SearchOptions o) {
     j.field("seconds", secs).field("recal_seconds", s.recal_seconds).field("infer_seconds", s.infer_seconds);
     j.end_object();
     log.write(j.str());
+    log.sync();  // the record is on disk before the state that counts it
+    fault_point("search.after_log");
     evo.record(s.coco.stats[0], secs);
+    // The state is the commit point: a crash before this rename redoes the
+    // candidate (--resume drops its search.jsonl record), one after it does not.
     write_file_atomic(state_path, evo.to_json());
+    fault_point("search.after_state");
     write_outputs(evo, o.out);
     ++evaluated_now;
     const search::Candidate best = evo.top(1)[0];
@@ -178,6 +192,11 @@ void run_search(SearchOptions o) {
       return;
     }
   }
+  // Every draw over the budget: nothing was evaluated, so there is no best.
+  DETNAS_CHECK(evo.num_evaluated() > 0, "search: no architecture of space ", space.name, " met --flops-budget ",
+               c.flops_budget_m, " MMACs in ", c.population * c.attempt_factor,
+               " random draws (the all-k3 path costs ",
+               search::arch_cost(space, nn::uniform_arch(space, 0)).backbone.mega_macs(), " MMACs)");
   write_outputs(evo, o.out);
   const std::vector<double> bg = evo.best_by_generation();
   std::string by_gen;
@@ -201,23 +220,28 @@ void setup_search(CLI::App& root) {
   sub->add_option("--ckpt", o->ckpt, "supernet checkpoint of detnas train")->capture_default_str();
   sub->add_option("--out", o->out, "run folder")->capture_default_str();
   sub->add_option("--strategy", o->strategy, "evolution or random")->capture_default_str();
-  sub->add_option("--population", o->population, "candidates per generation");
-  sub->add_option("--parents", o->parents, "top-k of all evaluated candidates used as parents");
-  sub->add_option("--mutants", o->mutants, "mutated children per generation");
-  sub->add_option("--crossovers", o->crossovers, "crossover children per generation");
-  sub->add_option("--generations", o->generations, "generations");
-  sub->add_option("--mutate-prob", o->mutate_prob, "probability of redrawing each gene")->capture_default_str();
-  sub->add_option("--flops-budget", o->budget, "backbone MMACs at 224x224 (0: none)");
+  sub->add_option("--population", o->population, "candidates per generation")->check(positive());
+  sub->add_option("--parents", o->parents, "top-k of all evaluated candidates used as parents")->check(positive());
+  sub->add_option("--mutants", o->mutants, "mutated children per generation")->check(non_negative());
+  sub->add_option("--crossovers", o->crossovers, "crossover children per generation")->check(non_negative());
+  sub->add_option("--generations", o->generations, "generations")->check(positive());
+  sub->add_option("--mutate-prob", o->mutate_prob, "probability of redrawing each gene")
+      ->capture_default_str()
+      ->check(in_range(0, 1));
+  sub->add_option("--flops-budget", o->budget, "backbone MMACs at 224x224 (0: none)")->check(non_negative());
   sub->add_option("--attempt-factor", o->attempt_factor, "give up after this many x the wanted draws")
-      ->capture_default_str();
+      ->capture_default_str()->check(positive());
   sub->add_option("--bn-images", o->bn_images,
-                  "training images for each candidate's BN recalibration (default: as in train; reference 4000)");
+                  "training images for each candidate's BN recalibration (default: as in train; reference 4000)")
+                  ->check(non_negative());
   sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
-      ->capture_default_str();
-  sub->add_option("--batch", o->batch, "images per batch (default: as in train)");
+      ->capture_default_str()->check(in_range(0, 1));
+  sub->add_option("--batch", o->batch, "images per batch (default: as in train)")->check(positive());
   add_data_options(sub, o->d);
   add_device_options(sub, &o->dev);
-  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--seed", o->seed, "seed of the search and of the recalibration batches")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue OUT/state.json");
   sub->add_option("--stop-after", o->stop_after, "stop after this many candidates (state saved)")->group("");

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/det_common.h"
 #include "cli/run_log.h"
 #include "cli/train_plot.h"
@@ -24,6 +25,7 @@
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
 #include "runtime/autograd.h"
+#include "runtime/fault.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
 #include "search/candidate_eval.h"
@@ -66,9 +68,13 @@ void run_train(TrainOptions o) {
   bo.seed = o.seed;
   if (!supernet) {
     bo.kind = nn::NetKind::Standalone;
-    bo.arch = nn::parse_arch(o.arch);
+    try {
+      bo.arch = nn::parse_arch(o.arch);
+      nn::validate_arch(space, bo.arch);
+    } catch (const Error& e) {
+      DETNAS_FAIL("train: --arch ", o.arch, ": ", e.message());
+    }
     bo.split = nn::ChannelSplit::ShuffleHalve;  // loads supernet-pretrained weights
-    nn::validate_arch(space, bo.arch);
   }
   det::DetectorConfig dc;
   dc.kind = o.detector;
@@ -95,10 +101,18 @@ void run_train(TrainOptions o) {
   const std::string ckpt = path_join(o.out, "last");
   Rng path_rng(data::mix_seed(o.seed, 11));
   int64_t start = 0;
+  if (int64_t n = remove_stale_temporaries(o.out))
+    log_info("train: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
+  if (o.resume && !file_exists(ckpt + ".safetensors") && !file_exists(ckpt + ".json")) {
+    // Killed before its first checkpoint: nothing to continue, so start over (the
+    // same run, as it is deterministic) rather than make the user drop --resume.
+    log_warn("train --resume: no checkpoint ", ckpt, " in ", o.out, " yet: starting from iteration 0");
+    o.resume = false;
+  }
   if (o.resume) {
-    DETNAS_CHECK(file_exists(ckpt + ".json"), "train --resume: no checkpoint ", ckpt, ".json in ", o.out);
     nn::CheckpointMeta m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
     start = m.step;
+    DETNAS_CHECK(m.rng.count("path"), "train --resume: ", ckpt, " has no 'path' RNG state");
     path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
     if (Rng* r = net.sampler_rng()) {
       DETNAS_CHECK(m.rng.count("sampler"), "train --resume: ", ckpt, ".json has no 'sampler' RNG state");
@@ -112,7 +126,18 @@ void run_train(TrainOptions o) {
   }
   if (o.pretrained == "none") o.pretrained.clear();
   if (!o.resume && !o.pretrained.empty()) {
-    nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
+    try {
+      nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
+    } catch (const Error& e) {
+      std::string kind;  // name the likely cause: another command's checkpoint
+      try {
+        kind = nn::read_checkpoint_meta(o.pretrained).kind;
+      } catch (const Error&) {
+      }
+      DETNAS_FAIL("train: --pretrained ", o.pretrained, ": ",
+                  kind.empty() || kind == "pretrain" ? "" : "a '" + kind + "' checkpoint, not one of detnas pretrain: ",
+                  e.message());
+    }
     log_info("train: backbone initialised from ", o.pretrained);
   }
   net.to(dev);  // after every load (checkpoints load into any device; Sgd's momentum follows its parameters)
@@ -147,19 +172,63 @@ void run_train(TrainOptions o) {
   auto loader = data::make_det_loader(train, bp, start, int(o.workers), 4);
   search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
   Progress prog(start, o.iters);
+  int64_t saved = o.resume ? start : -1;  // step of the last checkpoint on disk from this run
+  // A non-finite loss or gradient, or an error in the forward pass (the loss ops
+  // refuse non-finite logits), stops the run before the optimizer step, so the
+  // weights and the last checkpoint stay as they were. The message names the
+  // iteration and every loss component (of the previous iteration when this one's
+  // could not be computed).
+  auto losses_text = [](double total, const std::vector<std::string>& names, const std::vector<double>& parts) {
+    auto num = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.6g", v);
+      return std::string(b);
+    };
+    std::string t = "loss " + num(total) + " (";
+    for (size_t k = 0; k < parts.size(); ++k) t += (k ? ", " : "") + names[k] + " " + num(parts[k]);
+    return t + ")";
+  };
+  std::string prev_losses;  // losses_text of the last completed iteration
+  auto stop = [&](const std::string& what, int64_t iter, const std::string& detail) {
+    DETNAS_FAIL("train: ", what, " at iteration ", iter, ": ", detail, "; stopped; ",
+                saved >= 0 ? "the checkpoint " + ckpt + " of iteration " + std::to_string(saved) + " is kept"
+                           : std::string("no checkpoint was written"),
+                " (lower --lr, or --clip-grad?)");
+  };
   std::vector<double> acc;
   int64_t acc_n = 0;
   std::vector<std::string> part_names;
   for (int64_t it = start; it < o.iters; ++it) {
+    fault_point("train.iter");
     data::DetBatch b = loader->next();
     nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : nn::Arch{};
     std::vector<det::Targets> targets;
     for (auto& t : b.targets) targets.push_back(to_targets(t));
-    det::DetLosses L = net.forward_train(b.images, targets, path);
-    const double total = L.total.item();
-    DETNAS_CHECK(std::isfinite(total), "train: loss became ", total, " at iteration ", it, " (lower --lr?)");
+    det::DetLosses L;
+    try {
+      L = net.forward_train(b.images, targets, path);
+    } catch (const Error& e) {
+      stop("error in the forward pass", it + 1,
+           e.what() + (prev_losses.empty() ? std::string() : "; iteration " + std::to_string(it) + " had " + prev_losses));
+    }
+    double total = L.total.item();
+    std::vector<std::string> names;
+    std::vector<double> parts;
+    for (auto& [n, t] : L.parts) {
+      names.push_back(n);
+      parts.push_back(t.item());
+    }
+    if (fault_point("loss").kind == FaultKind::Nan) {  // tests: a divergence at an exact iteration
+      total = std::nan("");
+      if (!parts.empty()) parts[0] = total;
+    }
+    if (!std::isfinite(total)) stop("non-finite loss", it + 1, losses_text(total, names, parts));
     rt::backward(L.total);
     const double grad_norm = opt.clip_grad_norm(o.clip_grad);
+    if (!std::isfinite(grad_norm))
+      stop(grad_norm > 0 ? "non-finite gradient (norm inf)" : "non-finite gradient (norm nan)", it + 1,
+           losses_text(total, names, parts));
+    prev_losses = losses_text(total, names, parts);
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
     if (acc.empty()) {
@@ -170,7 +239,7 @@ void run_train(TrainOptions o) {
     j.begin_object().field("iter", it + 1).field("loss", total);
     acc[0] += total;
     for (size_t k = 0; k < L.parts.size(); ++k) {
-      const double v = L.parts[k].second.item();
+      const double v = parts[k];
       acc[k + 1] += v;
       j.field("loss_" + L.parts[k].first, v);
     }
@@ -206,13 +275,22 @@ void run_train(TrainOptions o) {
                    supernet ? ", BN recalibrated" : "");
     }
     if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) {
+      log.sync();  // every record up to the checkpoint is on disk before it
       save(it + 1);
+      saved = it + 1;
       write_train_plot(log.path(), plot, title, o.log_every);
     }
     if (it + 1 == o.stop_at) {
       log_info("train: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
       return;
     }
+  }
+  if (start >= o.iters) {
+    // Resumed with nothing left to do: a crash may have cut the final save between
+    // its two files or before the plot; saving the loaded state again gives the
+    // files of an uninterrupted run.
+    save(start);
+    write_train_plot(log.path(), plot, title, o.log_every);
   }
   log_info("train: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
            log.path(), ", plot ", plot);
@@ -232,38 +310,60 @@ void setup_train(CLI::App& root) {
   sub->add_option("--detector", o->detector, "retinanet or fpn (Faster R-CNN)")->capture_default_str();
   sub->add_option("--arch", o->arch, "'supernet' or a choice list (standalone network)")->capture_default_str();
   sub->add_option("--pretrained", o->pretrained, "backbone checkpoint from detnas pretrain");
-  sub->add_option("--iters", o->iters, "iterations")->capture_default_str();
-  sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str();
-  sub->add_option("--lr", o->lr, "base LR (0: the reference's linear scaling 0.01 * batch / 16)")->capture_default_str();
+  sub->add_option("--iters", o->iters, "iterations")->capture_default_str()->check(positive());
+  sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str()->check(positive());
+  sub->add_option("--lr", o->lr, "base LR (0: the reference's linear scaling 0.01 * batch / 16)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--clip-grad", o->clip_grad, "clip the global gradient L2 norm to this (0: off)")
-      ->capture_default_str();
-  sub->add_option("--wd", o->wd, "weight decay (not on biases)")->capture_default_str();
-  sub->add_option("--warmup", o->warmup, "linear warm-up iterations from lr/3")->capture_default_str();
-  sub->add_option("--short-side", o->short_side, "resize: short side (DetNAS: 800)")->capture_default_str();
-  sub->add_option("--max-size", o->max_size, "resize: long side limit (DetNAS: 1333)")->capture_default_str();
-  sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels (reference 256)")->capture_default_str();
-  sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")->capture_default_str();
+      ->capture_default_str()->check(non_negative());
+  sub->add_option("--wd", o->wd, "weight decay (not on biases)")->capture_default_str()->check(non_negative());
+  sub->add_option("--warmup", o->warmup, "linear warm-up iterations from lr/3")
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--short-side", o->short_side, "resize: short side (DetNAS: 800)")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--max-size", o->max_size, "resize: long side limit (DetNAS: 1333)")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels (reference 256)")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--anchor-size", o->anchor_size, "smallest anchor (RetinaNet P3, RPN P2), doubling per level (reference 32)")
       ->capture_default_str()->check(CLI::Range(4, 1024));
   sub->add_option("--rpn-pre-nms-train", o->rpn_pre_train, "fpn: proposals per level before NMS in training (reference 2000)")
-      ->capture_default_str();
+      ->capture_default_str()->check(positive());
   sub->add_option("--rpn-post-nms-train", o->rpn_post_train, "fpn: proposals per image after NMS in training (reference 2000)")
-      ->capture_default_str();
+      ->capture_default_str()->check(positive());
   sub->add_option("--rpn-pre-nms-test", o->rpn_pre_test, "fpn: proposals per level before NMS at test (reference 1000)")
-      ->capture_default_str();
+      ->capture_default_str()->check(positive());
   sub->add_option("--rpn-post-nms-test", o->rpn_post_test, "fpn: proposals per image after NMS at test (reference 1000)")
-      ->capture_default_str();
-  sub->add_option("--roi-batch", o->roi_batch, "fpn: sampled RoIs per image (reference 512)")->capture_default_str();
-  sub->add_option("--eval-every", o->eval_every, "COCO AP on the val set every N iterations")->capture_default_str();
+      ->capture_default_str()->check(positive());
+  sub->add_option("--roi-batch", o->roi_batch, "fpn: sampled RoIs per image (reference 512)")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--eval-every", o->eval_every, "COCO AP on the val set every N iterations")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration before a supernet evaluation")
-      ->capture_default_str();
+      ->capture_default_str()->check(non_negative());
   sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
-      ->capture_default_str();
-  sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")->capture_default_str();
-  sub->add_option("--log-every", o->log_every, "progress line every N iterations")->capture_default_str();
-  sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1));
+  sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--log-every", o->log_every, "progress line every N iterations")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str()->check(positive());
   add_device_options(sub, &o->dev);
-  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue from OUT/last");
   sub->add_option("--stop-at", o->stop_at, "stop after this iteration (checkpointed)")->group("");

@@ -3,6 +3,7 @@
 
 #include <simdjson.h>
 
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
 #include "data/json_writer.h"
 #include "data/synthetic.h"
@@ -21,7 +22,8 @@ void add_data_options(CLI::App* sub, DataOptions& d) {
   sub->add_option("--val-split", d.val_split,
                   "evaluate on N images held out of the training set (and train/recalibrate on the rest) "
                   "instead of the val annotations")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative());
 }
 
 DetData load_det_data(DataOptions d, const char* command) {
@@ -87,7 +89,8 @@ std::vector<Category> parse_categories(const std::string& json, const std::strin
 LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch_text, const char* command,
                              rt::Device dev) {
   const std::string ckpt = nn::checkpoint_base(ckpt_in);
-  DETNAS_CHECK(file_exists(ckpt + ".json"), command, ": no checkpoint ", ckpt, ".json (train one with detnas train)");
+  DETNAS_CHECK(file_exists(ckpt + ".json") || file_exists(ckpt + ".safetensors"), command, ": no checkpoint ", ckpt,
+               ".json (train one with detnas train)");
   LoadedDetector r;
   r.meta = nn::read_checkpoint_meta(ckpt);
   DETNAS_CHECK(r.meta.kind == "train", command, ": ", ckpt, ".json is a '", r.meta.kind,
@@ -122,7 +125,7 @@ LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch
       r.arch = nn::parse_arch(text);
       nn::validate_arch(space, r.arch);
     } catch (const Error& e) {
-      DETNAS_FAIL(command, ": --arch ", text, ": ", e.what());
+      DETNAS_FAIL(command, ": --arch ", text, ": ", e.message());
     }
     r.path = r.arch;
   } else {

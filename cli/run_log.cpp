@@ -3,13 +3,18 @@
 
 #include <omp.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "runtime/device.h"
+#include "runtime/fault.h"
 #include "runtime/fs.h"
 #include "runtime/log.h"
 #include "runtime/error.h"
@@ -34,7 +39,7 @@ JsonlLog::JsonlLog(const std::string& path, int64_t keep_until, const std::strin
   }
   write_file_atomic(path, kept);
   f_ = std::fopen(path.c_str(), "a");
-  DETNAS_CHECK(f_ != nullptr, "cannot open log ", path);
+  DETNAS_CHECK(f_ != nullptr, "cannot open log ", path, " for appending: ", std::strerror(errno));
 }
 
 JsonlLog::~JsonlLog() {
@@ -43,9 +48,22 @@ JsonlLog::~JsonlLog() {
 
 void JsonlLog::write(const std::string& line) {
   FILE* f = static_cast<FILE*>(f_);
-  std::fputs(line.c_str(), f);
-  std::fputc('\n', f);
-  std::fflush(f);
+  const std::string rec = line + "\n", name = path_filename(path_);
+  if (Fault ft = fault_point("write", name); ft.kind == FaultKind::Errno)
+    DETNAS_FAIL("cannot write log ", path_, ": ", std::strerror(ft.err));
+  // Flushed in two halves so that a test can kill the process with the last line
+  // torn (the constructor drops it on --resume); a full disk is an error.
+  const size_t half = rec.size() / 2;
+  bool ok = std::fwrite(rec.data(), 1, half, f) == half && std::fflush(f) == 0;
+  if (ok) fault_point("jsonl.mid", name);
+  ok = ok && std::fwrite(rec.data() + half, 1, rec.size() - half, f) == rec.size() - half && std::fflush(f) == 0;
+  if (!ok) DETNAS_FAIL("cannot write log ", path_, ": ", std::strerror(errno));
+}
+
+void JsonlLog::sync() {
+  FILE* f = static_cast<FILE*>(f_);
+  if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0)
+    DETNAS_FAIL("cannot write log ", path_, " (fsync): ", std::strerror(errno));
 }
 
 double Progress::elapsed() const {

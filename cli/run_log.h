@@ -21,7 +21,9 @@ class JsonlLog {
   // checkpoint that will be redone); with keep_until < 0 the file is started afresh.
   JsonlLog(const std::string& path, int64_t keep_until, const std::string& key = "iter");
   ~JsonlLog();
-  void write(const std::string& json_line);  // one object, no newline
+  void write(const std::string& json_line);  // one object, no newline; throws naming the path on failure
+  // Flushes the records to disk (before a checkpoint that a --resume truncates back to).
+  void sync();
   const std::string& path() const { return path_; }
 
  private:

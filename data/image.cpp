@@ -85,6 +85,12 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, Dec
   if (tjDecompressHeader3(tj, data, (unsigned long)size, &w, &h, &subsamp, &cs) != 0)
     DETNAS_FAIL("cannot decode JPEG '", name, "': ", th.error_and_reset());
   check_dims(h, w, name);
+  // Entropy-coded data takes at least one bit per 8x8 block of the full-size
+  // component: reject headers that promise more than the file can hold before
+  // allocating for them (a 795-byte CMYK header claiming 16384x16383 took 1.8 GB
+  // and 17 s to fail). Only arithmetic-coded, nearly uniform images beat this.
+  DETNAS_CHECK(int64_t(w) * h <= int64_t(size) * 512, "cannot decode JPEG '", name, "': ", size,
+               " bytes cannot hold a ", w, "x", h, " image (truncated file or corrupt header)");
   int flags = opt.jpeg_warnings == JpegWarnings::Fail ? TJFLAG_STOPONWARNING : 0;
   Image img(h, w);
   int rc;

@@ -49,7 +49,9 @@ ImageFormat sniff_image_format(const uint8_t* data, size_t size);  // by magic b
 
 // libjpeg reports truncated data and some corruption as warnings (the decoder
 // fills the missing part with grey). Fail (default) turns them into errors;
-// Ignore accepts the partly decoded image, as browsers do.
+// Ignore accepts the partly decoded image, as browsers do. In both modes a JPEG
+// with fewer bytes than width * height / 512 (under one bit per 8x8 block) is an
+// error before any pixel memory is allocated.
 enum class JpegWarnings { Fail, Ignore };
 struct DecodeOptions {
   JpegWarnings jpeg_warnings = JpegWarnings::Fail;

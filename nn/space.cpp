@@ -3,6 +3,7 @@
 #include "nn/space.h"
 
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -30,6 +31,24 @@ const std::vector<SearchSpace>& builtin_spaces() {
     return s;
   }();
   return spaces;
+}
+
+// At most `max` bytes of s for an error message, bytes outside printable ASCII
+// as \xNN (an --arch file may be anything, a JPEG included).
+std::string excerpt(const std::string& s, size_t max = 60) {
+  std::string r;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      r += char(c);
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      r += b;
+    }
+  }
+  if (s.size() > max) r += "...";
+  return r;
 }
 
 std::string trim(const std::string& s) {
@@ -156,7 +175,8 @@ Arch parse_arch(const std::string& text) {
   std::string body = trim(text);
   DETNAS_CHECK(!body.empty(), "architecture: empty text (expected e.g. 2,1,2,0 or [2,1,2,0])");
   if (body.front() == '[' || body.back() == ']') {
-    DETNAS_CHECK(body.front() == '[' && body.back() == ']', "architecture: unbalanced brackets in '", body, "'");
+    DETNAS_CHECK(body.front() == '[' && body.back() == ']', "architecture: unbalanced brackets in '", excerpt(body),
+                 "'");
     body = trim(body.substr(1, body.size() - 2));
     if (body.empty()) return {};
   }
@@ -166,11 +186,12 @@ Arch parse_arch(const std::string& text) {
     size_t comma = body.find(',', start);
     std::string tok = trim(body.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     size_t pos = arch.size();
-    DETNAS_CHECK(!tok.empty(), "architecture: position ", pos, " is empty (stray comma?) in '", text, "'");
+    DETNAS_CHECK(!tok.empty(), "architecture: position ", pos, " is empty (stray comma?) in '", excerpt(text), "'");
     size_t i = (tok[0] == '-' || tok[0] == '+') ? 1 : 0;
     bool digits = i < tok.size() && tok.size() - i <= 9;
     for (size_t j = i; digits && j < tok.size(); ++j) digits = std::isdigit(static_cast<unsigned char>(tok[j])) != 0;
-    DETNAS_CHECK(digits, "architecture: position ", pos, ": bad value '", tok, "' (expected an integer choice 0..3)");
+    DETNAS_CHECK(digits, "architecture: position ", pos, ": bad value '", excerpt(tok, 20),
+                 "' (expected an integer choice 0..3)");
     arch.push_back(std::stoi(tok));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -181,10 +202,16 @@ Arch parse_arch(const std::string& text) {
 Arch read_arch_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   DETNAS_CHECK(f.good(), "architecture file '", path, "': cannot open");
-  std::ostringstream os;
-  os << f.rdbuf();
+  // A choice list is a few hundred bytes; reading at most 1 MiB keeps a device
+  // such as /dev/zero from being read forever.
+  constexpr size_t kMaxBytes = size_t(1) << 20;
+  std::string text(kMaxBytes + 1, '\0');
+  f.read(text.data(), std::streamsize(text.size()));
+  text.resize(size_t(f.gcount()));
+  DETNAS_CHECK(text.size() <= kMaxBytes, "architecture file '", path, "': more than ", kMaxBytes,
+               " bytes, not a choice list");
   try {
-    return parse_arch(os.str());
+    return parse_arch(text);
   } catch (const Error& e) {
     DETNAS_FAIL("architecture file '", path, "': ", e.message());
   }

@@ -3,6 +3,7 @@
 #include "runtime/fs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cctype>
 
 #include "runtime/error.h"
+#include "runtime/fault.h"
 
 namespace detnas {
 namespace stdfs = std::filesystem;
@@ -111,6 +113,8 @@ std::string read_file(const std::string& path) {
 void write_file_atomic(const std::string& path, const void* data, size_t size, Durability durability) {
   DETNAS_CHECK(!path.empty(), "write_file_atomic: empty path");
   static std::atomic<uint64_t> counter{0};
+  const std::string name = path_filename(path);  // fault points (runtime/fault.h) match on it
+  fault_point("atomic.begin", name);
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -122,28 +126,36 @@ void write_file_atomic(const std::string& path, const void* data, size_t size, D
     ::unlink(tmp.c_str());
     DETNAS_FAIL("cannot write '", path, "' (", what, " of temporary file '", tmp, "'): ", errno_str(e));
   };
-  const char* p = static_cast<const char*>(data);
-  size_t left = size;
-  while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("write", errno);
+  if (Fault f = fault_point("write", name); f.kind == FaultKind::Errno) fail("write", f.err);
+  auto write_all = [&](const char* p, size_t left) {
+    while (left > 0) {
+      ssize_t w = ::write(fd, p, left);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail("write", errno);
+      }
+      p += w;
+      left -= size_t(w);
     }
-    p += w;
-    left -= size_t(w);
-  }
+  };
+  // In two halves so that a test can kill the process with the temporary file torn.
+  write_all(static_cast<const char*>(data), size / 2);
+  fault_point("atomic.mid", name);
+  write_all(static_cast<const char*>(data) + size / 2, size - size / 2);
   if (durability == Durability::Sync && ::fsync(fd) != 0) fail("fsync", errno);
   if (::close(fd) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     DETNAS_FAIL("cannot write '", path, "' (close of temporary file '", tmp, "'): ", errno_str(e));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
+  fault_point("atomic.before_rename", name);
+  const Fault rename_fault = fault_point("rename", name);
+  if (rename_fault.kind == FaultKind::Errno || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = rename_fault.kind == FaultKind::Errno ? rename_fault.err : errno;
     ::unlink(tmp.c_str());
     DETNAS_FAIL("cannot rename '", tmp, "' to '", path, "': ", errno_str(e));
   }
+  fault_point("atomic.after_rename", name);
   if (durability == Durability::Sync) {
     // Make the rename itself durable. Failure here leaves a complete file, so it
     // is not an error (some filesystems refuse fsync on folders).
@@ -153,6 +165,28 @@ void write_file_atomic(const std::string& path, const void* data, size_t size, D
       ::close(dfd);
     }
   }
+}
+
+int64_t remove_stale_temporaries(const std::string& dir) {
+  if (!dir_exists(dir)) return 0;
+  int64_t removed = 0;
+  for (const std::string& name : list_dir(dir, ListFilter::Files, ListHidden::Include)) {
+    // NAME.tmp.PID.N, as write_file_atomic names them.
+    const size_t dot_n = name.rfind('.');
+    if (dot_n == std::string::npos || dot_n == 0) continue;
+    const size_t dot_pid = name.rfind('.', dot_n - 1);
+    if (dot_pid == std::string::npos || dot_pid < 4 || name.compare(dot_pid - 4, 4, ".tmp") != 0) continue;
+    const std::string pid_s = name.substr(dot_pid + 1, dot_n - dot_pid - 1), n_s = name.substr(dot_n + 1);
+    auto digits = [](const std::string& s) {
+      return !s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (!digits(pid_s) || !digits(n_s)) continue;
+    const pid_t pid = pid_t(std::stoll(pid_s));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno == EPERM) continue;  // its writer may still be running
+    const std::string path = path_join(dir, name);
+    if (::unlink(path.c_str()) == 0) ++removed;
+  }
+  return removed;
 }
 
 void remove_all(const std::string& path) {

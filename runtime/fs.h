@@ -48,6 +48,12 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes,
   write_file_atomic(path, bytes.data(), bytes.size(), durability);
 }
 
+// Removes the temporary files that write_file_atomic leaves in folder `dir` when
+// its process dies mid-write ("NAME.tmp.PID.N" whose PID is no running process;
+// a live writer's files are kept). Returns how many were removed; a missing
+// folder has none.
+int64_t remove_stale_temporaries(const std::string& dir);
+
 // Recursively removes `path` (file or folder); no error if it does not exist.
 void remove_all(const std::string& path);
 

@@ -203,6 +203,10 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
     e.rng_.set_state(uint64_t(rng.at(0).get_uint64()), uint64_t(rng.at(1).get_uint64()));
     e.generation_ = int64_t(doc["generation"].get_int64());
     e.exhausted_ = bool(doc["exhausted"].get_bool());
+    // Only states the machine can reach: next() and propose_generation() rely on
+    // them (a later generation draws its parents from the evaluated candidates).
+    DETNAS_CHECK(e.generation_ >= -1 && e.generation_ < config.generations, where, ": generation ", e.generation_,
+                 " is outside -1..", config.generations - 1);
     for (simdjson::dom::element ce : doc["candidates"].get_array()) {
       Candidate c;
       c.index = int64_t(ce["index"].get_int64());
@@ -217,8 +221,16 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
       c.seconds = double(ce["seconds"].get_double());
       DETNAS_CHECK(c.index == int64_t(e.cands_.size()), where, ": candidate ", e.cands_.size(), " has index ",
                    c.index);
+      const Candidate* prev = e.cands_.empty() ? nullptr : &e.cands_.back();
+      DETNAS_CHECK(c.generation >= (prev ? prev->generation : 0) && c.generation <= e.generation_, where,
+                   ": candidate ", c.index, " has generation ", c.generation, " (expected ",
+                   prev ? prev->generation : 0, "..", e.generation_, ")");
+      DETNAS_CHECK(!c.evaluated || !prev || prev->evaluated, where, ": candidate ", c.index,
+                   " is evaluated but candidate ", c.index - 1, " is not");
       e.cands_.push_back(std::move(c));
     }
+    DETNAS_CHECK(e.generation_ < 0 || e.exhausted_ || (!e.cands_.empty() && e.cands_.back().generation == e.generation_),
+                 where, ": generation ", e.generation_, " has no candidates but the search is not marked exhausted");
   } catch (const simdjson::simdjson_error& ex) {
     DETNAS_FAIL(where, ": malformed search state (", ex.what(), ")");
   }

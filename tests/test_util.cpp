@@ -5,7 +5,15 @@
 #include <cstdio>
 #include <sstream>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "runtime/rng.h"
 
@@ -164,6 +172,107 @@ std::string run_capture(const std::string& cmd, int* status) {
   while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
   *status = pclose(p);
   return out;
+}
+
+bool RunResult::exited() const { return !timed_out && status != -1 && WIFEXITED(status); }
+int RunResult::exit_code() const { return exited() ? WEXITSTATUS(status) : -1; }
+std::string RunResult::describe() const {
+  if (timed_out) return "timed out after the limit (killed)";
+  if (status == -1) return "could not be started";
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  return "status " + std::to_string(status);
+}
+
+namespace {
+double now_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+// Starts argv with stdout+stderr into a pipe (returned in *out_fd) and stdin
+// from /dev/null; returns the pid, or -1.
+pid_t spawn_captured(const std::vector<std::string>& argv, int* out_fd) {
+  int fd[2];
+  if (argv.empty() || pipe2(fd, O_CLOEXEC) != 0) return -1;
+  std::vector<char*> a;  // built before fork: the child only calls async-signal-safe functions
+  for (const std::string& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fd[0]);
+    close(fd[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    dup2(fd[1], 1);  // dup2 clears close-on-exec on 1 and 2
+    dup2(fd[1], 2);
+    const int devnull = open("/dev/null", O_RDONLY);  // no malloc between fork and exec
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  close(fd[1]);
+  *out_fd = fd[0];
+  return pid;
+}
+}  // namespace
+
+std::vector<RunResult> run_argv_all(const std::vector<std::vector<std::string>>& cmds, int jobs, double timeout_s) {
+  struct Running {
+    size_t index;
+    pid_t pid;
+    int fd;
+    double start;
+  };
+  std::vector<RunResult> results(cmds.size());
+  std::vector<Running> running;
+  size_t next = 0;
+  if (jobs < 1) jobs = 1;
+  char buf[4096];
+  while (next < cmds.size() || !running.empty()) {
+    while (next < cmds.size() && int(running.size()) < jobs) {
+      int fd = -1;
+      const pid_t pid = spawn_captured(cmds[next], &fd);
+      if (pid > 0) running.push_back({next, pid, fd, now_seconds()});
+      ++next;  // a failed start leaves status -1 ("could not be started")
+    }
+    if (running.empty()) continue;
+    std::vector<pollfd> fds;
+    for (const Running& r : running) fds.push_back({r.fd, POLLIN, 0});
+    const int n = poll(fds.data(), nfds_t(fds.size()), 200);
+    if (n < 0 && errno != EINTR) break;
+    for (size_t k = running.size(); k-- > 0;) {
+      Running& r = running[k];
+      RunResult& res = results[r.index];
+      bool finished = false;
+      if (fds[k].revents) {
+        const ssize_t got = read(r.fd, buf, sizeof buf);
+        if (got > 0)
+          res.out.append(buf, size_t(got));
+        else if (!(got < 0 && errno == EINTR))
+          finished = true;  // EOF: the child (and anything holding its output) is done
+      }
+      if (!finished && now_seconds() - r.start > timeout_s) {
+        res.timed_out = true;
+        kill(r.pid, SIGKILL);
+        finished = true;
+      }
+      if (!finished) continue;
+      close(r.fd);
+      int st = 0;
+      while (waitpid(r.pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      res.status = st;
+      running.erase(running.begin() + std::ptrdiff_t(k));
+    }
+  }
+  return results;
+}
+
+RunResult run_argv(const std::vector<std::string>& argv, double timeout_s) {
+  return run_argv_all({argv}, 1, timeout_s)[0];
 }
 
 }  // namespace detnas::test

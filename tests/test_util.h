@@ -69,4 +69,20 @@ std::string detnas_binary();
 // Runs a shell command, returns its stdout and sets *status (pclose status).
 std::string run_capture(const std::string& cmd, int* status);
 
+// Runs argv directly (no shell) with stdout and stderr captured together and
+// stdin from /dev/null; kills it (SIGKILL) after timeout_s. `status` is the raw
+// waitpid status (test it with WIFEXITED/WEXITSTATUS/WIFSIGNALED).
+struct RunResult {
+  int status = -1;
+  bool timed_out = false;
+  std::string out;
+  bool exited() const;        // ended by exit(), not by a signal or the timeout
+  int exit_code() const;      // WEXITSTATUS, -1 when it did not exit
+  std::string describe() const;  // "exit 1", "killed by signal 6 (Aborted)", "timed out after the limit"
+};
+RunResult run_argv(const std::vector<std::string>& argv, double timeout_s = 120);
+// The same for several commands, up to `jobs` at a time; results in the order of cmds.
+std::vector<RunResult> run_argv_all(const std::vector<std::vector<std::string>>& cmds, int jobs,
+                                    double timeout_s = 120);
+
 }  // namespace detnas::test
