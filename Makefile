@@ -35,7 +35,7 @@ else
   $(error MODE must be release, debug or asan)
 endif
 
-LIB_DIRS := kernels runtime nn detect data search api
+LIB_DIRS := core kernels runtime nn detect data search api
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
 CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
 CLI_SRCS := $(wildcard cli/*.cpp)
@@ -335,7 +335,8 @@ FUZZ_SECONDS ?= 180
 FUZZ_CI_SECONDS := $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 FUZZ_ALL := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
 FUZZ ?= $(FUZZ_ALL)
-FUZZ_RUN := $(subst $(EG_COMMA), ,$(FUZZ))
+FUZZ_COMMA := ,
+FUZZ_RUN := $(subst $(FUZZ_COMMA), ,$(FUZZ))
 # -max_len per target: bytes a useful input needs (seeds included), not more.
 FUZZ_MAX_LEN_arch := 512
 FUZZ_MAX_LEN_checkpoint := 4096
@@ -349,9 +350,10 @@ FUZZ_LIB_SRCS := data/coco.cpp data/coco_json.cpp data/coco_results.cpp data/coc
   data/image.cpp data/image_folder.cpp data/transforms.cpp nn/safetensors.cpp nn/checkpoint.cpp nn/module.cpp \
   nn/optimizer.cpp nn/space.cpp search/evolution.cpp search/cost_model.cpp search/path_sampler.cpp \
   runtime/tensor.cpp runtime/fs.cpp runtime/allocator.cpp runtime/device_allocator.cpp runtime/device.cpp \
-  runtime/log.cpp runtime/autograd.cpp kernels/copy_cpu.cpp kernels/sgd_cpu.cpp $(wildcard runtime/fault.cpp)
+  core/log.cpp runtime/autograd.cpp runtime/ops_optim.cpp runtime/ops_cuda.cpp kernels/copy_cpu.cpp kernels/sgd_cpu.cpp \
+  $(wildcard runtime/fault.cpp)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CXXFLAGS := -std=c++17 -O1 -g -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP \
+FUZZ_CXXFLAGS := -std=c++17 -O1 -gline-tables-only -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP \
   $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LDLIBS := -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -lturbojpeg -lsimdjson -lz -lpthread
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)

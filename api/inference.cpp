@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/log.h"
 #include "data/transforms.h"
 #include "nn/layers.h"
 #include "runtime/autograd.h"
-#include "runtime/log.h"
 
 namespace detnas::api {
 
@@ -140,18 +140,12 @@ void Detector::recalibrate_bn(const std::vector<Image>& images, int64_t batch) {
   rt::NoGradGuard ng;
   det::Detector& net = *impl_->net;
   nn::reset_bn_stats(net);
-  net.set_mode(nn::Mode::Recalibrate);
-  try {
-    for (size_t b = 0; b < images.size(); b += size_t(batch)) {
-      std::vector<const Image*> chunk;
-      for (size_t i = b; i < std::min(images.size(), b + size_t(batch)); ++i) chunk.push_back(&images[i]);
-      net.forward_features(impl_->make_batch(chunk, nullptr), impl_->path);
-    }
-  } catch (...) {
-    net.set_mode(nn::Mode::Eval);
-    throw;
+  nn::ModeGuard recal(net, nn::Mode::Recalibrate, nn::Mode::Eval);
+  for (size_t b = 0; b < images.size(); b += size_t(batch)) {
+    std::vector<const Image*> chunk;
+    for (size_t i = b; i < std::min(images.size(), b + size_t(batch)); ++i) chunk.push_back(&images[i]);
+    net.forward_features(impl_->make_batch(chunk, nullptr), impl_->path);
   }
-  net.set_mode(nn::Mode::Eval);
 }
 
 const DetectorSpec& Detector::spec() const { return impl_->spec; }

@@ -13,10 +13,10 @@
 #include <functional>
 #include <string>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/autograd.h"
 #include "runtime/device.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
 #include "runtime/ops_box.h"
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
@@ -58,7 +58,8 @@ void set_log_level(LogLevel min_level);
 Device select_device(const std::string& request);
 bool built_with_cuda();
 
-// Threads for OpenMP regions and OpenBLAS (n >= 1).
+// Threads of the OpenMP regions (n >= 1); results do not depend on it
+// (OpenBLAS itself always runs on one thread: kernels/gemm.h).
 void set_num_threads(int n);
 
 // OpenBLAS 0.3.21 does not know recent Intel CPUs and then runs generic

@@ -17,7 +17,7 @@
 #include "kernels/cuda_check.h"
 #include "runtime/device_allocator.h"
 #endif
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::bench {
 

@@ -7,8 +7,6 @@
 // in-place update, peak FLOP/s from a large sgemm, measured at start;
 // --roofline measures only those; --e2e runs bench/e2e.cpp instead). Not here:
 // the entries (bench/entries_*.cpp), the end-to-end cases (bench/e2e.cpp).
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +21,7 @@
 #include "kernels/gemm.h"
 #include "runtime/allocator.h"
 #include "runtime/device.h"
+#include "runtime/threads.h"
 
 using namespace detnas;
 using namespace detnas::bench;
@@ -140,7 +139,7 @@ std::string fmt(const char* f, double v) {
 std::string json_context(int threads) {
   return "\"machine\":\"" + json_escape(cpu_model()) + "\",\"threads\":" + std::to_string(threads) + ",\"git_rev\":\"" +
          json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) + "\",\"blas_core\":\"" +
-         json_escape(kernels::cpu::blas_core_name()) + "\",\"loadavg\":\"" +
+         json_escape(rt::blas_core_name()) + "\",\"loadavg\":\"" +
          loadavg() + "\"";
 }
 
@@ -265,18 +264,16 @@ int run_cuda_entries(const Options& o, const std::vector<const Entry*>& sel, int
 }  // namespace
 
 int main(int argc, char** argv) {
-  detnas::kernels::cpu::ensure_blas_core(argv);
+  detnas::rt::ensure_blas_core(argv);
   Options o;
   if (!parse(argc, argv, &o)) return 2;
-  if (o.threads > 0) {
-    omp_set_num_threads(o.threads);
-  }
-  const int threads = omp_get_max_threads();
+  if (o.threads > 0) rt::set_num_threads(o.threads);
+  const int threads = rt::num_threads();
   if (o.e2e) {
     o.e2e_opts.json = o.json;
     o.e2e_opts.json_context = json_context(threads);
     std::fprintf(o.json ? stderr : stdout, "bench --e2e: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n",
-                 cpu_model().c_str(), threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, kernels::cpu::blas_core_name(),
+                 cpu_model().c_str(), threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, rt::blas_core_name(),
                  loadavg().c_str());
     const int rc = run_e2e(o.e2e_opts);
     std::fprintf(o.json ? stderr : stdout, "bench --e2e: loadavg at the end %s\n", loadavg().c_str());
@@ -323,7 +320,7 @@ int main(int argc, char** argv) {
     return run_cuda_entries(o, sel, threads);
   }
   std::fprintf(h, "bench: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n", cpu_model().c_str(),
-               threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, kernels::cpu::blas_core_name(), loadavg().c_str());
+               threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, rt::blas_core_name(), loadavg().c_str());
   const Ceilings ceil = measure_ceilings(o, threads);
   if (o.roofline_only) return 0;
   std::fprintf(h,

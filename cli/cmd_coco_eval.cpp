@@ -9,10 +9,10 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "data/coco.h"
 #include "data/coco_eval.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
 
 namespace detnas::cli {
 namespace {

@@ -9,14 +9,14 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/option_checks.h"
 #include "cli/det_common.h"
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "core/log.h"
 #include "data/image.h"
 #include "data/json_writer.h"
 #include "data/transforms.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "search/candidate_eval.h"
 
 namespace detnas::cli {

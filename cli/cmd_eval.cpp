@@ -7,12 +7,12 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/option_checks.h"
 #include "cli/det_common.h"
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "core/log.h"
 #include "data/coco_eval.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "search/candidate_eval.h"
 #include "search/cost_model.h"
 

@@ -9,8 +9,8 @@
 
 #include "cli/command.h"
 #include "cli/option_checks.h"
+#include "core/error.h"
 #include "nn/space.h"
-#include "runtime/error.h"
 #include "search/cost_model.h"
 
 namespace detnas::cli {

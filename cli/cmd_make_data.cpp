@@ -7,10 +7,10 @@
 
 #include "cli/command.h"
 #include "cli/option_checks.h"
-#include "runtime/fs.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "data/synthetic.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "runtime/fs.h"
 
 namespace detnas::cli {
 namespace {

@@ -13,7 +13,8 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "cli/run_log.h"
-#include "runtime/fs.h"
+#include "cli/train_loop.h"
+#include "core/log.h"
 #include "data/image_folder.h"
 #include "data/json_writer.h"
 #include "data/loader.h"
@@ -24,7 +25,7 @@
 #include "nn/optimizer.h"
 #include "runtime/autograd.h"
 #include "runtime/fault.h"
-#include "runtime/log.h"
+#include "runtime/fs.h"
 #include "runtime/ops_loss.h"
 #include "search/cost_model.h"
 #include "search/path_sampler.h"
@@ -80,14 +81,14 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
 void run_pretrain(PretrainOptions o) {
   const rt::Device dev = select_run_device(o.dev, "pretrain");
   set_threads(o.threads);
-  DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16, "pretrain: --iters and --batch must be positive and --input >= 16");
+  DETNAS_CHECK(o.iters > 0 && o.batch > 0 && o.input >= 16,
+               "pretrain: --iters and --batch must be positive and --input >= 16");
   std::string root = o.data;
   if (root.empty()) {
     root = data::ensure_synthetic_cls(data::synthetic_cls_dir(data::kDefaultSyntheticRoot));
     log_info("pretrain: no --data given: using the built-in synthetic classification set in ", root);
   }
-  Ctx c{o, data::scan_image_folder(path_join(root, "train")), data::scan_image_folder(path_join(root, "val")),
-        nullptr};
+  Ctx c{o, data::scan_image_folder(path_join(root, "train")), data::scan_image_folder(path_join(root, "val")), nullptr};
   DETNAS_CHECK(c.train.classes == c.val.classes, "pretrain: ", root, "/train and ", root,
                "/val have different class folders");
   const nn::SearchSpace& space = nn::space_by_name(o.space);
@@ -100,106 +101,54 @@ void run_pretrain(PretrainOptions o) {
   bo.seed = o.seed;
   nn::Backbone net(bo);
   c.net = &net;
-  nn::Sgd opt(net.parameters(), [&] {
-    nn::SgdConfig s = nn::SgdConfig::spos(o.wd);
-    s.momentum = o.momentum;
-    return s;
-  }());
+  nn::SgdConfig sgd = nn::SgdConfig::spos(o.wd);
+  sgd.momentum = o.momentum;
+  nn::Sgd opt(net.parameters(), sgd);
   nn::LrSchedule lr;
   lr.kind = nn::ScheduleKind::Linear;
   lr.base_lr = o.lr;
   lr.total_iters = o.iters;
-
-  make_dirs(o.out);
-  const std::string ckpt = path_join(o.out, "last");
   Rng path_rng(data::mix_seed(o.seed, 1)), drop_rng(data::mix_seed(o.seed, 2));
-  int64_t start = 0;
-  if (int64_t n = remove_stale_temporaries(o.out))
-    log_info("pretrain: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
-  if (o.resume && !file_exists(ckpt + ".safetensors") && !file_exists(ckpt + ".json")) {
-    // Killed before its first checkpoint: start over (the run is deterministic).
-    log_warn("pretrain --resume: no checkpoint ", ckpt, " in ", o.out, " yet: starting from iteration 0");
-    o.resume = false;
-  }
-  if (o.resume) {
-    nn::CheckpointMeta m;
-    try {
-      m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
-    } catch (const Error& e) {
-      std::string kind;  // name the likely cause: another command's checkpoint
-      try {
-        kind = nn::read_checkpoint_meta(ckpt).kind;
-      } catch (const Error&) {
-      }
-      if (kind.empty() || kind == "pretrain") throw;
-      DETNAS_FAIL("pretrain --resume: ", ckpt, " is a '", kind, "' checkpoint, not one of detnas pretrain: ",
-                  e.message());
-    }
-    DETNAS_CHECK(m.kind == "pretrain" && m.space == o.space, "pretrain --resume: ", ckpt, " is a '", m.kind,
-                 "' checkpoint of space ", m.space, ", not a pretrain checkpoint of space ", o.space);
-    DETNAS_CHECK(m.rng.count("path") && m.rng.count("dropout"), "pretrain --resume: ", ckpt,
-                 " has no 'path' and 'dropout' RNG states");
-    start = m.step;
-    path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
-    drop_rng.set_state(m.rng.at("dropout").first, m.rng.at("dropout").second);
-    log_info("pretrain: resumed from ", ckpt, " at iteration ", start);
-  }
+  TrainLoop loop{"pretrain", o.out, o.space, o.iters, o.eval_every, o.ckpt_every, o.log_every, o.stop_at, net, opt};
+  loop.rngs = {{"path", &path_rng}, {"dropout", &drop_rng}};
+  loop.begin(o.resume);
   net.to(dev);  // after the resume load; Sgd's momentum follows its parameters on the next step
-  JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
   log_info("pretrain: space ", space.describe(), "; ", c.train.size(), " train / ", c.val.size(), " val images, ",
            c.train.classes.size(), " classes; batch ", o.batch, " at ", o.input, "x", o.input, "; ", lr.describe(),
            "; ", net.num_parameters(), " supernet parameters");
-
-  auto save = [&](int64_t step) {
-    nn::CheckpointMeta m;
-    m.kind = "pretrain";
-    m.step = step;
-    m.space = o.space;
-    m.arch = "supernet";
-    m.rng["path"] = {path_rng.state0(), path_rng.state1()};
-    m.rng["dropout"] = {drop_rng.state0(), drop_rng.state1()};
-    m.config = {{"lr", std::to_string(o.lr)}, {"batch", std::to_string(o.batch)}, {"iters", std::to_string(o.iters)},
-                {"input", std::to_string(o.input)}, {"seed", std::to_string(o.seed)},
-                {"classes", std::to_string(c.train.classes.size())}};
-    nn::save_checkpoint(ckpt, net, &opt, m);
-  };
-
   data::ClsBatchParams bp{o.batch, o.input, data::ClsAugment::Train, o.seed, o.crop_scale};
-  data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); }, start,
-                                              int(o.workers), 4);
-  Progress prog(start, o.iters);
-  int64_t saved = o.resume ? start : -1;  // step of the last checkpoint on disk from this run
-  double prev_loss = 0;                    // of the last completed iteration
-  double loss_acc = 0, wait_acc = 0;
-  int64_t acc_n = 0;
+  data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); },
+                                              loop.start, int(o.workers), 4);
   Rng eval_paths_rng(data::mix_seed(o.seed, 3));
   std::vector<nn::Arch> eval_paths;
   for (int64_t k = 0; k < o.eval_paths; ++k) eval_paths.push_back(search::sample_uniform_path(space, eval_paths_rng));
-  for (int64_t it = start; it < o.iters; ++it) {
-    fault_point("pretrain.iter");
+  const double chance = 1.0 / double(c.train.classes.size());
+  const char* hint = "lower --lr?";
+  std::string prev;  // names the loss of the last completed iteration
+  double loss_acc = 0, wait_acc = 0;
+  int64_t acc_n = 0;
+  loop.step = [&](int64_t it) {
     double waited = 0;
     data::ClsBatch b = loader.next(&waited);
     nn::Arch path = search::sample_path(space, bins, path_rng);
     // A non-finite loss, or an error in the forward pass (the loss op refuses
     // non-finite logits), stops the run before the step: the weights and the last
     // checkpoint stay as they were.
-    const std::string kept = saved >= 0 ? "the checkpoint " + ckpt + " of iteration " + std::to_string(saved) + " is kept"
-                                        : std::string("no checkpoint was written");
     rt::Tensor loss;
     try {
       rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
       loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
     } catch (const Error& e) {
-      DETNAS_FAIL("pretrain: error in the forward pass at iteration ", it + 1, ": ", e.what(),
-                  it > start ? "; iteration " + std::to_string(it) + " had loss " + std::to_string(prev_loss) : "",
-                  "; stopped; ", kept, " (lower --lr?)");
+      loop.stop("error in the forward pass", it + 1, e.what() + prev, hint);
     }
     double l = loss.item();
     if (fault_point("loss").kind == FaultKind::Nan) l = std::nan("");  // tests: a divergence at an exact iteration
-    DETNAS_CHECK(std::isfinite(l), "pretrain: non-finite loss at iteration ", it + 1, ": loss ", l,
-                 " (its only component: softmax cross-entropy, label smoothing ", o.label_smoothing, "); stopped; ",
-                 kept, " (lower --lr?)");
-    prev_loss = l;
+    if (!std::isfinite(l))
+      loop.stop("non-finite loss", it + 1,
+                detail::cat("loss ", l, " (its only component: softmax cross-entropy, label smoothing ",
+                            o.label_smoothing, ")"),
+                hint);
+    prev = "; iteration " + std::to_string(it + 1) + " had loss " + std::to_string(l);
     rt::backward(loss);
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
@@ -209,54 +158,41 @@ void run_pretrain(PretrainOptions o) {
     data::JsonWriter j;
     j.begin_object().field("iter", it + 1).field("loss", l).field("lr", cur_lr).field("arch", nn::format_arch(path));
     j.end_object();
-    log.write(j.str());
-    if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
-      double ips = double(acc_n * o.batch) / std::max(1e-9, prog.elapsed());
+    loop.log->write(j.str());
+    if (loop.progress_due(it)) {
       std::fprintf(stderr, "pretrain iter %lld/%lld  loss %.4f  lr %.4f  %.1f img/s  data wait %.0f%%  %s\n",
                    (long long)(it + 1), (long long)o.iters, loss_acc / double(acc_n), cur_lr,
-                   double((it + 1 - start) * o.batch) / std::max(1e-9, prog.elapsed()),
-                   100.0 * wait_acc / std::max(1e-9, prog.elapsed()), prog.eta(it + 1).c_str());
-      (void)ips;
+                   loop.images_per_s(it + 1, o.batch), 100.0 * wait_acc / std::max(1e-9, loop.prog->elapsed()),
+                   loop.prog->eta(it + 1).c_str());
       loss_acc = 0;
       acc_n = 0;
     }
-    const bool last = it + 1 == o.iters;
-    if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
-      nn::BufferSnapshot snap(net);
-      data::JsonWriter e;
-      e.begin_object().field("iter", it + 1).key("eval_top1").begin_array();
-      double mean = 0;
-      std::string msg;
-      for (size_t k = 0; k < eval_paths.size(); ++k) {
-        double top1 = evaluate_path(c, eval_paths[k], it + 1);
-        mean += top1 / double(eval_paths.size());
-        e.value(top1);
-        msg += (k ? ", " : "") + std::to_string(top1).substr(0, 5);
-      }
-      snap.restore();
-      e.end_array().field("mean_top1", mean).field("chance", 1.0 / double(c.train.classes.size())).end_object();
-      log.write(e.str());
-      std::fprintf(stderr, "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
-                   (long long)(it + 1), eval_paths.size(), msg.c_str(), mean, 1.0 / double(c.train.classes.size()));
+  };
+  loop.eval = [&](int64_t done) {
+    data::JsonWriter e;
+    e.begin_object().field("iter", done).key("eval_top1").begin_array();
+    double mean = 0;
+    std::string msg;
+    for (size_t k = 0; k < eval_paths.size(); ++k) {
+      double top1 = evaluate_path(c, eval_paths[k], done);
+      mean += top1 / double(eval_paths.size());
+      e.value(top1);
+      msg += (k ? ", " : "") + std::to_string(top1).substr(0, 5);
     }
-    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) {
-      log.sync();  // every record up to the checkpoint is on disk before it
-      save(it + 1);
-      saved = it + 1;
-    }
-    if (it + 1 == o.stop_at) {
-      log_info("pretrain: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
-      return;
-    }
-  }
-  if (start >= o.iters) {
-    // Resumed with nothing left to do: a crash may have cut the final save between
-    // its two files; saving the loaded state again gives the files of an
-    // uninterrupted run.
-    save(start);
-  }
-  log_info("pretrain: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
-           log.path());
+    e.end_array().field("mean_top1", mean).field("chance", chance).end_object();
+    loop.log->write(e.str());
+    std::fprintf(
+        stderr,
+        "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
+        (long long)done, eval_paths.size(), msg.c_str(), mean, chance);
+  };
+  loop.meta = [&](nn::CheckpointMeta& m) {
+    m.arch = "supernet";
+    m.config = {{"lr", std::to_string(o.lr)},       {"batch", std::to_string(o.batch)},
+                {"iters", std::to_string(o.iters)}, {"input", std::to_string(o.input)},
+                {"seed", std::to_string(o.seed)},   {"classes", std::to_string(c.train.classes.size())}};
+  };
+  loop.run();
 }
 
 void setup_pretrain(CLI::App& root) {

@@ -12,14 +12,14 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/option_checks.h"
 #include "cli/det_common.h"
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
 #include "cli/svg_plot.h"
+#include "core/log.h"
 #include "data/json_writer.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "search/candidate_eval.h"
 #include "search/cost_model.h"
 #include "search/evolution.h"

@@ -10,10 +10,12 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/option_checks.h"
 #include "cli/det_common.h"
+#include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "cli/train_loop.h"
 #include "cli/train_plot.h"
+#include "core/log.h"
 #include "data/coco_eval.h"
 #include "data/det_data.h"
 #include "data/json_writer.h"
@@ -27,7 +29,6 @@
 #include "runtime/autograd.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "search/candidate_eval.h"
 #include "search/path_sampler.h"
 
@@ -97,51 +98,28 @@ void run_train(TrainOptions o) {
   lr.base_lr = o.lr;
   lr.milestones = {o.iters * 2 / 3, o.iters * 8 / 9};  // 60k and 80k of 90k
   lr.warmup_iters = o.warmup;
-  make_dirs(o.out);
-  const std::string ckpt = path_join(o.out, "last");
   Rng path_rng(data::mix_seed(o.seed, 11));
-  int64_t start = 0;
-  if (int64_t n = remove_stale_temporaries(o.out))
-    log_info("train: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
-  if (o.resume && !file_exists(ckpt + ".safetensors") && !file_exists(ckpt + ".json")) {
-    // Killed before its first checkpoint: nothing to continue, so start over (the
-    // same run, as it is deterministic) rather than make the user drop --resume.
-    log_warn("train --resume: no checkpoint ", ckpt, " in ", o.out, " yet: starting from iteration 0");
-    o.resume = false;
-  }
-  if (o.resume) {
-    nn::CheckpointMeta m = nn::load_checkpoint(ckpt, net, &opt, nn::ExtraTensors::Error);
-    start = m.step;
-    DETNAS_CHECK(m.rng.count("path"), "train --resume: ", ckpt, " has no 'path' RNG state");
-    path_rng.set_state(m.rng.at("path").first, m.rng.at("path").second);
-    if (Rng* r = net.sampler_rng()) {
-      DETNAS_CHECK(m.rng.count("sampler"), "train --resume: ", ckpt, ".json has no 'sampler' RNG state");
-      r->set_state(m.rng.at("sampler").first, m.rng.at("sampler").second);
-    }
-    log_info("train: resumed from ", ckpt, " at iteration ", start);
-  } else if (o.pretrained.empty() && o.d.data.empty() && o.d.train_json.empty() &&
-             file_exists("runs/pretrain/last.json")) {
+  TrainLoop loop{"train", o.out, o.space, o.iters, o.eval_every, o.ckpt_every, o.log_every, o.stop_at, net, opt};
+  loop.rngs = {{"path", &path_rng}, {"sampler", net.sampler_rng()}};
+  o.resume = loop.begin(o.resume);
+  if (!o.resume && o.pretrained.empty() && o.d.data.empty() && o.d.train_json.empty() &&
+      file_exists("runs/pretrain/last.json")) {
     o.pretrained = "runs/pretrain/last";
-    log_info("train: using the default pretrain run's backbone ", o.pretrained, " (--pretrained none to train from scratch)");
+    log_info("train: using the default pretrain run's backbone ", o.pretrained,
+             " (--pretrained none to train from scratch)");
   }
   if (o.pretrained == "none") o.pretrained.clear();
   if (!o.resume && !o.pretrained.empty()) {
     try {
       nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
     } catch (const Error& e) {
-      std::string kind;  // name the likely cause: another command's checkpoint
-      try {
-        kind = nn::read_checkpoint_meta(o.pretrained).kind;
-      } catch (const Error&) {
-      }
+      const std::string kind = other_checkpoint_kind(o.pretrained, "pretrain");  // the likely cause
       DETNAS_FAIL("train: --pretrained ", o.pretrained, ": ",
-                  kind.empty() || kind == "pretrain" ? "" : "a '" + kind + "' checkpoint, not one of detnas pretrain: ",
-                  e.message());
+                  kind.empty() ? "" : "a '" + kind + "' checkpoint, not one of detnas pretrain: ", e.message());
     }
     log_info("train: backbone initialised from ", o.pretrained);
   }
   net.to(dev);  // after every load (checkpoints load into any device; Sgd's momentum follows its parameters)
-  JsonlLog log(path_join(o.out, "log.jsonl"), o.resume ? start : -1);
   const std::string plot = path_join(o.out, "plot.svg");
   const std::string title = std::string(net.kind()) + (supernet ? " supernet " : " arch ") + o.space;
   log_info("train: ", net.kind(), " on ", supernet ? "the supernet" : "arch " + o.arch, " of space ", space.name, "; ",
@@ -150,56 +128,20 @@ void run_train(TrainOptions o) {
            "); ", lr.describe(), "; ", net.num_parameters(), " parameters");
   Rng eval_rng(data::mix_seed(o.seed, 12));
   const nn::Arch eval_path = supernet ? search::sample_uniform_path(space, eval_rng) : nn::Arch{};
-  auto save = [&](int64_t step) {
-    nn::CheckpointMeta m;
-    m.kind = "train";
-    m.step = step;
-    m.space = o.space;
-    m.arch = supernet ? "supernet" : nn::format_arch(bo.arch);
-    m.rng["path"] = {path_rng.state0(), path_rng.state1()};
-    if (Rng* r = net.sampler_rng()) m.rng["sampler"] = {r->state0(), r->state1()};
-    m.config = dc.to_map();
-    m.config["short_side"] = std::to_string(o.short_side);
-    m.config["max_size"] = std::to_string(o.max_size);
-    m.config["batch"] = std::to_string(o.batch);
-    m.config["bn_images"] = std::to_string(o.bn_images);
-    m.config["bn_momentum"] = std::to_string(o.bn_momentum);
-    m.config["categories"] = categories_json(train.coco());
-    if (supernet) m.config["eval_arch"] = nn::format_arch(eval_path);
-    nn::save_checkpoint(ckpt, net, &opt, m);
-  };
+  const std::string eval_arch = nn::format_arch(supernet ? eval_path : bo.arch);
   data::DetBatchParams bp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, o.seed};
-  auto loader = data::make_det_loader(train, bp, start, int(o.workers), 4);
+  auto loader = data::make_det_loader(train, bp, loop.start, int(o.workers), 4);
   search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
-  Progress prog(start, o.iters);
-  int64_t saved = o.resume ? start : -1;  // step of the last checkpoint on disk from this run
   // A non-finite loss or gradient, or an error in the forward pass (the loss ops
   // refuse non-finite logits), stops the run before the optimizer step, so the
   // weights and the last checkpoint stay as they were. The message names the
   // iteration and every loss component (of the previous iteration when this one's
   // could not be computed).
-  auto losses_text = [](double total, const std::vector<std::string>& names, const std::vector<double>& parts) {
-    auto num = [](double v) {
-      char b[32];
-      std::snprintf(b, sizeof b, "%.6g", v);
-      return std::string(b);
-    };
-    std::string t = "loss " + num(total) + " (";
-    for (size_t k = 0; k < parts.size(); ++k) t += (k ? ", " : "") + names[k] + " " + num(parts[k]);
-    return t + ")";
-  };
-  std::string prev_losses;  // losses_text of the last completed iteration
-  auto stop = [&](const std::string& what, int64_t iter, const std::string& detail) {
-    DETNAS_FAIL("train: ", what, " at iteration ", iter, ": ", detail, "; stopped; ",
-                saved >= 0 ? "the checkpoint " + ckpt + " of iteration " + std::to_string(saved) + " is kept"
-                           : std::string("no checkpoint was written"),
-                " (lower --lr, or --clip-grad?)");
-  };
-  std::vector<double> acc;
+  const char* hint = "lower --lr, or --clip-grad?";
+  std::string prev;         // names the losses of the last completed iteration
+  std::vector<double> acc;  // total and components since the last progress line
   int64_t acc_n = 0;
-  std::vector<std::string> part_names;
-  for (int64_t it = start; it < o.iters; ++it) {
-    fault_point("train.iter");
+  loop.step = [&](int64_t it) {
     data::DetBatch b = loader->next();
     nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : nn::Arch{};
     std::vector<det::Targets> targets;
@@ -208,92 +150,74 @@ void run_train(TrainOptions o) {
     try {
       L = net.forward_train(b.images, targets, path);
     } catch (const Error& e) {
-      stop("error in the forward pass", it + 1,
-           e.what() + (prev_losses.empty() ? std::string() : "; iteration " + std::to_string(it) + " had " + prev_losses));
+      loop.stop("error in the forward pass", it + 1, e.what() + prev, hint);
     }
     double total = L.total.item();
-    std::vector<std::string> names;
-    std::vector<double> parts;
-    for (auto& [n, t] : L.parts) {
-      names.push_back(n);
-      parts.push_back(t.item());
-    }
+    std::vector<double> parts;  // of L.parts
+    for (auto& part : L.parts) parts.push_back(part.second.item());
     if (fault_point("loss").kind == FaultKind::Nan) {  // tests: a divergence at an exact iteration
       total = std::nan("");
       if (!parts.empty()) parts[0] = total;
     }
-    if (!std::isfinite(total)) stop("non-finite loss", it + 1, losses_text(total, names, parts));
+    std::string losses = detail::cat("loss ", total, " (");  // numbers as %.6g
+    for (size_t k = 0; k < parts.size(); ++k) losses += detail::cat(k ? ", " : "", L.parts[k].first, " ", parts[k]);
+    losses += ")";
+    if (!std::isfinite(total)) loop.stop("non-finite loss", it + 1, losses, hint);
     rt::backward(L.total);
     const double grad_norm = opt.clip_grad_norm(o.clip_grad);
     if (!std::isfinite(grad_norm))
-      stop(grad_norm > 0 ? "non-finite gradient (norm inf)" : "non-finite gradient (norm nan)", it + 1,
-           losses_text(total, names, parts));
-    prev_losses = losses_text(total, names, parts);
+      loop.stop(grad_norm > 0 ? "non-finite gradient (norm inf)" : "non-finite gradient (norm nan)", it + 1, losses,
+                hint);
+    prev = "; iteration " + std::to_string(it + 1) + " had " + losses;
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
-    if (acc.empty()) {
-      acc.assign(L.parts.size() + 1, 0.0);
-      for (auto& [n, t] : L.parts) part_names.push_back(n);
-    }
+    if (acc.empty()) acc.assign(parts.size() + 1, 0.0);  // the detector's loss components are fixed
     data::JsonWriter j;
     j.begin_object().field("iter", it + 1).field("loss", total);
     acc[0] += total;
-    for (size_t k = 0; k < L.parts.size(); ++k) {
-      const double v = parts[k];
-      acc[k + 1] += v;
-      j.field("loss_" + L.parts[k].first, v);
+    for (size_t k = 0; k < parts.size(); ++k) {
+      acc[k + 1] += parts[k];
+      j.field("loss_" + L.parts[k].first, parts[k]);
     }
     acc_n++;
-    j.field("grad_norm", grad_norm).field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch)).end_object();
-    log.write(j.str());
-    if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
-      std::string parts;
-      for (size_t k = 0; k < part_names.size(); ++k) {
+    j.field("grad_norm", grad_norm).field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch));
+    loop.log->write(j.end_object().str());
+    if (loop.progress_due(it)) {
+      std::string means;
+      for (size_t k = 0; k < parts.size(); ++k) {
         char buf[64];
-        std::snprintf(buf, sizeof buf, "%s%s %.4f", k ? " " : "", part_names[k].c_str(), acc[k + 1] / double(acc_n));
-        parts += buf;
+        std::snprintf(buf, sizeof buf, "%s%s %.4f", k ? " " : "", L.parts[k].first.c_str(), acc[k + 1] / double(acc_n));
+        means += buf;
       }
       std::fprintf(stderr, "train iter %lld/%lld  loss %.4f (%s)  lr %.5f  %.2f img/s  %s\n", (long long)(it + 1),
-                   (long long)o.iters, acc[0] / double(acc_n), parts.c_str(), cur_lr,
-                   double((it + 1 - start) * o.batch) / std::max(1e-9, prog.elapsed()), prog.eta(it + 1).c_str());
+                   (long long)o.iters, acc[0] / double(acc_n), means.c_str(), cur_lr,
+                   loop.images_per_s(it + 1, o.batch), loop.prog->eta(it + 1).c_str());
       std::fill(acc.begin(), acc.end(), 0.0);
       acc_n = 0;
     }
-    const bool last = it + 1 == o.iters;
-    if ((o.eval_every > 0 && (it + 1) % o.eval_every == 0) || last) {
-      nn::BufferSnapshot snap(net);
-      search::PathScore r = search::score_path(net, eval_path, train, val, es);
-      snap.restore();
-      net.set_mode(nn::Mode::Train);
-      data::JsonWriter e;
-      const auto& st = r.coco.stats;
-      e.begin_object().field("iter", it + 1).field("ap", st[0]).field("ap50", st[1]).field("ap75", st[2]);
-      e.field("eval_arch", nn::format_arch(supernet ? eval_path : bo.arch)).end_object();
-      log.write(e.str());
-      std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)(it + 1),
-                   st[0], st[1], st[2], nn::format_arch(supernet ? eval_path : bo.arch).c_str(),
-                   supernet ? ", BN recalibrated" : "");
-    }
-    if ((o.ckpt_every > 0 && (it + 1) % o.ckpt_every == 0) || last || it + 1 == o.stop_at) {
-      log.sync();  // every record up to the checkpoint is on disk before it
-      save(it + 1);
-      saved = it + 1;
-      write_train_plot(log.path(), plot, title, o.log_every);
-    }
-    if (it + 1 == o.stop_at) {
-      log_info("train: stopping at iteration ", it + 1, " as asked (--stop-at); continue with --resume");
-      return;
-    }
-  }
-  if (start >= o.iters) {
-    // Resumed with nothing left to do: a crash may have cut the final save between
-    // its two files or before the plot; saving the loaded state again gives the
-    // files of an uninterrupted run.
-    save(start);
-    write_train_plot(log.path(), plot, title, o.log_every);
-  }
-  log_info("train: done in ", format_duration(prog.elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
-           log.path(), ", plot ", plot);
+  };
+  loop.eval = [&](int64_t done) {
+    const auto st = search::score_path(net, eval_path, train, val, es).coco.stats;
+    data::JsonWriter e;
+    e.begin_object().field("iter", done).field("ap", st[0]).field("ap50", st[1]).field("ap75", st[2]);
+    e.field("eval_arch", eval_arch).end_object();
+    loop.log->write(e.str());
+    std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)done, st[0],
+                 st[1], st[2], eval_arch.c_str(), supernet ? ", BN recalibrated" : "");
+  };
+  loop.meta = [&](nn::CheckpointMeta& m) {
+    m.arch = supernet ? "supernet" : nn::format_arch(bo.arch);
+    m.config = dc.to_map();
+    m.config["short_side"] = std::to_string(o.short_side);
+    m.config["max_size"] = std::to_string(o.max_size);
+    m.config["batch"] = std::to_string(o.batch);
+    m.config["bn_images"] = std::to_string(o.bn_images);
+    m.config["bn_momentum"] = std::to_string(o.bn_momentum);
+    m.config["categories"] = categories_json(train.coco());
+    if (supernet) m.config["eval_arch"] = nn::format_arch(eval_path);
+  };
+  loop.after_save = [&] { write_train_plot(loop.log->path(), plot, title, o.log_every); };
+  loop.run(", plot " + plot);
 }
 
 void setup_train(CLI::App& root) {

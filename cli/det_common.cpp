@@ -5,11 +5,11 @@
 
 #include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "data/json_writer.h"
 #include "data/synthetic.h"
-#include "runtime/error.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 
 namespace detnas::cli {
 

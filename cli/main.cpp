@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "cli/command.h"
-#include "kernels/gemm.h"
-#include "runtime/error.h"
+#include "core/error.h"
+#include "runtime/threads.h"
 
 namespace detnas::cli {
 std::vector<CommandSetup>& command_registry() {
@@ -14,7 +14,7 @@ std::vector<CommandSetup>& command_registry() {
 }  // namespace detnas::cli
 
 int main(int argc, char** argv) {
-  detnas::kernels::cpu::ensure_blas_core(argv);
+  detnas::rt::ensure_blas_core(argv);
   CLI::App app{"detnas: DetNAS (backbone search for object detection) in C++/CUDA, no framework"};
   app.require_subcommand(1);
   for (auto& setup : detnas::cli::command_registry()) setup(app);

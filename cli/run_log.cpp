@@ -1,8 +1,6 @@
 // JSONL log and progress helpers.
 #include "cli/run_log.h"
 
-#include <omp.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,11 +11,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/device.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
-#include "runtime/error.h"
+#include "runtime/threads.h"
 
 namespace detnas::cli {
 
@@ -91,7 +90,7 @@ std::string Progress::eta(int64_t done) const {
 
 void set_threads(int64_t threads) {
   if (threads <= 0) return;
-  omp_set_num_threads(int(threads));
+  rt::set_num_threads(int(threads));
 }
 
 void add_device_options(CLI::App* sub, DeviceOptions* d) {

@@ -45,7 +45,8 @@ class Progress {
 
 std::string format_duration(double seconds);
 
-// --threads N > 0: OpenMP and OpenBLAS threads (0 keeps the defaults: all cores).
+// --threads N > 0: threads of the OpenMP regions, rt::set_num_threads (0 keeps the
+// default: all cores). OpenBLAS itself always runs on one thread (kernels/gemm.h).
 void set_threads(int64_t threads);
 
 // --device auto|cpu|cuda and --precision fp32|tf32 for the commands that run

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cli/svg_plot.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/fs.h"
 
 namespace detnas::cli {

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "data/coco_json.h"
-#include "runtime/error.h"
 
 namespace detnas::data {
 

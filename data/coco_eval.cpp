@@ -15,7 +15,7 @@
 #include <cfloat>
 #include <cstdio>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::data {
 

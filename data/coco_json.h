@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "data/coco.h"
-#include "runtime/error.h"
 
 namespace detnas::data::coco_json {
 

@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "data/json_writer.h"
 #include "data/transforms.h"
-#include "runtime/error.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "runtime/rng.h"
 
 namespace detnas::data {

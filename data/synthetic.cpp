@@ -10,10 +10,10 @@
 #include <exception>
 #include <mutex>
 
-#include "runtime/fs.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "data/json_writer.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "runtime/fs.h"
 #include "runtime/rng.h"
 
 namespace detnas::data {

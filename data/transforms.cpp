@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::data {
 

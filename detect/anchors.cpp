@@ -4,7 +4,7 @@
 #include <cfenv>
 #include <cmath>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::det {
 

@@ -3,9 +3,9 @@
 
 #include <cstdlib>
 
+#include "core/error.h"
 #include "detect/faster_rcnn.h"
 #include "detect/retinanet.h"
-#include "runtime/error.h"
 
 namespace detnas::det {
 

@@ -142,30 +142,17 @@ std::vector<std::vector<Detection>> FasterRcnn::detect(const rt::Tensor& images,
                      m.scale_x > 0 && m.scale_y > 0,
                  "FasterRcnn::detect: image ", m.image_id, " size ", m.height, "x", m.width, " scale ", m.scale_x, ",",
                  m.scale_y, " does not fit the batch ", rt::shape_str(images.shape()));
-  const nn::Mode prev = mode();
-  set_mode(nn::Mode::Eval);
-  std::vector<std::vector<Detection>> dets;
-  try {
-    rt::NoGradGuard ng;
-    RpnOutputs r = forward_rpn(images, path);
-    std::vector<HW> sizes;
-    for (const ImageMeta& m : metas) sizes.push_back({m.height, m.width});
-    std::vector<float> rois = rois_of(proposals(r, sizes, false));
-    std::vector<int64_t> order;
-    rt::Tensor feats =
-        multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, rois, o_.roi.pooler, &order);
-    if (order.empty()) {
-      dets.assign(metas.size(), {});
-    } else {
-      auto [cls, box] = box_head_->forward(feats);
-      dets = roi_postprocess(cls, box, reorder_rois(rois, order), metas, o_.roi);
-    }
-  } catch (...) {
-    set_mode(prev);
-    throw;
-  }
-  set_mode(prev);
-  return dets;
+  nn::ModeGuard eval(*this, nn::Mode::Eval);
+  rt::NoGradGuard ng;
+  RpnOutputs r = forward_rpn(images, path);
+  std::vector<HW> sizes;
+  for (const ImageMeta& m : metas) sizes.push_back({m.height, m.width});
+  std::vector<float> rois = rois_of(proposals(r, sizes, false));
+  std::vector<int64_t> order;
+  rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, rois, o_.roi.pooler, &order);
+  if (order.empty()) return std::vector<std::vector<Detection>>(metas.size());
+  auto [cls, box] = box_head_->forward(feats);
+  return roi_postprocess(cls, box, reorder_rois(rois, order), metas, o_.roi);
 }
 
 }  // namespace detnas::det

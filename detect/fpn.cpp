@@ -51,17 +51,9 @@ std::vector<rt::Tensor> RetinaFpn::forward(const std::vector<rt::Tensor>& c) con
   for (int l = 0; l < 3; ++l)
     DETNAS_CHECK(c[l].dim() == 4 && c[l].size(1) == o_.in_channels[l], "RetinaFpn: C", l + 3, " has shape ",
                  rt::shape_str(c[l].shape()), ", expected ", o_.in_channels[l], " channels");
-  std::vector<rt::Tensor> p(5);
-  rt::Tensor inner = lateral_[2]->forward(c[2]);
-  p[2] = output_[2]->forward(inner);
-  for (int l = 1; l >= 0; --l) {
-    rt::Tensor lat = lateral_[l]->forward(c[l]);
-    rt::Tensor up = rt::ops::upsample_nearest(inner, lat.size(2), lat.size(3));
-    inner = rt::ops::add(lat, up);
-    p[l] = output_[l]->forward(inner);
-  }
-  p[3] = p6_->forward(p[2]);
-  p[4] = p7_->forward(rt::ops::relu(p[3]));
+  std::vector<rt::Tensor> p = fpn_top_down(lateral_, output_, c);
+  p.push_back(p6_->forward(p[2]));
+  p.push_back(p7_->forward(rt::ops::relu(p[3])));
   return p;
 }
 

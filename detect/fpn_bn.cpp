@@ -5,7 +5,6 @@
 #include <string>
 
 #include "detect/fpn.h"
-#include "runtime/ops_elementwise.h"
 #include "runtime/ops_shape.h"
 
 namespace detnas::det {
@@ -40,16 +39,8 @@ std::vector<rt::Tensor> FpnBn::forward(const std::vector<rt::Tensor>& c) {
   for (size_t l = 0; l < 4; ++l)
     DETNAS_CHECK(c[l].dim() == 4 && c[l].size(1) == o_.in_channels[l], "FpnBn: C", l + 2, " has shape ",
                  rt::shape_str(c[l].shape()), ", expected ", o_.in_channels[l], " channels");
-  std::vector<rt::Tensor> p(5);
-  rt::Tensor inner = lateral_[3]->forward(c[3]);
-  p[3] = output_[3]->forward(inner);
-  for (int l = 2; l >= 0; --l) {
-    rt::Tensor lat = lateral_[size_t(l)]->forward(c[size_t(l)]);
-    rt::Tensor up = rt::ops::upsample_nearest(inner, lat.size(2), lat.size(3));
-    inner = rt::ops::add(lat, up);
-    p[size_t(l)] = output_[size_t(l)]->forward(inner);
-  }
-  p[4] = rt::ops::max_pool2d(p[3], {1, 2, 0});
+  std::vector<rt::Tensor> p = fpn_top_down(lateral_, output_, c);
+  p.push_back(rt::ops::max_pool2d(p[3], {1, 2, 0}));
   return p;
 }
 

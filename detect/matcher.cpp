@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::det {
 

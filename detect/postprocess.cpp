@@ -1,5 +1,5 @@
 // RetinaNet post-processing on host data: threshold, per-level top-k, decode,
-// clip, batched NMS, top detections, rescale.
+// clip, batched NMS, top detections, rescale; the shared steps of the two-stage detector.
 #include "detect/postprocess.h"
 
 #include <algorithm>
@@ -9,6 +9,39 @@
 #include "runtime/ops_box.h"
 
 namespace detnas::det {
+
+void decode_clip(const BoxCoder& coder, const float* anchor, const float* code, float height, float width, float* b) {
+  coder.decode(1, anchor, code, b);
+  b[0] = std::clamp(b[0], 0.0f, width);
+  b[2] = std::clamp(b[2], 0.0f, width);
+  b[1] = std::clamp(b[1], 0.0f, height);
+  b[3] = std::clamp(b[3], 0.0f, height);
+}
+
+std::vector<int64_t> batched_nms_top(const std::vector<float>& boxes, const std::vector<float>& scores,
+                                     const std::vector<int64_t>& groups, float iou_thresh, int64_t top_n) {
+  const int64_t M = int64_t(scores.size());
+  if (M == 0) return {};
+  std::vector<int64_t> kept = rt::ops::batched_nms(rt::Tensor::from_vector({M, 4}, boxes),
+                                                   rt::Tensor::from_vector({M}, scores), groups, iou_thresh);
+  std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
+    return scores[size_t(a)] > scores[size_t(b)] || (scores[size_t(a)] == scores[size_t(b)] && a < b);
+  });
+  if (int64_t(kept.size()) > top_n) kept.resize(static_cast<size_t>(top_n));
+  return kept;
+}
+
+std::vector<Detection> original_detections(const ImageMeta& m, const std::vector<int64_t>& kept,
+                                           const std::vector<float>& boxes, const std::vector<float>& scores,
+                                           const std::vector<int64_t>& labels) {
+  std::vector<Detection> out;
+  for (int64_t i : kept) {
+    const float* b = boxes.data() + i * 4;
+    out.push_back({m.image_id, labels[size_t(i)], scores[size_t(i)], float(b[0] / m.scale_x), float(b[1] / m.scale_y),
+                   float(b[2] / m.scale_x), float(b[3] / m.scale_y)});
+  }
+  return out;
+}
 
 std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::Tensor>& cls,
                                                           const std::vector<rt::Tensor>& box,
@@ -58,36 +91,15 @@ std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::
       for (int64_t i : cand) {
         const int64_t t = i / K, k = i % K;
         float b[4];
-        coder.decode(1, anc_h[l].data() + t * 4, box_h[l].data() + (n * T + t) * 4, b);
-        b[0] = std::clamp(b[0], 0.0f, float(m.width));
-        b[2] = std::clamp(b[2], 0.0f, float(m.width));
-        b[1] = std::clamp(b[1], 0.0f, float(m.height));
-        b[3] = std::clamp(b[3], 0.0f, float(m.height));
+        decode_clip(coder, anc_h[l].data() + t * 4, box_h[l].data() + (n * T + t) * 4, float(m.height), float(m.width),
+                    b);
         boxes.insert(boxes.end(), b, b + 4);
         scores.push_back(sc[size_t(i)]);
         labels.push_back(k);
       }
     }
-    if (scores.empty()) continue;
-    const int64_t M = int64_t(scores.size());
-    rt::Tensor bt = rt::Tensor::from_vector({M, 4}, boxes), st = rt::Tensor::from_vector({M}, scores);
-    std::vector<int64_t> kept = rt::ops::batched_nms(bt, st, labels, p.nms_thresh);
-    std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
-      return scores[size_t(a)] > scores[size_t(b)] || (scores[size_t(a)] == scores[size_t(b)] && a < b);
-    });
-    if (int64_t(kept.size()) > p.detections_per_image) kept.resize(size_t(p.detections_per_image));
-    for (int64_t i : kept) {
-      Detection d;
-      d.image_id = m.image_id;
-      d.label = labels[size_t(i)];
-      d.score = scores[size_t(i)];
-      const float* b = boxes.data() + i * 4;
-      d.x1 = float(b[0] / m.scale_x);
-      d.y1 = float(b[1] / m.scale_y);
-      d.x2 = float(b[2] / m.scale_x);
-      d.y2 = float(b[3] / m.scale_y);
-      out[size_t(n)].push_back(d);
-    }
+    out[size_t(n)] = original_detections(
+        m, batched_nms_top(boxes, scores, labels, p.nms_thresh, p.detections_per_image), boxes, scores, labels);
   }
   return out;
 }

@@ -4,6 +4,8 @@
 // the unpadded resized image [0,W]x[0,H]; over all levels per-class NMS, then the
 // detections_per_image best; boxes mapped back to original image coordinates
 // (x / scale_x, y / scale_y). Not differentiable (runs on plain data).
+// Also the steps the RPN proposals and the RoI heads' post-processing share with
+// it: decode + clip, box side filter, batched NMS + top-n, rescale.
 // Not here: the network (detect/retinanet.h), COCO JSON writing (data/).
 #pragma once
 #include <cstdint>
@@ -44,6 +46,25 @@ std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::
                                                           const std::vector<rt::Tensor>& anchors,
                                                           const std::vector<ImageMeta>& metas, const BoxCoder& coder,
                                                           const PostprocessParams& p);
+
+// Decodes one box from `code` against `anchor` and clips it to [0,width]x[0,height]: box[4] =
+void decode_clip(const BoxCoder& coder, const float* anchor, const float* code, float height, float width, float* box);
+
+// Whether both sides of box (x1,y1,x2,y2) are >= min_size; false for NaN coordinates.
+inline bool has_min_side(const float* box, float min_size) {
+  return box[2] - box[0] >= min_size && box[3] - box[1] >= min_size;
+}
+
+// boxes (M,4), scores (M), groups (M): NMS at iou_thresh within each group, then
+// the top_n best kept indices by decreasing score (ties by lower index). Empty when M = 0.
+std::vector<int64_t> batched_nms_top(const std::vector<float>& boxes, const std::vector<float>& scores,
+                                     const std::vector<int64_t>& groups, float iou_thresh, int64_t top_n);
+
+// Detections of rows `kept` of boxes (M,4), scores and labels (in that order), boxes
+// mapped back to original image coordinates (x / scale_x, y / scale_y in double).
+std::vector<Detection> original_detections(const ImageMeta& m, const std::vector<int64_t>& kept,
+                                           const std::vector<float>& boxes, const std::vector<float>& scores,
+                                           const std::vector<int64_t>& labels);
 
 // COCO results (bbox x,y,w,h) with category ids from the dataset's label mapping.
 std::vector<data::CocoDetection> to_coco_detections(const std::vector<std::vector<Detection>>& dets,

@@ -153,26 +153,17 @@ std::vector<std::vector<Detection>> RetinaNet::detect(const rt::Tensor& images, 
                      m.scale_x > 0 && m.scale_y > 0,
                  "RetinaNet::detect: image ", m.image_id, " size ", m.height, "x", m.width, " scale ", m.scale_x, ",",
                  m.scale_y, " does not fit the batch ", rt::shape_str(images.shape()));
-  const nn::Mode prev = mode();
-  set_mode(nn::Mode::Eval);
-  std::vector<std::vector<Detection>> dets;
-  try {
-    rt::NoGradGuard ng;
-    Outputs h = forward_heads(images, path);
-    rt::Tensor all = retinanet_anchors(anchors_, h.feature_sizes);
-    std::vector<rt::Tensor> anchors;
-    int64_t off = 0;
-    for (const rt::Tensor& c : h.cls) {
-      anchors.push_back(all.narrow(0, off, c.size(1)).contiguous());
-      off += c.size(1);
-    }
-    dets = retinanet_postprocess(h.cls, h.box, anchors, metas, coder_, o_.post);
-  } catch (...) {
-    set_mode(prev);
-    throw;
+  nn::ModeGuard eval(*this, nn::Mode::Eval);
+  rt::NoGradGuard ng;
+  Outputs h = forward_heads(images, path);
+  rt::Tensor all = retinanet_anchors(anchors_, h.feature_sizes);
+  std::vector<rt::Tensor> anchors;
+  int64_t off = 0;
+  for (const rt::Tensor& c : h.cls) {
+    anchors.push_back(all.narrow(0, off, c.size(1)).contiguous());
+    off += c.size(1);
   }
-  set_mode(prev);
-  return dets;
+  return retinanet_postprocess(h.cls, h.box, anchors, metas, coder_, o_.post);
 }
 
 }  // namespace detnas::det

@@ -206,42 +206,18 @@ std::vector<std::vector<Detection>> roi_postprocess(const rt::Tensor& cls, const
       const float sc = float(prob[size_t(k)] / z);
       if (!(sc > o.score_thresh)) continue;
       float b[4];
-      coder.decode(1, rois.data() + i * 5 + 1, dv.data() + (i * K1 + k) * 4, b);
-      b[0] = std::clamp(b[0], 0.0f, float(m.width));
-      b[2] = std::clamp(b[2], 0.0f, float(m.width));
-      b[1] = std::clamp(b[1], 0.0f, float(m.height));
-      b[3] = std::clamp(b[3], 0.0f, float(m.height));
-      if (!(b[2] - b[0] >= o.min_size && b[3] - b[1] >= o.min_size)) continue;
+      decode_clip(coder, rois.data() + i * 5 + 1, dv.data() + (i * K1 + k) * 4, float(m.height), float(m.width), b);
+      if (!has_min_side(b, o.min_size)) continue;
       boxes[size_t(n)].insert(boxes[size_t(n)].end(), b, b + 4);
       scores[size_t(n)].push_back(sc);
       labels[size_t(n)].push_back(k - 1);
     }
   }
   std::vector<std::vector<Detection>> out(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    const std::vector<float>& sc = scores[size_t(n)];
-    const int64_t M = int64_t(sc.size());
-    if (M == 0) continue;
-    std::vector<int64_t> kept = rt::ops::batched_nms(rt::Tensor::from_vector({M, 4}, boxes[size_t(n)]),
-                                                     rt::Tensor::from_vector({M}, sc), labels[size_t(n)], o.nms_thresh);
-    std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
-      return sc[size_t(a)] > sc[size_t(b)] || (sc[size_t(a)] == sc[size_t(b)] && a < b);
-    });
-    if (int64_t(kept.size()) > o.detections_per_image) kept.resize(static_cast<size_t>(o.detections_per_image));
-    const ImageMeta& m = metas[size_t(n)];
-    for (int64_t i : kept) {
-      Detection d;
-      d.image_id = m.image_id;
-      d.label = labels[size_t(n)][size_t(i)];
-      d.score = sc[size_t(i)];
-      const float* b = boxes[size_t(n)].data() + i * 4;
-      d.x1 = float(b[0] / m.scale_x);
-      d.y1 = float(b[1] / m.scale_y);
-      d.x2 = float(b[2] / m.scale_x);
-      d.y2 = float(b[3] / m.scale_y);
-      out[size_t(n)].push_back(d);
-    }
-  }
+  for (size_t n = 0; n < out.size(); ++n)
+    out[n] = original_detections(metas[n],
+                                 batched_nms_top(boxes[n], scores[n], labels[n], o.nms_thresh, o.detections_per_image),
+                                 boxes[n], scores[n], labels[n]);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <numeric>
 
+#include "detect/postprocess.h"
 #include "runtime/ops_box.h"
 #include "runtime/ops_elementwise.h"
 #include "runtime/ops_loss.h"
@@ -185,27 +186,15 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
         DETNAS_CHECK(std::isfinite(sc[i]), "generate_proposals: non-finite objectness ", sc[i], " at image ", n,
                      " level ", l, " anchor ", i);
         float b[4];
-        coder.decode(1, anc_h[l].data() + i * 4, del_h[l].data() + (n * T[l] + i) * 4, b);
-        b[0] = std::clamp(b[0], 0.0f, W);
-        b[2] = std::clamp(b[2], 0.0f, W);
-        b[1] = std::clamp(b[1], 0.0f, H);
-        b[3] = std::clamp(b[3], 0.0f, H);
-        if (!(b[2] - b[0] >= p.min_size && b[3] - b[1] >= p.min_size)) continue;  // also drops NaN boxes
+        decode_clip(coder, anc_h[l].data() + i * 4, del_h[l].data() + (n * T[l] + i) * 4, H, W, b);
+        if (!has_min_side(b, p.min_size)) continue;  // also drops NaN boxes
         boxes.insert(boxes.end(), b, b + 4);
         scores.push_back(sc[i]);
         levels.push_back(int64_t(l));
       }
     }
-    const int64_t M = int64_t(scores.size());
-    if (M == 0) continue;
-    std::vector<int64_t> kept = rt::ops::batched_nms(rt::Tensor::from_vector({M, 4}, boxes),
-                                                     rt::Tensor::from_vector({M}, scores), levels, p.nms_thresh);
-    std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
-      return scores[size_t(a)] > scores[size_t(b)] || (scores[size_t(a)] == scores[size_t(b)] && a < b);
-    });
-    if (int64_t(kept.size()) > p.post_nms_top_n) kept.resize(static_cast<size_t>(p.post_nms_top_n));
     Proposals& pr = out[size_t(n)];
-    for (int64_t i : kept) {
+    for (int64_t i : batched_nms_top(boxes, scores, levels, p.nms_thresh, p.post_nms_top_n)) {
       pr.boxes.insert(pr.boxes.end(), boxes.begin() + i * 4, boxes.begin() + i * 4 + 4);
       pr.scores.push_back(scores[size_t(i)]);
     }

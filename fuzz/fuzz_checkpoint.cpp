@@ -8,9 +8,9 @@
 // (load_checkpoint warns about a sidecar that disagrees) are built and dropped.
 #include <cstring>
 
+#include "core/log.h"
 #include "fuzz/fuzz_common.h"
 #include "nn/checkpoint.h"
-#include "runtime/log.h"
 
 using namespace detnas;
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/fs.h"
 
 namespace detnas::fuzz {

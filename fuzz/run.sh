@@ -52,6 +52,7 @@ fi
 for spec in "$@"; do
   name=${spec%%:*} max_len=${spec#*:}
   corpus="$build/corpus/$name" findings="$build/findings/$name" log="$build/logs/$name.log"
+  rm -rf "$findings"
   mkdir -p "$corpus" "$findings"
   [ -d "fuzz/corpus/$name" ] && cp -n "fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null
   extra=""

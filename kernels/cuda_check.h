@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 #define DETNAS_CUDA_CHECK(call)                                                                            \
   do {                                                                                                     \
@@ -25,15 +25,22 @@ inline bool sync_debug() {
   }();
   return on;
 }
+
+// The check after launching the kernel `name` (DETNAS_CUDA_CHECK_LAUNCH).
+inline void check_launch(const char* name, const char* file, int line) {
+  cudaError_t e = cudaGetLastError();
+  const char* call = "cudaGetLastError()";
+  if (e == cudaSuccess && sync_debug()) e = cudaDeviceSynchronize(), call = "cudaDeviceSynchronize()";
+  if (e != cudaSuccess)
+    throw ::detnas::Error(::detnas::detail::cat("CUDA error after launching ", name, ": ", cudaGetErrorString(e)),
+                          file, line, call);
+}
 }  // namespace detnas::kernels::cuda
 
-// After a launch: report launch-configuration errors, and with DETNAS_SYNC_DEBUG
-// also execution errors.
-#define DETNAS_CUDA_CHECK_LAUNCH(name)                                                          \
-  do {                                                                                          \
-    DETNAS_CUDA_CHECK(cudaGetLastError());                                                      \
-    if (::detnas::kernels::cuda::sync_debug()) DETNAS_CUDA_CHECK(cudaDeviceSynchronize());      \
-  } while (0)
+// After a launch of the kernel named by the string `name`: report
+// launch-configuration errors, and with DETNAS_SYNC_DEBUG also execution errors,
+// naming the kernel.
+#define DETNAS_CUDA_CHECK_LAUNCH(name) ::detnas::kernels::cuda::check_launch(name, __FILE__, __LINE__)
 
 // cuBLAS and cuDNN status checks in the same style. Include <cublas_v2.h> or
 // <cudnn.h> before using them.

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::kernels::cuda_plan {
 

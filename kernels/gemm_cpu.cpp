@@ -1,18 +1,14 @@
 // cblas wrappers. Sizes are checked to fit the int that cblas takes.
+// Not here: the choice of OpenBLAS core, OMP_WAIT_POLICY and the thread count
+// (runtime/threads.h); this file never reads the environment.
 #include "kernels/gemm.h"
 
 #include <cblas.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cctype>
 #include <climits>
-#include <cstdlib>
-#include <string>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "core/error.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -90,42 +86,6 @@ void gemm<double>(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double al
     cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), int(m1 - m0), int(n1 - n0), int(K), alpha, a, int(lda), b, int(ldb),
                 beta, C + m0 * ldc + n0, int(ldc));
   });
-}
-
-const char* blas_core_name() { return openblas_get_corename(); }
-
-void ensure_blas_core(char** argv) {
-  if (std::getenv("DETNAS_BLAS_CORE")) return;  // "keep": set by the user, or by us before the restart
-  const char* want = nullptr;
-  if (!std::getenv("OPENBLAS_CORETYPE")) {
-    std::string core = blas_core_name();
-    for (char& c : core) c = char(std::tolower((unsigned char)c));
-    // Cores without AVX2 that OpenBLAS uses as fallbacks for unknown CPUs.
-    static const char* const kGeneric[] = {"prescott", "core2", "penryn", "dunnington", "nehalem",
-                                           "atom", "katmai", "northwood", "banias", "unknown"};
-    bool generic = false;
-    for (const char* g : kGeneric) generic = generic || core == g;
-    if (generic && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-      want = "SkylakeX";
-    else if (generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      want = "Haswell";
-  }
-  // OpenMP workers that spin after a parallel region take the cores from
-  // OpenBLAS's own threads (two thread pools on the same cores): passive waiting.
-  const bool set_wait = std::getenv("OMP_WAIT_POLICY") == nullptr;
-  if (!want && !set_wait) return;
-  if (want)
-    log_info("blas: OpenBLAS does not know this CPU and chose its generic '", blas_core_name(),
-             "' kernels; restarting with OPENBLAS_CORETYPE=", want,
-             " (set OPENBLAS_CORETYPE or DETNAS_BLAS_CORE=keep to choose yourself)");
-  else
-    log_debug("threads: restarting with OMP_WAIT_POLICY=passive (set OMP_WAIT_POLICY or DETNAS_BLAS_CORE=keep to choose yourself)");
-  if (want) setenv("OPENBLAS_CORETYPE", want, 1);
-  if (set_wait) setenv("OMP_WAIT_POLICY", "passive", 1);
-  setenv("DETNAS_BLAS_CORE", "keep", 1);  // never loop
-  execv("/proc/self/exe", argv);
-  log_warn("blas: restart failed; continuing with the defaults");
 }
 
 }  // namespace detnas::kernels::cpu

@@ -2,8 +2,8 @@
 // (RetinaNet), smooth L1, binary cross-entropy with logits, generalized IoU loss
 // on element-wise box pairs. The per-element math (stable log-sigmoid, focal
 // gradient, GIoU and its gradient routing) is written once below as DETNAS_HD
-// functions; the CPU loops (kernels/loss_cpu.cpp, loss_giou_cpu.cpp) and later
-// CUDA kernels share it.
+// functions; the CPU loops (kernels/loss_cpu.cpp) and the CUDA kernels
+// (kernels/loss_cuda.cu) share it.
 // Not here: reductions into a Tensor and autograd (runtime/ops_loss.h). Forward
 // kernels write per-element (or per-row) losses; the op sums them with
 // loss_sum(), which is deterministic for any number of threads.

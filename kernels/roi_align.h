@@ -1,7 +1,7 @@
 // RoIAlign (torchvision semantics, golden README "roi_align"): the parameter
 // struct, the per-box geometry and the bilinear taps of one sample point as
-// DETNAS_HD functions shared by the forward and the backward (and a later CUDA
-// kernel), and the CPU kernel declarations.
+// DETNAS_HD functions shared by the forward and the backward, on the CPU and in
+// the CUDA kernels (kernels/roi_align_cuda.cu), and the CPU kernel declarations.
 // Not here: input validation (batch index range, finite boxes: runtime/ops_box.cpp),
 // multi-level RoI assignment (detect/).
 #pragma once

@@ -1,9 +1,11 @@
 // SGD with momentum, torch.optim.SGD semantics (dampening 0, no Nesterov):
 //   d = g + weight_decay * p;  buf = (fresh buffer) ? d : momentum * buf + d;
 //   p -= lr * buf.
-// The per-element step is a DETNAS_HD function shared with a later CUDA kernel.
-// Not here: which parameters are stepped, learning-rate schedules, per-parameter
-// multipliers (the caller folds them into lr), buffer allocation (nn/).
+// The per-element step is a DETNAS_HD function shared by the CPU loop and the
+// CUDA kernel (kernels/sgd_cuda.cu).
+// Not here: device dispatch (runtime/ops_optim.h), which parameters are stepped,
+// learning-rate schedules, per-parameter multipliers (the caller folds them into
+// lr), buffer allocation (nn/).
 #pragma once
 #include <cstdint>
 

@@ -1,6 +1,6 @@
 // CPU SGD-with-momentum update: one pass over a parameter, OpenMP for large ones.
+#include "core/error.h"
 #include "kernels/sgd.h"
-#include "runtime/error.h"
 
 namespace detnas::kernels::cpu {
 

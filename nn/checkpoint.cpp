@@ -8,9 +8,9 @@
 #include <set>
 #include <sstream>
 
+#include "core/log.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 
 namespace detnas::nn {
 

@@ -3,7 +3,7 @@
 
 #include <sstream>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::nn {
 

@@ -79,6 +79,22 @@ class Module {
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
 };
 
+// Sets a module tree's mode for a scope and sets it again on every exit, return
+// or throw: back to the mode it had (ModeGuard(m, during)) or to a fixed one
+// (ModeGuard(m, during, after)).
+class ModeGuard {
+ public:
+  ModeGuard(Module& m, Mode during) : ModeGuard(m, during, m.mode()) {}
+  ModeGuard(Module& m, Mode during, Mode after) : m_(m), after_(after) { m_.set_mode(during); }
+  ~ModeGuard() { m_.set_mode(after_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  Module& m_;
+  Mode after_;
+};
+
 // A copy of every buffer (BN running statistics) of a module tree, to put back
 // after an evaluation that re-estimates them (BN recalibration of one path).
 class BufferSnapshot {

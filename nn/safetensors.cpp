@@ -123,9 +123,14 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     DETNAS_CHECK(!o["data_offsets"].get(offs) && offs.size() == 2, what, ": tensor '", name,
                  "' needs data_offsets [begin, end]");
     rt::Shape s;
+    int64_t numel = 1;
     for (auto d : shape) {
       int64_t v;
       DETNAS_CHECK(!d.get(v) && v >= 0, what, ": tensor '", name, "' has a bad shape entry");
+      // Checked here: shape_numel and the byte count below must not overflow.
+      DETNAS_CHECK(v == 0 || numel <= INT64_MAX / int64_t(sizeof(float)) / v, what, ": tensor '", name,
+                   "' has a shape whose size overflows 64 bits (entry ", s.size(), " = ", v, ")");
+      numel *= v;
       s.push_back(v);
     }
     uint64_t b = 0, e = 0;

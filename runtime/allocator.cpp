@@ -4,7 +4,7 @@
 
 #include <cstdlib>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::rt {
 

@@ -4,19 +4,14 @@
 
 #include <mutex>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #ifdef DETNAS_CUDA
 #include <cuda_runtime.h>
 
+#include "kernels/cuda_check.h"
 #include "kernels/gemm_cublas.h"
-#define DETNAS_CUDA_CHECK(call)                                                              \
-  do {                                                                                       \
-    cudaError_t e_ = (call);                                                                 \
-    if (e_ != cudaSuccess)                                                                   \
-      throw ::detnas::Error(::detnas::detail::cat("CUDA error ", cudaGetErrorString(e_)), __FILE__, __LINE__, #call); \
-  } while (0)
 #endif
 
 namespace detnas::rt {

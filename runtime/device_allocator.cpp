@@ -5,8 +5,8 @@
 
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/device.h"
-#include "runtime/error.h"
 
 #ifdef DETNAS_CUDA
 #include <cuda_runtime.h>

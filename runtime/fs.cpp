@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <cctype>
 
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/fault.h"
 
 namespace detnas {

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <memory>
 
+#include "core/error.h"
 #include "runtime/autograd.h"
-#include "runtime/error.h"
 
 #ifdef DETNAS_CUDA
 #include "kernels/batchnorm_cuda.h"
@@ -20,6 +20,7 @@
 #include "kernels/loss_cuda.h"
 #include "kernels/pool_cuda.h"
 #include "kernels/roi_align_cuda.h"
+#include "kernels/sgd_cuda.h"
 #include "kernels/shuffle_cuda.h"
 #include "runtime/device_allocator.h"
 #endif
@@ -593,6 +594,19 @@ std::vector<int64_t> nms(const Tensor& boxes, const Tensor& scores, const std::v
   return keep;
 }
 
+// ---- optimizer ---------------------------------------------------------------------
+
+void sgd_update_(Tensor& param, const Tensor& grad, float* momentum_buf, const SgdParams& params) {
+  kc::sgd_update(param.numel(), param.data(), grad.data(), momentum_buf, params, cuda_stream());
+}
+
+double sum_squares(const Tensor& x) {
+  Workspace ws(kernels::cuda_plan::loss_workspace_bytes(x.numel()));
+  return kc::sum_squares(x.numel(), x.data(), ws.p, cuda_stream());
+}
+
+void scale_(Tensor& x, float s) { kc::scale(x.numel(), s, x.data(), x.data(), cuda_stream()); }
+
 #else  // built without CUDA: CUDA tensors cannot exist, these are never reached
 
 Tensor relu(const Tensor&) { DETNAS_FAIL("relu: built without CUDA"); }
@@ -642,6 +656,10 @@ Tensor box_iou(const Tensor&, const Tensor&, bool) { DETNAS_FAIL("box_iou: built
 std::vector<int64_t> nms(const Tensor&, const Tensor&, const std::vector<int64_t>*, float) {
   DETNAS_FAIL("nms: built without CUDA");
 }
+
+void sgd_update_(Tensor&, const Tensor&, float*, const SgdParams&) { DETNAS_FAIL("sgd_update_: built without CUDA"); }
+double sum_squares(const Tensor&) { DETNAS_FAIL("sum_squares: built without CUDA"); }
+void scale_(Tensor&, float) { DETNAS_FAIL("scale_: built without CUDA"); }
 
 #endif
 

@@ -4,14 +4,14 @@
 // (depthwise: kernels/dwconv_cuda.h; everything else: cuDNN), linear (cuBLAS),
 // channel shuffle / even-odd split / concat, max / global average pooling,
 // nearest upsampling, batch norm, the softmax-CE / focal / smooth-L1 / GIoU
-// losses, RoIAlign, IoU/GIoU matrices and (batched) NMS, each with its backward recorded on the tape. The public ops (runtime/ops_*.cpp)
-// validate their arguments, then hand CUDA tensors here (#if DETNAS_CUDA hooks);
+// losses, RoIAlign, IoU/GIoU matrices and (batched) NMS, each with its backward
+// recorded on the tape; and the optimizer ops (SGD update, sum of squares,
+// in-place scale: runtime/ops_optim.h, not recorded). The public ops
+// (runtime/ops_*.cpp) validate their arguments, then hand CUDA tensors here;
 // accuracy_top1 counts on a host copy, reset_running_stats resets host copies
-// and copies them over. Still CPU-only, failing by name on CUDA
-// tensors (rt::require_cpu): Tensor::fill_, and the detect/
-// helpers that call require_cpu (flatten_head_output, matcher, box coder). All
-// kernels run on rt::cuda_stream(); workspaces come from rt::device_allocator().
-// In a build without CUDA these functions throw.
+// and copies them over. What is still CPU-only fails by name on CUDA tensors
+// (rt::require_cpu). All kernels run on rt::cuda_stream(); workspaces come from
+// rt::device_allocator(). In a build without CUDA these functions throw.
 // Not here: Tensor device moves (runtime/tensor.h), the kernels (kernels/*_cuda.h).
 #pragma once
 #include <cstdint>
@@ -22,8 +22,9 @@
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
 #include "kernels/loss.h"
-#include "kernels/roi_align.h"
 #include "kernels/pool.h"
+#include "kernels/roi_align.h"
+#include "kernels/sgd.h"
 #include "runtime/tensor.h"
 
 namespace detnas::rt::cuda_ops {
@@ -82,5 +83,12 @@ std::vector<int64_t> nms(const Tensor& boxes, const Tensor& scores, const std::v
 // mode (momentum or 1/k); running stats updated in place (contiguous).
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
                   kernels::BatchNormMode mode, double eps, double factor);
+
+// The optimizer ops of runtime/ops_optim.cpp after their checks (contiguous, same
+// shapes): momentum_buf is the buffer's device pointer or null (momentum 0);
+// sum_squares is the deterministic two-pass device sum, read back.
+void sgd_update_(Tensor& param, const Tensor& grad, float* momentum_buf, const SgdParams& params);
+double sum_squares(const Tensor& x);
+void scale_(Tensor& x, float s);
 
 }  // namespace detnas::rt::cuda_ops

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/device.h"
-#include "runtime/error.h"
 
 namespace detnas::rt {
 

@@ -3,10 +3,10 @@
 
 #include <chrono>
 
+#include "core/error.h"
 #include "detect/postprocess.h"
 #include "nn/layers.h"
 #include "runtime/autograd.h"
-#include "runtime/error.h"
 
 namespace detnas::search {
 
@@ -26,18 +26,17 @@ void recalibrate_bn(det::Detector& net, const nn::Arch& path, const data::DetDat
   nn::reset_bn_stats(net);
   const bool ema = s.bn_momentum > 0;
   if (ema) nn::set_bn_momentum(net, float(s.bn_momentum));
-  net.set_mode(ema ? nn::Mode::Train : nn::Mode::Recalibrate);
+  nn::ModeGuard recal(net, ema ? nn::Mode::Train : nn::Mode::Recalibrate, nn::Mode::Eval);
+  struct MomentumBack {  // on every exit, before the mode goes back to Eval
+    det::Detector& net;
+    bool ema;
+    ~MomentumBack() {
+      if (ema) nn::set_bn_momentum(net, 0.1f);  // the training momentum of every BN layer in detnas
+    }
+  } momentum_back{net, ema};
   data::DetBatchParams p{s.batch, s.short_side, s.max_size, data::DetAugment::Train, data::mix_seed(s.seed, 99)};
   const int64_t batches = (s.bn_images + s.batch - 1) / s.batch;
-  try {
-    for (int64_t i = 0; i < batches; ++i) net.forward_features(data::make_det_batch(train, p, i).images, path);
-  } catch (...) {
-    if (ema) nn::set_bn_momentum(net, 0.1f);
-    net.set_mode(nn::Mode::Eval);
-    throw;
-  }
-  if (ema) nn::set_bn_momentum(net, 0.1f);  // the training momentum of every BN layer in detnas
-  net.set_mode(nn::Mode::Eval);
+  for (int64_t i = 0; i < batches; ++i) net.forward_features(data::make_det_batch(train, p, i).images, path);
 }
 
 std::vector<std::vector<det::Detection>> detect_dataset(det::Detector& net, const nn::Arch& path,

@@ -3,7 +3,7 @@
 // block description so the code can be checked against it line by line.
 #include "search/cost_model.h"
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::search {
 

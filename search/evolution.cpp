@@ -8,8 +8,8 @@
 #include <cmath>
 #include <set>
 
+#include "core/error.h"
 #include "data/json_writer.h"
-#include "runtime/error.h"
 #include "search/cost_model.h"
 #include "search/path_sampler.h"
 

@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "runtime/error.h"
+#include "core/error.h"
 #include "search/cost_model.h"
 
 namespace detnas::search {

@@ -6,11 +6,11 @@
 
 #include <cstdio>
 
-#include "kernels/gemm.h"
+#include "runtime/threads.h"
 #include "tests/test_util.h"
 
 int main(int argc, char** argv) {
-  detnas::kernels::cpu::ensure_blas_core(argv);
+  detnas::rt::ensure_blas_core(argv);
   doctest::Context ctx;
   ctx.applyCommandLine(argc, argv);
   int rc = ctx.run();

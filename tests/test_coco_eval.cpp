@@ -16,9 +16,9 @@
 #include <optional>
 #include <string>
 
+#include "core/error.h"
 #include "data/coco.h"
 #include "data/coco_eval.h"
-#include "runtime/error.h"
 #include "runtime/rng.h"
 #include "tests/golden.h"
 #include "tests/test_util.h"

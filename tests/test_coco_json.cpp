@@ -5,8 +5,8 @@
 
 #include <string>
 
+#include "core/error.h"
 #include "data/coco.h"
-#include "runtime/error.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

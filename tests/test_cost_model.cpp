@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/error.h"
 #include "nn/space.h"
-#include "runtime/error.h"
 #include "search/cost_model.h"
 #include "tests/test_util.h"
 

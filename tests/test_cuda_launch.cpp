@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/batchnorm_cuda.h"
 #include "kernels/box_ops_cuda.h"
 #include "kernels/cuda_plan.h"
@@ -15,7 +16,6 @@
 #include "kernels/loss_cuda.h"
 #include "kernels/shuffle_cuda.h"
 #include "runtime/device_allocator.h"
-#include "runtime/error.h"
 
 using namespace detnas;
 namespace plan = detnas::kernels::cuda_plan;

@@ -12,13 +12,13 @@
 #include <map>
 #include <set>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "data/coco_eval.h"
 #include "data/det_data.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
-#include "runtime/error.h"
 #include "runtime/fs.h"
-#include "runtime/log.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

@@ -2,8 +2,8 @@
 // keys keep the defaults, and bad values fail naming the checkpoint and the key.
 #include <doctest/doctest.h>
 
+#include "core/error.h"
 #include "detect/detector.h"
-#include "runtime/error.h"
 
 using namespace detnas;
 

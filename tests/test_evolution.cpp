@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <set>
 
+#include "core/error.h"
 #include "nn/space.h"
-#include "runtime/error.h"
 #include "search/cost_model.h"
 #include "search/evolution.h"
 

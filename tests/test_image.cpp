@@ -11,11 +11,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "runtime/fs.h"
+#include "core/error.h"
 #include "data/image.h"
 #include "data/json_writer.h"
 #include "data/transforms.h"
-#include "runtime/error.h"
+#include "runtime/fs.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

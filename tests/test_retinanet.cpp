@@ -9,13 +9,13 @@
 #include <cmath>
 #include <map>
 
+#include "core/log.h"
 #include "data/coco_eval.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
 #include "detect/retinanet.h"
 #include "nn/optimizer.h"
 #include "runtime/autograd.h"
-#include "runtime/log.h"
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
 #include "runtime/ops_shape.h"

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "kernels/sgd.h"
-#include "runtime/error.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

@@ -9,11 +9,11 @@
 #include <map>
 #include <set>
 
-#include "runtime/fs.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "data/image.h"
 #include "data/synthetic.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "runtime/fs.h"
 #include "tests/test_util.h"
 
 using namespace detnas;

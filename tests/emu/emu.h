@@ -22,7 +22,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 #ifndef DETNAS_EMU
 #define DETNAS_EMU 1

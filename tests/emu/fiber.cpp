@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas::emu::fiber {
 

@@ -17,9 +17,9 @@
 #include <cstring>
 #include <vector>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "tests/emu/gpu/pkeys.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
 
 struct cublasContext {
   cudaStream_t stream = nullptr;

@@ -15,7 +15,7 @@
 #include <set>
 #include <string>
 
-#include "runtime/error.h"
+#include "core/error.h"
 #include "tests/emu/emu.h"
 #include "tests/emu/gpu/pkeys.h"
 

@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "tests/emu/gpu/pkeys.h"
-#include "runtime/error.h"
-#include "runtime/log.h"
 
 namespace detnas::emu::gpu {
 float round_tf32(float x);  // cublas.cpp

@@ -14,8 +14,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "runtime/error.h"
-#include "runtime/log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 namespace detnas::emu::gpu {
 namespace {

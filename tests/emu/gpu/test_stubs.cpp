@@ -15,8 +15,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/elementwise_cuda.h"
-#include "runtime/error.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,10 +1,12 @@
 // Logging helper: the only way code below cli/ emits text. Messages go to a
 // settable sink (default: stderr), so an embedding program can capture them.
+// In core/ (below kernels/) so that every layer can log; nothing here knows
+// about tensors, devices or threads.
 #pragma once
 #include <functional>
 #include <string>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace detnas {
 

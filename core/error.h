@@ -1,4 +1,5 @@
-// detnas::Error and the check macros used everywhere.
+// detnas::Error and the check macros used everywhere. core/ is the bottom layer:
+// every other folder may include it, it includes nothing of the project.
 // Checks stay on in release builds. Only main() turns an Error into a message and
 // an exit code; library code never prints or exits.
 #pragma once

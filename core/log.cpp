@@ -1,5 +1,5 @@
 // Default log sink writes "[detnas] msg" to stderr under a mutex.
-#include "runtime/log.h"
+#include "core/log.h"
 
 #include <cstdio>
 #include <mutex>
