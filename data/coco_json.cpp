@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/text.h"
+
 namespace detnas::data::coco_json {
 
 std::string Where::str() const {
@@ -92,24 +94,6 @@ inline bool is_delim(char c) {
   return c == ',' || c == ']' || c == '}' || c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 inline bool is_special(char c) { return c == '"' || c == '[' || c == ']' || c == '{' || c == '}'; }
-// Up to `max` bytes of s for an error message, bytes outside printable ASCII as
-// \xNN: a binary file given as JSON must not put raw bytes (or a NUL, which cuts
-// the printed message short) into the error.
-std::string excerpt(std::string_view s, size_t max) {
-  std::string r;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      r += char(c);
-    } else {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      r += b;
-    }
-  }
-  if (s.size() > max) r += "...";
-  return r;
-}
 }  // namespace
 
 size_t JsonScanner::skip_string(size_t at) const {
@@ -253,7 +237,7 @@ std::string JsonScanner::describe_next() {
   }
   size_t e = i_;
   while (e < s_.size() && e - i_ < 40 && !is_delim(s_[e])) ++e;
-  return excerpt(s_.substr(i_, e - i_), 40);
+  return printable_excerpt(s_.substr(i_, e - i_), 40);
 }
 
 // ---------------------------------------------------------------- JsonReader
@@ -483,7 +467,7 @@ std::string JsonReader::token_text(od::value& v) {
   std::string_view raw = v.raw_json_token();
   while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t'))
     raw.remove_suffix(1);
-  return excerpt(raw, 40);
+  return printable_excerpt(raw, 40);
 }
 
 }  // namespace detnas::data::coco_json

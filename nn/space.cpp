@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace detnas::nn {
 
@@ -33,23 +34,6 @@ const std::vector<SearchSpace>& builtin_spaces() {
   return spaces;
 }
 
-// At most `max` bytes of s for an error message, bytes outside printable ASCII
-// as \xNN (an --arch file may be anything, a JPEG included).
-std::string excerpt(const std::string& s, size_t max = 60) {
-  std::string r;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      r += char(c);
-    } else {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      r += b;
-    }
-  }
-  if (s.size() > max) r += "...";
-  return r;
-}
 
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -175,8 +159,8 @@ Arch parse_arch(const std::string& text) {
   std::string body = trim(text);
   DETNAS_CHECK(!body.empty(), "architecture: empty text (expected e.g. 2,1,2,0 or [2,1,2,0])");
   if (body.front() == '[' || body.back() == ']') {
-    DETNAS_CHECK(body.front() == '[' && body.back() == ']', "architecture: unbalanced brackets in '", excerpt(body),
-                 "'");
+    DETNAS_CHECK(body.front() == '[' && body.back() == ']', "architecture: unbalanced brackets in '",
+                 printable_excerpt(body, 60), "'");
     body = trim(body.substr(1, body.size() - 2));
     if (body.empty()) return {};
   }
@@ -186,11 +170,12 @@ Arch parse_arch(const std::string& text) {
     size_t comma = body.find(',', start);
     std::string tok = trim(body.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     size_t pos = arch.size();
-    DETNAS_CHECK(!tok.empty(), "architecture: position ", pos, " is empty (stray comma?) in '", excerpt(text), "'");
+    DETNAS_CHECK(!tok.empty(), "architecture: position ", pos, " is empty (stray comma?) in '",
+                 printable_excerpt(text, 60), "'");
     size_t i = (tok[0] == '-' || tok[0] == '+') ? 1 : 0;
     bool digits = i < tok.size() && tok.size() - i <= 9;
     for (size_t j = i; digits && j < tok.size(); ++j) digits = std::isdigit(static_cast<unsigned char>(tok[j])) != 0;
-    DETNAS_CHECK(digits, "architecture: position ", pos, ": bad value '", excerpt(tok, 20),
+    DETNAS_CHECK(digits, "architecture: position ", pos, ": bad value '", printable_excerpt(tok, 20),
                  "' (expected an integer choice 0..3)");
     arch.push_back(std::stoi(tok));
     if (comma == std::string::npos) break;

@@ -165,11 +165,6 @@ void check_same_file(const std::string& a, const std::string& b, const std::stri
 }
 
 // search.jsonl / state.json without the timing fields (evaluation wall times).
-std::string without_timings(const std::string& text) {
-  static const std::regex kTimes(",\"(seconds|recal_seconds|infer_seconds)\":[-0-9.eE+]+");
-  return std::regex_replace(text, kTimes, "");
-}
-
 bool all_finite(const std::string& safetensors_path) {
   nn::SafetensorsFile f = nn::load_safetensors(safetensors_path);
   for (auto& [n, t] : f.tensors)
@@ -249,10 +244,10 @@ void check_train_matches_reference(const Fixture& fx, const std::string& out) {
 
 void check_search_matches_reference(const Fixture& fx, const std::string& out) {
   const std::string ref = fx.dir + "/search_ref";
-  const std::string ra = without_timings(read_file(ref + "/search.jsonl"));
+  const std::string ra = test::without_timings(read_file(ref + "/search.jsonl"));
   CHECK(std::count(ra.begin(), ra.end(), '\n') == 12);
-  CHECK(ra == without_timings(read_file(out + "/search.jsonl")));  // no candidate lost or scored twice
-  CHECK(without_timings(read_file(ref + "/state.json")) == without_timings(read_file(out + "/state.json")));
+  CHECK(ra == test::without_timings(read_file(out + "/search.jsonl")));  // no candidate lost or scored twice
+  CHECK(test::without_timings(read_file(ref + "/state.json")) == test::without_timings(read_file(out + "/state.json")));
   check_same_file(ref, out, "top10.json");
   check_same_file(ref, out, "plot.svg");
   CHECK_MESSAGE(temporaries(out).empty(), "temporary files left in " << out);

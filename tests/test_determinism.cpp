@@ -11,7 +11,7 @@
 
 #include <unistd.h>
 
-#include <sstream>
+#include <algorithm>
 
 #include "runtime/fs.h"
 #include "tests/test_util.h"
@@ -19,14 +19,6 @@
 using namespace detnas;
 
 namespace {
-
-// search.jsonl without the timing fields (everything from "seconds" on).
-std::string records(const std::string& path) {
-  std::istringstream in(read_file(path));
-  std::string line, o;
-  while (std::getline(in, line)) o += line.substr(0, line.find(",\"seconds\"")) + "\n";
-  return o;
-}
 
 void same_file(const std::string& a, const std::string& b) {
   CAPTURE(a);
@@ -85,8 +77,9 @@ TEST_CASE("determinism: pretrain, train (RetinaNet, FPN) and search give the sam
                             &st);
     REQUIRE_MESSAGE(st == 0, out);
   }
-  const std::string r1 = records(dir + "/s1/search.jsonl");
+  const std::string r1 = test::without_timings(read_file(dir + "/s1/search.jsonl"));
   CHECK(std::count(r1.begin(), r1.end(), '\n') == 6);
-  CHECK(r1 == records(dir + "/s2/search.jsonl"));  // same candidates, same AP/AP50/AP75 to the last digit
+  // Same candidates, same AP/AP50/AP75 to the last digit.
+  CHECK(r1 == test::without_timings(read_file(dir + "/s2/search.jsonl")));
   remove_all(dir);
 }

@@ -8,23 +8,13 @@
 
 #include <unistd.h>
 
-#include <sstream>
+#include <algorithm>
 
 #include "data/coco.h"
 #include "runtime/fs.h"
 #include "tests/test_util.h"
 
 using namespace detnas;
-
-namespace {
-// search.jsonl without the timing fields.
-std::string records(const std::string& path) {
-  std::istringstream in(read_file(path));
-  std::string line, o;
-  while (std::getline(in, line)) o += line.substr(0, line.find(",\"seconds\"")) + "\n";
-  return o;
-}
-}  // namespace
 
 TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or repeating candidates") {
   const std::string bin = test::detnas_binary();
@@ -78,13 +68,14 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   const std::string best = out;
   out = test::run_capture(bin + s + dir + "/sb --stop-after 3 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  CHECK(records(dir + "/sb/search.jsonl").size() < records(dir + "/sa/search.jsonl").size());
+  CHECK(test::without_timings(read_file(dir + "/sb/search.jsonl")).size() <
+        test::without_timings(read_file(dir + "/sa/search.jsonl")).size());
   out = test::run_capture(bin + s + dir + "/sb --resume 2>/dev/null", &st);
   REQUIRE_MESSAGE(st == 0, out);
   CHECK(out == best);
-  const std::string ra = records(dir + "/sa/search.jsonl");
+  const std::string ra = test::without_timings(read_file(dir + "/sa/search.jsonl"));
   CHECK(std::count(ra.begin(), ra.end(), '\n') == 12);
-  CHECK(ra == records(dir + "/sb/search.jsonl"));
+  CHECK(ra == test::without_timings(read_file(dir + "/sb/search.jsonl")));
   for (const char* f : {"state.json", "top10.json", "plot.svg"}) CHECK(file_exists(dir + "/sb/" + f));
   // Resuming with other options is refused by name.
   out = test::run_capture(bin + s + dir + "/sb --resume --population 5 2>&1", &st);
@@ -115,7 +106,7 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
                           &st);
   REQUIRE_MESSAGE(st == 0, out);
   CHECK(out.find("fpn supernet") != std::string::npos);
-  const std::string rf = records(dir + "/sf/search.jsonl");
+  const std::string rf = test::without_timings(read_file(dir + "/sf/search.jsonl"));
   CHECK(std::count(rf.begin(), rf.end(), '\n') == 2);
   remove_all(dir);
 }

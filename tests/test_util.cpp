@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <regex>
 #include <sstream>
 
 #include <fcntl.h>
@@ -273,6 +274,11 @@ std::vector<RunResult> run_argv_all(const std::vector<std::vector<std::string>>&
 
 RunResult run_argv(const std::vector<std::string>& argv, double timeout_s) {
   return run_argv_all({argv}, 1, timeout_s)[0];
+}
+
+std::string without_timings(const std::string& text) {
+  static const std::regex kTimes(",\"(seconds|recal_seconds|infer_seconds)\":[-0-9.eE+]+");
+  return std::regex_replace(text, kTimes, "");
 }
 
 }  // namespace detnas::test

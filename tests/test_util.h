@@ -66,6 +66,10 @@ std::vector<float> randn_f(int64_t n, uint64_t seed, double scale = 1.0);
 // The detnas binary built beside this test binary (BUILD/tests/run_tests ->
 // BUILD/bin/detnas); make test builds both.
 std::string detnas_binary();
+// `text` (search.jsonl, state.json) without the evaluation timing fields
+// "seconds", "recal_seconds" and "infer_seconds", the only fields that differ
+// between two identical searches.
+std::string without_timings(const std::string& text);
 // Runs a shell command, returns its stdout and sets *status (pclose status).
 std::string run_capture(const std::string& cmd, int* status);
 
