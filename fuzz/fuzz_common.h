@@ -13,8 +13,21 @@
 
 #include "core/error.h"
 #include "runtime/fs.h"
+#include "search/evolution.h"
 
 namespace detnas::fuzz {
+
+// The search configuration of fuzz_search_state and of its seeds (make_seeds.cpp).
+inline search::EvolutionConfig fuzz_search_config() {
+  search::EvolutionConfig c;
+  c.population = 4;
+  c.parents = 2;
+  c.mutants = 1;
+  c.crossovers = 1;
+  c.generations = 3;
+  c.seed = 1;
+  return c;
+}
 
 inline std::string_view as_text(const uint8_t* data, size_t size) {
   return std::string_view(reinterpret_cast<const char*>(data), size);

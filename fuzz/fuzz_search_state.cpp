@@ -7,22 +7,10 @@
 
 using namespace detnas;
 
-namespace {
-search::EvolutionConfig config() {
-  search::EvolutionConfig c;
-  c.population = 4;
-  c.parents = 2;
-  c.mutants = 1;
-  c.crossovers = 1;
-  c.generations = 3;
-  c.seed = 1;
-  return c;
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nn::SearchSpace& space = nn::space_by_name("tiny");
-  const search::EvolutionConfig cfg = config();
+  const search::EvolutionConfig cfg = fuzz::fuzz_search_config();
   try {
     search::Evolution e =
         search::Evolution::from_json(space, cfg, std::string(fuzz::as_text(data, size)), "fuzz_state.json");

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "data/coco.h"
+#include "fuzz/fuzz_common.h"
 #include "data/image.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
@@ -191,17 +192,6 @@ class Tiny : public nn::Module {
   }
 };
 
-search::EvolutionConfig search_config() {  // as fuzz_search_state.cpp
-  search::EvolutionConfig c;
-  c.population = 4;
-  c.parents = 2;
-  c.mutants = 1;
-  c.crossovers = 1;
-  c.generations = 3;
-  c.seed = 1;
-  return c;
-}
-
 // Image-folder entry (fuzz_image_folder.cpp): name bytes are indices into its alphabet.
 std::string folder_entry(const std::string& cls, const std::string& file, const std::string& content) {
   static const std::string alphabet = "abcdefghijklmnopqrstuvwxyz0123456789._-ABCDEFGHIJKLMNOPQRSTUVWXYZ.jpgpngJPEG";
@@ -274,7 +264,7 @@ int main(int argc, char** argv) {
   }
   {
     const nn::SearchSpace& space = nn::space_by_name("tiny");
-    search::Evolution e(space, search_config());
+    search::Evolution e(space, fuzz::fuzz_search_config());
     put("search_state", "fresh.json", e.to_json());
     int k = 0;
     while (!e.done()) {
