@@ -35,6 +35,19 @@ else
   $(error MODE must be release, debug or asan)
 endif
 
+# Open MPI (make deps): its include path only for the files that call MPI
+# (runtime/dist.cpp, the emulated GPU's NCCL stand-in), its libraries for every
+# link. A build without it stops here: scale-out is not optional.
+MPI_CFLAGS := $(shell mpicxx --showme:compile 2>/dev/null)
+MPI_LIBS := $(filter-out -lmpi_cxx,$(shell mpicxx --showme:link 2>/dev/null))
+ifeq ($(MPI_LIBS),)
+  ifneq ($(filter-out deps clean lint format,$(or $(MAKECMDGOALS),all)),)
+    $(error Open MPI not found (no mpicxx): run `make deps`, which installs openmpi-bin and libopenmpi-dev)
+  endif
+endif
+LDLIBS += $(MPI_LIBS)
+%/runtime/dist.o %/tests/emu/gpu/nccl.o: CXXFLAGS += $(MPI_CFLAGS)
+
 LIB_DIRS := core kernels runtime nn detect data search api
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
 CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
@@ -44,7 +57,7 @@ BENCH_SRCS := $(wildcard bench/*.cpp)
 
 ifeq ($(CUDA),1)
   CXXFLAGS += -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lnccl
   NVCCFLAGS := -std=c++17 -O2 $(CUDA_ARCH) -DDETNAS_CUDA=1 -I. -Xcompiler -fPIC,-Wall -MMD -MP
   LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
 else
@@ -200,7 +213,7 @@ examples-run: examples
 	OMP_WAIT_POLICY=passive $(BUILD)/examples/detect_image $(BUILD)/examples/run/model $(BUILD)/examples/run/sample.jpg $(BUILD)/examples/run/detections.jpg
 	$(if $(wildcard examples/search_custom_fitness.cpp),OMP_WAIT_POLICY=passive $(BUILD)/examples/search_custom_fitness)
 
-DEB_PKGS := g++ make libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config \
+DEB_PKGS := g++ make openmpi-bin libopenmpi-dev libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config \
   clang libclang-rt-14-dev libomp-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -239,7 +252,7 @@ EG_COMMA := ,
 EG_CXXFLAGS := $(filter-out -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include -DDETNAS_BUILD_FLAGS=% CUDA=%,$(CXXFLAGS)) \
   -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=emulated\"" \
   -DDETNAS_CUDA=1 -DDETNAS_EMU_GPU=1 -DDETNAS_EMU_KEEP_NAMESPACE=1 -Itests/emu/gpu/include
-EG_LDLIBS := $(filter-out -L$(CUDA_HOME)/lib64 -Wl$(EG_COMMA)-rpath$(EG_COMMA)$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn,$(LDLIBS))
+EG_LDLIBS := $(filter-out -L$(CUDA_HOME)/lib64 -Wl$(EG_COMMA)-rpath$(EG_COMMA)$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS))
 EG_STAMP := $(EG)/.flags-$(shell echo '$(CXX) $(filter-out -DDETNAS_GIT_REV=%,$(EG_CXXFLAGS))' | md5sum | cut -c1-12)
 EG_LIB_OBJS := $(LIB_SRCS:%.cpp=$(EG)/%.o) $(CU_SRCS:%.cu=$(EG)/%.cu.o)
 EG_RT_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/emu/emu.cpp tests/emu/fiber.cpp \
@@ -265,6 +278,7 @@ $(EG)/%.cu.o: %.cu tests/emu/postprocess.sh $(EG_STAMP)
 	sh tests/emu/postprocess.sh $@.tmp $@
 
 $(EG)/api/runtime.o: $(REV_STAMP)
+$(EG)/runtime/dist.o $(EG)/tests/emu/gpu/nccl.o: EG_CXXFLAGS += $(MPI_CFLAGS)
 
 $(EG_LIBA): $(EG_LIB_OBJS)
 	@rm -f $@
@@ -350,12 +364,14 @@ FUZZ_LIB_SRCS := data/coco.cpp data/coco_json.cpp data/coco_results.cpp data/coc
   data/image.cpp data/image_folder.cpp data/transforms.cpp nn/safetensors.cpp nn/checkpoint.cpp nn/module.cpp \
   nn/optimizer.cpp nn/space.cpp search/evolution.cpp search/cost_model.cpp search/path_sampler.cpp \
   runtime/tensor.cpp runtime/fs.cpp runtime/allocator.cpp runtime/device_allocator.cpp runtime/device.cpp \
-  core/log.cpp runtime/autograd.cpp runtime/ops_optim.cpp runtime/ops_cuda.cpp kernels/copy_cpu.cpp kernels/sgd_cpu.cpp \
+  core/log.cpp runtime/autograd.cpp runtime/ops_optim.cpp runtime/backend.cpp runtime/backend_cpu.cpp \
+  runtime/dist.cpp runtime/dist_nccl.cpp runtime/threads.cpp \
+  $(wildcard kernels/*_cpu.cpp) \
   $(wildcard runtime/fault.cpp)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++17 -O1 -gline-tables-only -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -MMD -MP \
   $(FUZZ_SAN) -fsanitize=fuzzer-no-link
-FUZZ_LDLIBS := -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -lturbojpeg -lsimdjson -lz -lpthread
+FUZZ_LDLIBS := -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -lopenblas -lturbojpeg -lsimdjson -lz -lpthread $(MPI_LIBS)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_LIBA := $(FUZZ_BUILD)/libdetnas_fuzz.a
 FUZZ_BINS := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
@@ -370,6 +386,8 @@ $(FUZZ_BUILD)/%.o: %.cpp $(FUZZ_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
 
+$(FUZZ_BUILD)/runtime/dist.o: FUZZ_CXXFLAGS += $(MPI_CFLAGS)
+
 $(FUZZ_LIBA): $(FUZZ_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -383,7 +401,7 @@ fuzz-build: $(FUZZ_BINS)
 
 # Rewrites the seed corpora fuzz/corpus/*/ (fuzz/make_seeds.cpp; they are kept in the repo).
 $(FUZZ_BUILD)/make_seeds: $(FUZZ_BUILD)/fuzz/make_seeds.o $(FUZZ_LIBA)
-	$(FUZZ_CXX) -o $@ $< $(FUZZ_LIBA) $(FUZZ_SAN) -fopenmp -lturbojpeg -lsimdjson -lz -lpthread
+	$(FUZZ_CXX) -o $@ $< $(FUZZ_LIBA) $(FUZZ_SAN) -fopenmp -lopenblas -lturbojpeg -lsimdjson -lz -lpthread $(MPI_LIBS)
 fuzz-seeds: $(FUZZ_BUILD)/make_seeds
 	$(FUZZ_BUILD)/make_seeds fuzz/corpus
 

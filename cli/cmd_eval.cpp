@@ -12,6 +12,7 @@
 #include "cli/run_log.h"
 #include "core/log.h"
 #include "data/coco_eval.h"
+#include "runtime/dist.h"
 #include "runtime/fs.h"
 #include "search/candidate_eval.h"
 #include "search/cost_model.h"
@@ -43,6 +44,7 @@ void run_eval(EvalOptions o) {
   es.bn_images = m.supernet ? (o.bn_images >= 0 ? o.bn_images : m.bn_images) : std::max<int64_t>(0, o.bn_images);
   es.bn_momentum = o.bn_momentum >= 0 ? o.bn_momentum : m.bn_momentum;
   es.seed = o.seed;
+  es.across_ranks = true;  // under mpirun: images split over the ranks, detections gathered
   const nn::SearchSpace& space = nn::space_by_name(m.meta.space);
   const search::ArchCost cost = search::arch_cost(space, m.arch);
   log_info("eval: ", m.config.kind, " ", m.supernet ? "supernet path " : "standalone network ", nn::format_arch(m.arch),
@@ -50,8 +52,9 @@ void run_eval(EvalOptions o) {
            es.bn_images > 0 ? "BN recalibrated on " + std::to_string(es.bn_images) + " training images; " : "",
            dd.val.size(), " images of ", dd.val_name, " at short side ", es.short_side);
   if (o.out.empty()) o.out = path_join(path_parent(nn::checkpoint_base(o.ckpt)), "eval_results.json");
-  make_dirs(path_parent(o.out));  // before the work: a bad --out fails at once
+  if (rt::dist::is_root()) make_dirs(path_parent(o.out));  // before the work: a bad --out fails at once
   search::PathScore r = search::score_path(*m.net, m.path, dd.train, dd.val, es);
+  if (!rt::dist::is_root()) return;  // rank 0 writes and prints
   write_file_atomic(o.out, data::format_coco_results(r.detections));
   log_info("eval: ", r.detections.size(), " detections written to ", o.out, " (BN recalibration ", r.recal_seconds,
            " s, inference + evaluation ", r.infer_seconds, " s)");

@@ -6,6 +6,7 @@
 // supernet's own statistics are restored afterwards). Checkpoints every N
 // iterations and at the end; --resume continues exactly (same data order,
 // paths, dropout masks: everything is derived from the seed and the iteration).
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -23,9 +24,12 @@
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
+#include "nn/layers.h"
 #include "runtime/autograd.h"
+#include "runtime/dist.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
+#include "runtime/ops_elementwise.h"
 #include "runtime/ops_loss.h"
 #include "search/cost_model.h"
 #include "search/path_sampler.h"
@@ -35,7 +39,7 @@ namespace {
 
 struct PretrainOptions {
   DeviceOptions dev;
-  std::string data, out = "runs/pretrain", space = "tiny", flops_bins;
+  std::string data, out = "runs/pretrain", space = "tiny", flops_bins, sync_bn = "off";
   int64_t iters = 1500, batch = 64, input = 64, eval_every = 500, eval_paths = 3, recal_batches = 8;
   int64_t ckpt_every = 250, log_every = 25, workers = 2, threads = 0, stop_at = -1;
   double lr = 0.05, wd = 4e-5, momentum = 0.9, label_smoothing = 0.1, dropout = 0.2, crop_scale = 0.25;
@@ -47,6 +51,8 @@ struct Ctx {
   const PretrainOptions& o;
   data::ImageFolder train, val;
   nn::Backbone* net;
+  rt::dist::Slice part{};  // this rank's part of every batch (the whole batch with one rank)
+  bool sync_bn = false;     // the training setting
 };
 
 // Top-1 of `path` on the val folder after re-estimating BN statistics on
@@ -61,21 +67,28 @@ double evaluate_path(Ctx& c, const nn::Arch& path, int64_t eval_round) {
   Rng unused(0);
   data::ClsBatchParams tp{c.o.batch, c.o.input, data::ClsAugment::Train,
                           data::mix_seed(c.o.seed, 777, uint64_t(eval_round)), c.o.crop_scale};
+  // Under mpirun: this rank's part of every recalibration batch with synchronized
+  // statistics, and every size()-th validation batch; the same numbers as one process.
+  tp.part_begin = c.part.begin;
+  tp.part_end = c.part.end;
+  nn::set_sync_bn(net, rt::dist::active());
   for (int64_t i = 0; i < c.o.recal_batches; ++i) {
     data::ClsBatch b = data::make_cls_batch(c.train, tp, i);
     net.forward_logits(b.images, path, unused);  // through the head: its BN is recalibrated too
   }
+  nn::set_sync_bn(net, c.sync_bn);
   net.set_mode(nn::Mode::Eval);
   data::ClsBatchParams vp{c.o.batch, c.o.input, data::ClsAugment::Eval, c.o.seed};
-  int64_t correct = 0, total = 0;
-  for (int64_t i = 0; i < data::num_eval_batches(c.val, vp.batch); ++i) {
+  int64_t counts[2] = {0, 0};  // correct, total
+  for (int64_t i = rt::dist::rank(); i < data::num_eval_batches(c.val, vp.batch); i += rt::dist::size()) {
     data::ClsBatch b = data::make_cls_batch(c.val, vp, i);
     rt::Tensor logits = net.forward_logits(b.images, path, unused);
-    correct += int64_t(std::llround(rt::ops::accuracy_top1(logits, b.labels) * double(b.labels.size())));
-    total += int64_t(b.labels.size());
+    counts[0] += int64_t(std::llround(rt::ops::accuracy_top1(logits, b.labels) * double(b.labels.size())));
+    counts[1] += int64_t(b.labels.size());
   }
+  rt::dist::allreduce_sum(counts, 2);
   net.set_mode(nn::Mode::Train);
-  return double(correct) / double(total);
+  return double(counts[0]) / double(counts[1]);
 }
 
 void run_pretrain(PretrainOptions o) {
@@ -101,6 +114,14 @@ void run_pretrain(PretrainOptions o) {
   bo.seed = o.seed;
   nn::Backbone net(bo);
   c.net = &net;
+  // Data parallelism (mpirun): --batch is the global batch, split over the ranks.
+  const int ranks = rt::dist::size();
+  DETNAS_CHECK(o.batch % ranks == 0, "pretrain: --batch ", o.batch, " does not split evenly over ", ranks,
+               " ranks (use a multiple of ", ranks, ")");
+  c.part = rt::dist::my_slice(o.batch);
+  c.sync_bn = parse_sync_bn(o.sync_bn, false);  // SPOS pre-training: per-rank statistics unless asked
+  if (ranks > 1) net.set_batch_part(c.part.begin, o.batch);
+  nn::set_sync_bn(net, c.sync_bn);
   nn::SgdConfig sgd = nn::SgdConfig::spos(o.wd);
   sgd.momentum = o.momentum;
   nn::Sgd opt(net.parameters(), sgd);
@@ -115,8 +136,13 @@ void run_pretrain(PretrainOptions o) {
   net.to(dev);  // after the resume load; Sgd's momentum follows its parameters on the next step
   log_info("pretrain: space ", space.describe(), "; ", c.train.size(), " train / ", c.val.size(), " val images, ",
            c.train.classes.size(), " classes; batch ", o.batch, " at ", o.input, "x", o.input, "; ", lr.describe(),
-           "; ", net.num_parameters(), " supernet parameters");
+           "; ", net.num_parameters(), " supernet parameters",
+           ranks > 1 ? detail::cat("; ", ranks, " ranks x ", o.batch / ranks, " images, synchronized BN ",
+                                   c.sync_bn ? "on" : "off")
+                     : std::string());
   data::ClsBatchParams bp{o.batch, o.input, data::ClsAugment::Train, o.seed, o.crop_scale};
+  bp.part_begin = c.part.begin;
+  bp.part_end = c.part.end;
   data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); },
                                               loop.start, int(o.workers), 4);
   Rng eval_paths_rng(data::mix_seed(o.seed, 3));
@@ -138,11 +164,14 @@ void run_pretrain(PretrainOptions o) {
     try {
       rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
       loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
+      // Under mpirun: this part's share of the whole batch's mean.
+      if (ranks > 1) loss = rt::ops::mul_scalar(loss, float(double(c.part.end - c.part.begin) / double(o.batch)));
     } catch (const Error& e) {
       loop.stop("error in the forward pass", it + 1, e.what() + prev, hint);
     }
     double l = loss.item();
     if (fault_point("loss").kind == FaultKind::Nan) l = std::nan("");  // tests: a divergence at an exact iteration
+    rt::dist::allreduce_sum(&l, 1);  // the whole batch's loss
     if (!std::isfinite(l))
       loop.stop("non-finite loss", it + 1,
                 detail::cat("loss ", l, " (its only component: softmax cross-entropy, label smoothing ",
@@ -150,6 +179,9 @@ void run_pretrain(PretrainOptions o) {
                 hint);
     prev = "; iteration " + std::to_string(it + 1) + " had loss " + std::to_string(l);
     rt::backward(loss);
+    const auto t_ar = std::chrono::steady_clock::now();
+    const int64_t ar_bytes = opt.allreduce_grads();  // the whole batch's gradient on every rank
+    const double ar_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_ar).count();
     const double cur_lr = lr.at(it);
     opt.step(cur_lr);
     loss_acc += l;
@@ -157,9 +189,10 @@ void run_pretrain(PretrainOptions o) {
     acc_n++;
     data::JsonWriter j;
     j.begin_object().field("iter", it + 1).field("loss", l).field("lr", cur_lr).field("arch", nn::format_arch(path));
+    if (ranks > 1) j.field("allreduce_bytes", ar_bytes).field("allreduce_s", ar_s);
     j.end_object();
-    loop.log->write(j.str());
-    if (loop.progress_due(it)) {
+    loop.record(j.str());
+    if (loop.progress_due(it) && rt::dist::is_root()) {
       std::fprintf(stderr, "pretrain iter %lld/%lld  loss %.4f  lr %.4f  %.1f img/s  data wait %.0f%%  %s\n",
                    (long long)(it + 1), (long long)o.iters, loss_acc / double(acc_n), cur_lr,
                    loop.images_per_s(it + 1, o.batch), 100.0 * wait_acc / std::max(1e-9, loop.prog->elapsed()),
@@ -180,8 +213,9 @@ void run_pretrain(PretrainOptions o) {
       msg += (k ? ", " : "") + std::to_string(top1).substr(0, 5);
     }
     e.end_array().field("mean_top1", mean).field("chance", chance).end_object();
-    loop.log->write(e.str());
-    std::fprintf(
+    loop.record(e.str());
+    if (rt::dist::is_root())
+      std::fprintf(
         stderr,
         "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
         (long long)done, eval_paths.size(), msg.c_str(), mean, chance);
@@ -237,6 +271,11 @@ void setup_pretrain(CLI::App& root) {
       ->capture_default_str()
       ->check(positive());
   sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str()->check(positive());
+  sub->add_option("--sync-bn", o->sync_bn,
+                  "under mpirun: batch statistics of every BN over all ranks (auto/off: per-rank statistics, as "
+                  "SPOS pre-training; the BN recalibration of an evaluation is always synchronized)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
       ->capture_default_str()

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "cli/command.h"
@@ -18,6 +19,7 @@
 #include "cli/svg_plot.h"
 #include "core/log.h"
 #include "data/json_writer.h"
+#include "runtime/dist.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
 #include "search/candidate_eval.h"
@@ -107,6 +109,12 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
   write_file_atomic(path_join(out, "plot.svg"), render_svg({scatter, progress}));
 }
 
+// One candidate's result as sent between ranks (plain doubles, same binary on every rank).
+struct CandidateScore {
+  int64_t index = -1;
+  double ap = 0, ap50 = 0, ap75 = 0, recal_seconds = 0, infer_seconds = 0;
+};
+
 void run_search(SearchOptions o) {
   const rt::Device dev = select_run_device(o.dev, "search");
   set_threads(o.threads);
@@ -136,10 +144,13 @@ void run_search(SearchOptions o) {
   es.bn_momentum = o.bn_momentum;
   es.seed = o.seed;
 
-  make_dirs(o.out);
   const std::string state_path = path_join(o.out, "state.json");
-  if (int64_t n = remove_stale_temporaries(o.out))
-    log_info("search: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
+  if (rt::dist::is_root()) {  // rank 0 alone writes the run folder
+    make_dirs(o.out);
+    if (int64_t n = remove_stale_temporaries(o.out))
+      log_info("search: removed ", n, " temporary file(s) of an interrupted write in ", o.out);
+  }
+  rt::dist::barrier();
   if (o.resume && !file_exists(state_path)) {
     // Killed before its first candidate was recorded: start over (deterministic).
     log_warn("search --resume: no ", state_path, " yet: starting from the first candidate");
@@ -152,41 +163,71 @@ void run_search(SearchOptions o) {
   if (!o.resume && file_exists(state_path))
     log_warn("search: ", state_path, " exists and is being replaced (use --resume to continue it)");
   const int64_t done0 = evo.num_evaluated();
-  JsonlLog log(path_join(o.out, "search.jsonl"), o.resume ? done0 - 1 : -1, "index");
+  std::unique_ptr<JsonlLog> log;
+  if (rt::dist::is_root())
+    log = std::make_unique<JsonlLog>(path_join(o.out, "search.jsonl"), o.resume ? done0 - 1 : -1, "index");
   log_info("search: ", search::strategy_name(c.strategy), " on ", m.config.kind, " supernet ", o.ckpt, " (space ",
            space.name, "): population ", c.population, ", ", c.generations, " generations, parents ", c.parents,
            ", mutants ", c.mutants, ", crossovers ", c.crossovers, ", budget ", c.flops_budget_m,
            " MMACs; BN recalibration on ", es.bn_images, " training images (momentum ", es.bn_momentum, "), AP on ",
-           dd.val_name, " (", dd.val.size(), " images)", o.resume ? "; resumed after " + std::to_string(done0) : "");
+           dd.val_name, " (", dd.val.size(), " images)", o.resume ? "; resumed after " + std::to_string(done0) : "",
+           rt::dist::active() ? "; candidates spread over " + std::to_string(rt::dist::size()) + " ranks" : "");
   const int64_t total = c.population * c.generations;
   Progress prog(done0, total);
   int64_t evaluated_now = 0;
+  // Each round, rank r scores the r-th pending candidate of the generation; the
+  // scores are gathered on every rank (so every rank keeps the same state) and
+  // recorded in index order, rank 0 committing each one to disk. The scores do
+  // not depend on which rank or in which order a candidate is scored.
   while (!evo.done()) {
-    const search::Candidate cand = evo.next();
-    search::PathScore s = search::score_path(*m.net, cand.arch, dd.train, dd.val, es);
-    const double secs = s.recal_seconds + s.infer_seconds;
-    data::JsonWriter j;
-    j.begin_object().field("index", cand.index).field("generation", cand.generation).field("origin", cand.origin);
-    j.field("arch", nn::format_arch(cand.arch)).key("flops_m").value(cand.flops_m, data::Precision{7});
-    j.key("params_m").value(cand.params_m, data::Precision{7});
-    j.field("ap", s.coco.stats[0]).field("ap50", s.coco.stats[1]).field("ap75", s.coco.stats[2]);
-    j.field("seconds", secs).field("recal_seconds", s.recal_seconds).field("infer_seconds", s.infer_seconds);
-    j.end_object();
-    log.write(j.str());
-    log.sync();  // the record is on disk before the state that counts it
-    fault_point("search.after_log");
-    evo.record(s.coco.stats[0], secs);
-    // The state is the commit point: a crash before this rename redoes the
-    // candidate (--resume drops its search.jsonl record), one after it does not.
-    write_file_atomic(state_path, evo.to_json());
-    fault_point("search.after_state");
-    write_outputs(evo, o.out);
-    ++evaluated_now;
-    const search::Candidate best = evo.top(1)[0];
-    std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs  %.1fs  | best AP %.4f (%s)  %s\n",
-                 (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation, cand.origin.c_str(),
-                 s.coco.stats[0], cand.flops_m, secs, best.fitness, nn::format_arch(best.arch).c_str(),
-                 prog.eta(evo.num_evaluated()).c_str());
+    const std::vector<int64_t> pend = evo.pending();
+    const int64_t in_round = std::min<int64_t>(int64_t(pend.size()), rt::dist::size());
+    std::string mine;
+    if (rt::dist::rank() < in_round) {
+      const search::Candidate& cand = evo.candidates()[size_t(pend[size_t(rt::dist::rank())])];
+      fault_point("search.score");
+      search::PathScore s = search::score_path(*m.net, cand.arch, dd.train, dd.val, es);
+      CandidateScore r{cand.index, s.coco.stats[0], s.coco.stats[1], s.coco.stats[2], s.recal_seconds,
+                       s.infer_seconds};
+      mine.assign(reinterpret_cast<const char*>(&r), sizeof(r));
+    }
+    const std::vector<std::string> all = rt::dist::allgather(mine);
+    for (int64_t r = 0; r < in_round; ++r) {
+      DETNAS_CHECK(all[size_t(r)].size() == sizeof(CandidateScore), "search: rank ", r, " sent no score");
+      CandidateScore sc;
+      std::memcpy(&sc, all[size_t(r)].data(), sizeof(sc));
+      DETNAS_CHECK(sc.index == pend[size_t(r)], "search: rank ", r, " scored candidate ", sc.index, ", expected ",
+                   pend[size_t(r)]);
+      const search::Candidate cand = evo.candidates()[size_t(sc.index)];
+      const double secs = sc.recal_seconds + sc.infer_seconds;
+      if (rt::dist::is_root()) {
+        data::JsonWriter j;
+        j.begin_object().field("index", cand.index).field("generation", cand.generation).field("origin", cand.origin);
+        j.field("arch", nn::format_arch(cand.arch)).key("flops_m").value(cand.flops_m, data::Precision{7});
+        j.key("params_m").value(cand.params_m, data::Precision{7});
+        j.field("ap", sc.ap).field("ap50", sc.ap50).field("ap75", sc.ap75);
+        j.field("seconds", secs).field("recal_seconds", sc.recal_seconds).field("infer_seconds", sc.infer_seconds);
+        j.field("rank", r).end_object();
+        log->write(j.str());
+        log->sync();  // the record is on disk before the state that counts it
+        fault_point("search.after_log");
+      }
+      evo.record_index(sc.index, sc.ap, secs);
+      if (rt::dist::is_root()) {
+        // The state is the commit point: a crash before this rename redoes the
+        // candidate (--resume drops its search.jsonl record), one after it does not.
+        write_file_atomic(state_path, evo.to_json());
+        fault_point("search.after_state");
+        write_outputs(evo, o.out);
+      }
+      ++evaluated_now;
+      const search::Candidate best = evo.top(1)[0];
+      if (rt::dist::is_root())
+        std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs  %.1fs  | best AP %.4f (%s)  %s\n",
+                     (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation,
+                     cand.origin.c_str(), sc.ap, cand.flops_m, secs, best.fitness,
+                     nn::format_arch(best.arch).c_str(), prog.eta(evo.num_evaluated()).c_str());
+    }
     if (o.stop_after > 0 && evaluated_now >= o.stop_after) {
       log_info("search: stopping after ", evaluated_now, " candidates as asked; continue with --resume");
       return;
@@ -197,6 +238,7 @@ void run_search(SearchOptions o) {
                c.flops_budget_m, " MMACs in ", c.population * c.attempt_factor,
                " random draws (the all-k3 path costs ",
                search::arch_cost(space, nn::uniform_arch(space, 0)).backbone.mega_macs(), " MMACs)");
+  if (!rt::dist::is_root()) return;
   write_outputs(evo, o.out);
   const std::vector<double> bg = evo.best_by_generation();
   std::string by_gen;

@@ -5,6 +5,7 @@
 // and step decay; periodic COCO AP on the evaluation set (for a supernet: a
 // fixed random path, BN recalibrated on training images, search/candidate_eval.h);
 // checkpoints, exact --resume, JSONL log and SVG plot.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -26,7 +27,10 @@
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
+#include "data/transforms.h"
+#include "nn/layers.h"
 #include "runtime/autograd.h"
+#include "runtime/dist.h"
 #include "runtime/fault.h"
 #include "runtime/fs.h"
 #include "search/candidate_eval.h"
@@ -43,6 +47,7 @@ struct TrainOptions {
   int64_t warmup = 200, eval_every = 500, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
   int64_t anchor_size = 32;
+  std::string sync_bn = "auto";
   int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 128;
   double lr = 0.02, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
@@ -91,6 +96,15 @@ void run_train(TrainOptions o) {
   dc.anchor_size = o.anchor_size;
   std::unique_ptr<det::Detector> net_ptr = det::make_detector(bo, dc);
   det::Detector& net = *net_ptr;
+  // Data parallelism (mpirun): --batch is the global batch; rank r trains on its
+  // part of every batch (rt::dist::slice), exactly the images one process reads.
+  const int ranks = rt::dist::size();
+  DETNAS_CHECK(o.batch % ranks == 0, "train: --batch ", o.batch, " does not split evenly over ", ranks,
+               " ranks (use a multiple of ", ranks, ")");
+  const rt::dist::Slice part = rt::dist::my_slice(o.batch);
+  const bool sync_bn = parse_sync_bn(o.sync_bn, ranks > 1);
+  net.set_batch_part({part.begin, ranks > 1});
+  nn::set_sync_bn(net, sync_bn);
   if (o.lr <= 0) o.lr = 0.01 * double(o.batch) / 16.0;  // linear scaling from the reference 16 images at 0.01
   nn::Sgd opt(net.parameters(), nn::SgdConfig::detection(o.wd));
   nn::LrSchedule lr;
@@ -125,13 +139,19 @@ void run_train(TrainOptions o) {
   log_info("train: ", net.kind(), " on ", supernet ? "the supernet" : "arch " + o.arch, " of space ", space.name, "; ",
            train.size(), " train images, evaluation on ", dd.val_name, " (", val.size(), " images), ",
            train.num_classes(), " classes; batch ", o.batch, " at short side ", o.short_side, " (max ", o.max_size,
-           "); ", lr.describe(), "; ", net.num_parameters(), " parameters");
+           "); ", lr.describe(), "; ", net.num_parameters(), " parameters",
+           ranks > 1 ? detail::cat("; ", ranks, " ranks x ", o.batch / ranks, " images, synchronized BN ",
+                                   sync_bn ? "on" : "off")
+                     : std::string());
   Rng eval_rng(data::mix_seed(o.seed, 12));
   const nn::Arch eval_path = supernet ? search::sample_uniform_path(space, eval_rng) : nn::Arch{};
   const std::string eval_arch = nn::format_arch(supernet ? eval_path : bo.arch);
   data::DetBatchParams bp{o.batch, o.short_side, o.max_size, data::DetAugment::Train, o.seed};
+  bp.part_begin = part.begin;
+  bp.part_end = part.end;
   auto loader = data::make_det_loader(train, bp, loop.start, int(o.workers), 4);
   search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
+  es.across_ranks = true;  // a no-op with one rank
   // A non-finite loss or gradient, or an error in the forward pass (the loss ops
   // refuse non-finite logits), stops the run before the optimizer step, so the
   // weights and the last checkpoint stay as they were. The message names the
@@ -143,6 +163,7 @@ void run_train(TrainOptions o) {
   int64_t acc_n = 0;
   loop.step = [&](int64_t it) {
     data::DetBatch b = loader->next();
+    b.images = data::pad_batch_across_ranks(b.images);  // the whole batch's padded size
     nn::Arch path = supernet ? search::sample_uniform_path(space, path_rng) : nn::Arch{};
     std::vector<det::Targets> targets;
     for (auto& t : b.targets) targets.push_back(to_targets(t));
@@ -152,18 +173,22 @@ void run_train(TrainOptions o) {
     } catch (const Error& e) {
       loop.stop("error in the forward pass", it + 1, e.what() + prev, hint);
     }
-    double total = L.total.item();
-    std::vector<double> parts;  // of L.parts
-    for (auto& part : L.parts) parts.push_back(part.second.item());
-    if (fault_point("loss").kind == FaultKind::Nan) {  // tests: a divergence at an exact iteration
-      total = std::nan("");
-      if (!parts.empty()) parts[0] = total;
-    }
+    // The loss of the whole batch: the ranks' losses are shares of it (BatchPart).
+    std::vector<double> sums{L.total.item()};
+    for (auto& lp : L.parts) sums.push_back(lp.second.item());
+    if (fault_point("loss").kind == FaultKind::Nan)  // tests: a divergence at an exact iteration
+      for (double& v : sums) v = std::nan("");
+    rt::dist::allreduce_sum(sums.data(), int64_t(sums.size()));
+    double total = sums[0];
+    std::vector<double> parts(sums.begin() + 1, sums.end());  // of L.parts
     std::string losses = detail::cat("loss ", total, " (");  // numbers as %.6g
     for (size_t k = 0; k < parts.size(); ++k) losses += detail::cat(k ? ", " : "", L.parts[k].first, " ", parts[k]);
     losses += ")";
     if (!std::isfinite(total)) loop.stop("non-finite loss", it + 1, losses, hint);
     rt::backward(L.total);
+    const auto t_ar = std::chrono::steady_clock::now();
+    const int64_t ar_bytes = opt.allreduce_grads();  // the whole batch's gradient on every rank
+    const double ar_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_ar).count();
     const double grad_norm = opt.clip_grad_norm(o.clip_grad);
     if (!std::isfinite(grad_norm))
       loop.stop(grad_norm > 0 ? "non-finite gradient (norm inf)" : "non-finite gradient (norm nan)", it + 1, losses,
@@ -181,8 +206,9 @@ void run_train(TrainOptions o) {
     }
     acc_n++;
     j.field("grad_norm", grad_norm).field("lr", cur_lr).field("arch", nn::format_arch(supernet ? path : bo.arch));
-    loop.log->write(j.end_object().str());
-    if (loop.progress_due(it)) {
+    if (ranks > 1) j.field("allreduce_bytes", ar_bytes).field("allreduce_s", ar_s);
+    loop.record(j.end_object().str());
+    if (loop.progress_due(it) && rt::dist::is_root()) {
       std::string means;
       for (size_t k = 0; k < parts.size(); ++k) {
         char buf[64];
@@ -198,11 +224,13 @@ void run_train(TrainOptions o) {
   };
   loop.eval = [&](int64_t done) {
     const auto st = search::score_path(net, eval_path, train, val, es).coco.stats;
+    nn::set_sync_bn(net, sync_bn);  // the recalibration leaves it off
     data::JsonWriter e;
     e.begin_object().field("iter", done).field("ap", st[0]).field("ap50", st[1]).field("ap75", st[2]);
     e.field("eval_arch", eval_arch).end_object();
-    loop.log->write(e.str());
-    std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)done, st[0],
+    loop.record(e.str());
+    if (rt::dist::is_root())
+      std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)done, st[0],
                  st[1], st[2], eval_arch.c_str(), supernet ? ", BN recalibrated" : "");
   };
   loop.meta = [&](nn::CheckpointMeta& m) {
@@ -216,7 +244,7 @@ void run_train(TrainOptions o) {
     m.config["categories"] = categories_json(train.coco());
     if (supernet) m.config["eval_arch"] = nn::format_arch(eval_path);
   };
-  loop.after_save = [&] { write_train_plot(loop.log->path(), plot, title, o.log_every); };
+  loop.after_save = [&] { write_train_plot(loop.log->path(), plot, title, o.log_every); };  // rank 0
   loop.run(", plot " + plot);
 }
 
@@ -284,6 +312,11 @@ void setup_train(CLI::App& root) {
       ->capture_default_str()
       ->check(positive());
   sub->add_option("--workers", o->workers, "data loader threads")->capture_default_str()->check(positive());
+  sub->add_option("--sync-bn", o->sync_bn,
+                  "under mpirun: batch statistics of every BN over all ranks (auto: on with more than one rank, "
+                  "as DetNAS); BN recalibration before an evaluation is always synchronized")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
       ->capture_default_str()

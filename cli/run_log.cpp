@@ -88,6 +88,12 @@ std::string Progress::eta(int64_t done) const {
   return "ETA " + format_duration(per * double(total_ - done));
 }
 
+bool parse_sync_bn(const std::string& value, bool multi_rank) {
+  if (value == "auto") return multi_rank;
+  DETNAS_CHECK(value == "on" || value == "off", "--sync-bn: '", value, "' is not auto, on or off");
+  return value == "on";
+}
+
 void set_threads(int64_t threads) {
   if (threads <= 0) return;
   rt::set_num_threads(int(threads));

@@ -48,6 +48,8 @@ std::string format_duration(double seconds);
 // --threads N > 0: threads of the OpenMP regions, rt::set_num_threads (0 keeps the
 // default: all cores). OpenBLAS itself always runs on one thread (kernels/gemm.h).
 void set_threads(int64_t threads);
+// --sync-bn auto|on|off: auto is on when the job has more than one rank.
+bool parse_sync_bn(const std::string& value, bool multi_rank);
 
 // --device auto|cpu|cuda and --precision fp32|tf32 for the commands that run
 // networks. select_run_device resolves the request (rt::select_device: `auto`

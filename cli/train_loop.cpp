@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "runtime/dist.h"
 #include "runtime/fault.h"
 
 namespace detnas::cli {
@@ -19,9 +20,12 @@ std::string other_checkpoint_kind(const std::string& path, const std::string& ex
 }
 
 bool TrainLoop::begin(bool resume) {
-  make_dirs(out);
-  if (int64_t n = remove_stale_temporaries(out))
-    log_info(command, ": removed ", n, " temporary file(s) of an interrupted write in ", out);
+  if (rt::dist::is_root()) {  // rank 0 alone writes the run folder; every rank reads it
+    make_dirs(out);
+    if (int64_t n = remove_stale_temporaries(out))
+      log_info(command, ": removed ", n, " temporary file(s) of an interrupted write in ", out);
+  }
+  rt::dist::barrier();
   if (resume && !file_exists(ckpt + ".safetensors") && !file_exists(ckpt + ".json")) {
     // Killed before its first checkpoint: nothing to continue, so start over (the
     // same run, as it is deterministic) rather than make the user drop --resume.
@@ -59,10 +63,12 @@ void TrainLoop::run(const std::string& outputs) {
     for (auto& [name, rng] : rngs)
       if (rng) m.rng[name] = {rng->state0(), rng->state1()};
     meta(m);
+    if (!rt::dist::is_root()) return;
     nn::save_checkpoint(ckpt, net, &opt, m);
     if (after_save) after_save();
   };
-  log.emplace(path_join(out, "log.jsonl"), saved);  // a resumed run keeps the records up to its checkpoint
+  // A resumed run keeps the records up to its checkpoint. Rank 0 alone logs.
+  if (rt::dist::is_root()) log.emplace(path_join(out, "log.jsonl"), saved);
   prog.emplace(start, iters);
   for (int64_t it = start; it < iters; ++it) {
     fault_point(command + ".iter");
@@ -75,7 +81,7 @@ void TrainLoop::run(const std::string& outputs) {
       net.set_mode(nn::Mode::Train);
     }
     if ((ckpt_every > 0 && done % ckpt_every == 0) || done == iters || done == stop_at) {
-      log->sync();  // every record up to the checkpoint is on disk before it
+      if (log) log->sync();  // every record up to the checkpoint is on disk before it
       save(done);
       saved = done;
     }
@@ -89,7 +95,11 @@ void TrainLoop::run(const std::string& outputs) {
   // files of an uninterrupted run.
   if (start >= iters) save(start);
   log_info(command, ": done in ", format_duration(prog->elapsed()), "; checkpoint ", ckpt, ".safetensors, log ",
-           log->path(), outputs);
+           path_join(out, "log.jsonl"), outputs);
+}
+
+void TrainLoop::record(const std::string& json) {
+  if (log) log->write(json);
 }
 
 double TrainLoop::images_per_s(int64_t done, int64_t batch) const {

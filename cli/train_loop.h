@@ -1,7 +1,8 @@
 // The run-folder skeleton of `detnas pretrain` and `detnas train`: temporaries of
 // an interrupted write, the --resume decision and load, the JSONL log, the
 // evaluation / checkpoint / --stop-at cadence, the text naming the checkpoint a
-// failure keeps, and the done message. Not a trainer: each command brings its
+// failure keeps, and the done message. Under mpirun every rank runs the loop and
+// reads the run folder; rank 0 alone writes it (folder, log, checkpoints). Not a trainer: each command brings its
 // network, data, step, log records, evaluation and checkpoint fields as hooks.
 #pragma once
 #include <cstdint>
@@ -33,7 +34,7 @@ struct TrainLoop {
 
   std::string ckpt = path_join(out, "last");
   int64_t start = 0, saved = -1;  // saved: step of the last checkpoint on disk from this run (or resumed)
-  std::optional<JsonlLog> log{};  // from run()
+  std::optional<JsonlLog> log{};  // from run(), on rank 0 only (under mpirun)
   std::optional<Progress> prog{};
 
   // Creates OUT and removes temporaries; on `resume` loads OUT/last into net, opt
@@ -46,6 +47,8 @@ struct TrainLoop {
   // weights and the last checkpoint stay as they were): "COMMAND: WHAT at iteration
   // ITER: DETAIL; stopped; the checkpoint OUT/last of iteration N is kept (HINT)".
   [[noreturn]] void stop(const std::string& what, int64_t iter, const std::string& detail, const char* hint) const;
+  // Appends a record to OUT/log.jsonl (rank 0; the other ranks write nothing).
+  void record(const std::string& json);
   bool progress_due(int64_t it) const { return (it + 1) % log_every == 0 || it + 1 == iters; }
   double images_per_s(int64_t done, int64_t batch) const;  // since `start`
 };

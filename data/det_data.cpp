@@ -287,7 +287,10 @@ DetBatch make_det_batch(const DetDataset& ds, const DetBatchParams& p, int64_t i
   } else {
     int64_t epoch = -1;
     std::vector<int64_t> perm;
-    for (int64_t k = 0; k < p.batch; ++k) {
+    const int64_t k_end = p.part_end < 0 ? p.batch : p.part_end;
+    DETNAS_CHECK(p.part_begin >= 0 && p.part_begin < k_end && k_end <= p.batch, "detection batches: part [",
+                 p.part_begin, ", ", k_end, ") is not a non-empty part of a batch of ", p.batch);
+    for (int64_t k = p.part_begin; k < k_end; ++k) {
       const int64_t pos = index * p.batch + k;
       if (pos / n != epoch) {
         epoch = pos / n;

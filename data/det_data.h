@@ -161,6 +161,10 @@ struct DetBatchParams {
   uint64_t seed = 1;
   double flip_prob = 0.5;  // Train only
   int64_t pad_multiple = 32;
+  // Train only: the images at positions [part_begin, part_end) of the batch
+  // (part_end -1: to the end), each exactly as in the whole batch. Data-parallel
+  // ranks take their part of every global batch this way (rt::dist::slice).
+  int64_t part_begin = 0, part_end = -1;
 };
 
 // Batch `index`. Train: the endless shuffled stream, position pos = index*batch+k

@@ -67,11 +67,14 @@ ClsBatch make_cls_batch(const ImageFolder& folder, const ClsBatchParams& p, int6
     DETNAS_CHECK(index >= 0 && index * p.batch < n, "eval batch ", index, " is past the end of ", folder.root);
     for (int64_t i = index * p.batch; i < std::min(n, (index + 1) * p.batch); ++i) ids.push_back(i);
   } else {
-    int64_t first = index * p.batch;
+    const int64_t k_end = p.part_end < 0 ? p.batch : p.part_end;
+    DETNAS_CHECK(p.part_begin >= 0 && p.part_begin < k_end && k_end <= p.batch, "classification batch: part [",
+                 p.part_begin, ", ", k_end, ") is not a non-empty part of a batch of ", p.batch);
+    int64_t first = index * p.batch + p.part_begin;
     int64_t epoch = first / n;
     std::vector<int64_t> perm = epoch_permutation(n, p.seed, epoch);
-    for (int64_t k = 0; k < p.batch; ++k) {
-      int64_t pos = first + k;
+    for (int64_t k = p.part_begin; k < k_end; ++k) {
+      const int64_t pos = index * p.batch + k;
       if (pos / n != epoch) {
         epoch = pos / n;
         perm = epoch_permutation(n, p.seed, epoch);

@@ -36,6 +36,9 @@ struct ClsBatchParams {
   ClsAugment augment = ClsAugment::Train;
   uint64_t seed = 1;
   double crop_scale_min = 0.08;  // random-resized-crop area fraction lower bound
+  // Train only: the samples at positions [part_begin, part_end) of the batch
+  // (part_end -1: to the end), each exactly as in the whole batch (data-parallel ranks).
+  int64_t part_begin = 0, part_end = -1;
 };
 
 // Batch `index` of the endless stream over `folder`: epoch e = index*batch / n

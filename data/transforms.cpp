@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "runtime/dist.h"
 
 namespace detnas::data {
 
@@ -256,6 +257,27 @@ rt::Tensor batch_to_tensor(const std::vector<const Image*>& imgs, int64_t multip
   rt::Tensor t = rt::Tensor::empty({int64_t(imgs.size()), 3, s.height, s.width});
   pack_batch(imgs, t.data(), s.height, s.width);
   return t;
+}
+
+rt::Tensor pad_batch(const rt::Tensor& images, int64_t H, int64_t W) {
+  DETNAS_CHECK(images.dim() == 4 && images.device() == rt::Device::CPU && images.is_contiguous(),
+               "pad_batch: expected a contiguous CPU (N,3,H,W) batch, got ", images.describe());
+  const int64_t N = images.size(0), C = images.size(1), h = images.size(2), w = images.size(3);
+  DETNAS_CHECK(h <= H && w <= W, "pad_batch: batch ", rt::shape_str(images.shape()), " is larger than ", H, "x", W);
+  if (h == H && w == W) return images;
+  rt::Tensor out = rt::Tensor::zeros({N, C, H, W});
+  const float* src = images.data();
+  float* dst = out.data();
+  for (int64_t p = 0; p < N * C; ++p)
+    for (int64_t y = 0; y < h; ++y) std::copy(src + (p * h + y) * w, src + (p * h + y + 1) * w, dst + (p * H + y) * W);
+  return out;
+}
+
+rt::Tensor pad_batch_across_ranks(const rt::Tensor& images) {
+  if (!rt::dist::active()) return images;
+  int64_t hw[2] = {images.size(2), images.size(3)};
+  rt::dist::allreduce_max(hw, 2);
+  return pad_batch(images, hw[0], hw[1]);
 }
 
 }  // namespace detnas::data

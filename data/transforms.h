@@ -82,5 +82,14 @@ ImageSize padded_batch_size(const std::vector<ImageSize>& sizes, int64_t multipl
 void pack_batch(const std::vector<const Image*>& imgs, float* out, int64_t out_h, int64_t out_w);
 // pack_batch into a new CPU tensor of padded_batch_size(...) (NCHW, BGR 0..255).
 rt::Tensor batch_to_tensor(const std::vector<const Image*>& imgs, int64_t multiple = 32);
+// A CPU batch (N,3,h,w) zero-padded at the bottom and right to (N,3,H,W), the
+// layout batch_to_tensor gives a batch whose largest image is HxW: data-parallel
+// ranks pad their parts of a batch to the size of the whole batch. Returns the
+// input when it already has that size; H < h or W < w is an error.
+rt::Tensor pad_batch(const rt::Tensor& images, int64_t H, int64_t W);
+// Data parallelism: pads this rank's part of a batch to the largest part's size
+// over all ranks (one small allreduce; every rank must call it), i.e. to the size
+// of the whole batch on one process. Unchanged with one rank.
+rt::Tensor pad_batch_across_ranks(const rt::Tensor& images);
 
 }  // namespace detnas::data

@@ -4,10 +4,19 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "runtime/dist.h"
 #include "detect/faster_rcnn.h"
 #include "detect/retinanet.h"
 
 namespace detnas::det {
+
+void BatchPart::sum_counts(int64_t* counts, int64_t n) const {
+  if (across_ranks) rt::dist::allreduce_sum(counts, n);
+}
+
+Rng image_rng(uint64_t step_seed, int64_t global_image, uint64_t purpose) {
+  return Rng(step_seed ^ (0x9e3779b97f4a7c15ULL * uint64_t(2 * global_image + 1)) ^ (purpose << 56));
+}
 
 const rt::Tensor& DetLosses::part(const std::string& name) const {
   std::string known;

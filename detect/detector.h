@@ -28,6 +28,25 @@ struct Targets {
   std::vector<int64_t> labels;  // (M) in [0, K)
 };
 
+// Data-parallel training (cli/ under mpirun): this process holds `count` images
+// starting at position `first` of a global batch that the ranks split in order.
+// With across_ranks the losses' normalisers (images, positive / sampled anchors,
+// sampled RoIs) are summed over the ranks (rt::dist), so the ranks' losses add up
+// to the loss of the whole batch on one process and their gradients sum to its
+// gradient; every rank must then run the same losses in the same order. The
+// samplers draw image i's choices from a stream of its own (image_rng), so they
+// do not depend on which rank holds the image either. The default is one
+// process holding the whole batch.
+struct BatchPart {
+  int64_t first = 0;
+  bool across_ranks = false;
+  // The local counts summed over the ranks (in place; unchanged for one process).
+  void sum_counts(int64_t* counts, int64_t n) const;
+};
+// The sampler stream of the image at global position `first + n` of a batch
+// whose step drew `step_seed` from the detector's sampler Rng.
+Rng image_rng(uint64_t step_seed, int64_t global_image, uint64_t purpose);
+
 // Named 0-d loss components (e.g. "cls", "box" or "rpn_cls", "rpn_box",
 // "roi_cls", "roi_box") and their sum.
 struct DetLosses {
@@ -54,6 +73,12 @@ class Detector : public nn::Module {
   // The stream of the detector's own random choices in training (the RPN/RoI
   // samplers), saved in checkpoints for exact resume; nullptr when it has none.
   virtual Rng* sampler_rng() { return nullptr; }
+  // Which part of a global batch forward_train's images are (see BatchPart).
+  void set_batch_part(const BatchPart& p) { part_ = p; }
+  const BatchPart& batch_part() const { return part_; }
+
+ protected:
+  BatchPart part_;
 };
 
 struct DetectorConfig {

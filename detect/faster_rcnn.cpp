@@ -79,19 +79,19 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
   RpnOutputs r = forward_rpn(images, path);
   const int64_t N = images.size(0);
   RpnLosses rl = rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors,
-                          targets, o_.rpn, rng_);
+                          targets, o_.rpn, rng_, part_);
   std::vector<HW> sizes(size_t(N), HW{images.size(2), images.size(3)});
   std::vector<Proposals> props = proposals(r, sizes, true);
   std::vector<std::vector<float>> boxes;
   for (Proposals& p : props) boxes.push_back(std::move(p.boxes));
-  RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_);
+  RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_, part_);
   std::vector<int64_t> order;
   rt::Tensor feats =
       multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, s.rois, o_.roi.pooler, &order);
   RoiLosses ll;
   if (order.empty()) {
     ll = roi_loss(rt::Tensor::zeros({0, o_.num_classes + 1}), rt::Tensor::zeros({0, 4 * (o_.num_classes + 1)}), {},
-                  {}, o_.roi);
+                  {}, o_.roi, part_);  // still a collective with part_ across ranks
   } else {
     std::vector<int64_t> labels;
     std::vector<float> bt;
@@ -100,7 +100,7 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
       bt.insert(bt.end(), s.box_targets.begin() + i * 4, s.box_targets.begin() + i * 4 + 4);
     }
     auto [cls, box] = box_head_->forward(feats);
-    ll = roi_loss(cls, box, labels, bt, o_.roi);
+    ll = roi_loss(cls, box, labels, bt, o_.roi, part_);
   }
   rt::Tensor total = rt::ops::add(rt::ops::add(rl.cls, rl.box), rt::ops::add(ll.cls, ll.box));
   return DetLosses{{{"rpn_cls", rl.cls}, {"rpn_box", rl.box}, {"roi_cls", ll.cls}, {"roi_box", ll.box}}, total};

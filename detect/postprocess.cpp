@@ -1,5 +1,6 @@
 // RetinaNet post-processing on host data: threshold, per-level top-k, decode,
-// clip, batched NMS, top detections, rescale; the shared steps of the two-stage detector.
+// clip, batched NMS, top detections, rescale; the shared steps of the two-stage detector
+// (the RPN's per-level top-k, decode + clip, batched NMS + top-n, rescale).
 #include "detect/postprocess.h"
 
 #include <algorithm>
@@ -16,6 +17,33 @@ void decode_clip(const BoxCoder& coder, const float* anchor, const float* code, 
   b[2] = std::clamp(b[2], 0.0f, width);
   b[1] = std::clamp(b[1], 0.0f, height);
   b[3] = std::clamp(b[3], 0.0f, height);
+}
+
+LevelCandidates level_top_candidates(const float* scores, int64_t count, int64_t per_anchor,
+                                     std::optional<float> min_score, int64_t top_n, const BoxCoder& coder,
+                                     const float* anchors, const float* codes, float height, float width) {
+  DETNAS_CHECK(count >= 0 && per_anchor > 0 && count % per_anchor == 0, "level_top_candidates: ", count,
+               " scores for ", per_anchor, " per anchor");
+  LevelCandidates c;
+  std::vector<int64_t>& cand = c.index;
+  if (min_score) {
+    for (int64_t i = 0; i < count; ++i)
+      if (scores[i] > *min_score) cand.push_back(i);
+  } else {
+    cand.resize(static_cast<size_t>(count));
+    std::iota(cand.begin(), cand.end(), int64_t(0));
+  }
+  const int64_t keep = std::clamp<int64_t>(top_n, 0, int64_t(cand.size()));
+  std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), [&](int64_t a, int64_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  });
+  cand.resize(static_cast<size_t>(keep));
+  c.boxes.resize(static_cast<size_t>(keep) * 4);
+  for (int64_t j = 0; j < keep; ++j) {
+    const int64_t t = cand[size_t(j)] / per_anchor;
+    decode_clip(coder, anchors + t * 4, codes + t * 4, height, width, c.boxes.data() + j * 4);
+  }
+  return c;
 }
 
 std::vector<int64_t> batched_nms_top(const std::vector<float>& boxes, const std::vector<float>& scores,
@@ -77,25 +105,15 @@ std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::
     for (size_t l = 0; l < L; ++l) {
       const int64_t T = cls[l].size(1);
       const float* logit = cls_h[l].data() + n * T * K;
-      // Candidates (flat index t*K + k) above the threshold, best first; ties by index.
-      std::vector<int64_t> cand;
       std::vector<float> sc(size_t(T * K));
-      for (int64_t i = 0; i < T * K; ++i) {
-        sc[size_t(i)] = float(1.0 / (1.0 + std::exp(-double(logit[i]))));
-        if (sc[size_t(i)] > p.score_thresh) cand.push_back(i);
-      }
-      const int64_t keep = std::min<int64_t>(int64_t(cand.size()), p.pre_nms_top_n);
-      auto better = [&](int64_t a, int64_t b) { return sc[size_t(a)] > sc[size_t(b)] || (sc[size_t(a)] == sc[size_t(b)] && a < b); };
-      std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), better);
-      cand.resize(size_t(keep));
-      for (int64_t i : cand) {
-        const int64_t t = i / K, k = i % K;
-        float b[4];
-        decode_clip(coder, anc_h[l].data() + t * 4, box_h[l].data() + (n * T + t) * 4, float(m.height), float(m.width),
-                    b);
-        boxes.insert(boxes.end(), b, b + 4);
+      for (int64_t i = 0; i < T * K; ++i) sc[size_t(i)] = float(1.0 / (1.0 + std::exp(-double(logit[i]))));
+      const LevelCandidates c = level_top_candidates(sc.data(), T * K, K, p.score_thresh, p.pre_nms_top_n, coder,
+                                                     anc_h[l].data(), box_h[l].data() + n * T * 4, float(m.height),
+                                                     float(m.width));
+      boxes.insert(boxes.end(), c.boxes.begin(), c.boxes.end());
+      for (int64_t i : c.index) {
         scores.push_back(sc[size_t(i)]);
-        labels.push_back(k);
+        labels.push_back(i % K);
       }
     }
     out[size_t(n)] = original_detections(

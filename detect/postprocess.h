@@ -5,10 +5,11 @@
 // detections_per_image best; boxes mapped back to original image coordinates
 // (x / scale_x, y / scale_y). Not differentiable (runs on plain data).
 // Also the steps the RPN proposals and the RoI heads' post-processing share with
-// it: decode + clip, box side filter, batched NMS + top-n, rescale.
+// it: per-level top-k + decode + clip, box side filter, batched NMS + top-n, rescale.
 // Not here: the network (detect/retinanet.h), COCO JSON writing (data/).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "data/coco.h"
@@ -49,6 +50,20 @@ std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::
 
 // Decodes one box from `code` against `anchor` and clips it to [0,width]x[0,height]: box[4] =
 void decode_clip(const BoxCoder& coder, const float* anchor, const float* code, float height, float width, float* box);
+
+// The pre-NMS selection of one FPN level, shared by RetinaNet and the RPN. scores[count]
+// are anchor-major: index i = anchor t * per_anchor + class k (per_anchor 1 for the RPN).
+// Keeps the indices whose score is > *min_score (every index when min_score is empty),
+// the top_n best of them by decreasing score (ties by lower index), best first, and
+// decodes each against anchors[t] and codes[t] (t = i / per_anchor), clipped to
+// [0,width]x[0,height] (decode_clip).
+struct LevelCandidates {
+  std::vector<int64_t> index;  // flat indices t * per_anchor + k, best first
+  std::vector<float> boxes;    // (index.size(), 4), decoded and clipped
+};
+LevelCandidates level_top_candidates(const float* scores, int64_t count, int64_t per_anchor,
+                                     std::optional<float> min_score, int64_t top_n, const BoxCoder& coder,
+                                     const float* anchors, const float* codes, float height, float width);
 
 // Whether both sides of box (x1,y1,x2,y2) are >= min_size; false for NaN coordinates.
 inline bool has_min_side(const float* box, float min_size) {

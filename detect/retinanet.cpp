@@ -140,7 +140,7 @@ DetLosses RetinaNet::forward_train(const rt::Tensor& images, const std::vector<T
   Outputs h = forward_heads(images, path);
   rt::Tensor cls = rt::ops::concat(h.cls), box = rt::ops::concat(h.box);
   rt::Tensor anchors = retinanet_anchors(anchors_, h.feature_sizes);
-  Losses l = retinanet_loss(cls, box, anchors, targets, o_);
+  Losses l = retinanet_loss(cls, box, anchors, targets, o_, part_);
   return DetLosses{{{"cls", l.cls}, {"box", l.box}}, l.total};
 }
 

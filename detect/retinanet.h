@@ -75,8 +75,9 @@ AnchorTargets assign_anchor_targets(const rt::Tensor& anchors, const Targets& t,
 // Loss over flattened head outputs: cls (N,T,K), box (N,T,4), anchors (T,4) shared by
 // the (padded) batch. Focal (Sum over non-ignored rows) / (num_pos + N); smooth L1
 // (Sum over positive rows) / max(1, box_loss_norm * num_pos).
+// `part`: the normalisers (positive anchors + images) are those of the global batch.
 Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Tensor& anchors,
-                      const std::vector<Targets>& targets, const RetinaNetOptions& o);
+                      const std::vector<Targets>& targets, const RetinaNetOptions& o, const BatchPart& part = {});
 
 // Anchors of the RetinaNet levels P3..P7 (strides 8..128) for these feature sizes: (T,4).
 rt::Tensor retinanet_anchors(const AnchorGenerator& gen, const std::vector<HW>& feature_sizes);

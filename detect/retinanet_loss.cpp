@@ -63,7 +63,7 @@ AnchorTargets assign_anchor_targets(const rt::Tensor& anchors, const Targets& t,
 }
 
 Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Tensor& anchors,
-                      const std::vector<Targets>& targets, const RetinaNetOptions& o) {
+                      const std::vector<Targets>& targets, const RetinaNetOptions& o, const BatchPart& part) {
   DETNAS_CHECK(cls.dim() == 3 && box.dim() == 3 && box.size(2) == 4 && cls.size(0) == box.size(0) &&
                    cls.size(1) == box.size(1) && anchors.dim() == 2 && anchors.size(0) == cls.size(1),
                "retinanet_loss: logits ", rt::shape_str(cls.shape()), ", deltas ", rt::shape_str(box.shape()),
@@ -86,16 +86,19 @@ Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Te
     bw.insert(bw.end(), a.box_weight.begin(), a.box_weight.end());
     num_pos += a.num_pos;
   }
+  int64_t counts[2] = {num_pos, N};  // of the global batch (BatchPart)
+  part.sum_counts(counts, 2);
+  const int64_t num_pos_all = counts[0], images_all = counts[1];
   Losses l;
   const rt::Device dev = cls.device();  // targets are built on the host
   rt::Tensor logits = cls.reshape({N * T, K});
   l.cls = rt::ops::sigmoid_focal_loss(logits, rt::Tensor::from_vector({N * T, K}, ct).to(dev), o.focal,
                                       Reduction::Sum, rt::Tensor::from_vector({N * T}, rw).to(dev));
-  l.cls = rt::ops::mul_scalar(l.cls, float(1.0 / double(num_pos + N)));
+  l.cls = rt::ops::mul_scalar(l.cls, float(1.0 / double(num_pos_all + images_all)));
   rt::Tensor deltas = box.reshape({N * T, 4});
   l.box = rt::ops::smooth_l1_loss(deltas, rt::Tensor::from_vector({N * T, 4}, bt).to(dev), o.smooth_l1_beta,
                                   Reduction::Sum, rt::Tensor::from_vector({N * T, 4}, bw).to(dev));
-  l.box = rt::ops::mul_scalar(l.box, float(1.0 / std::max(1.0, double(o.box_loss_norm) * double(num_pos))));
+  l.box = rt::ops::mul_scalar(l.box, float(1.0 / std::max(1.0, double(o.box_loss_norm) * double(num_pos_all))));
   l.total = rt::ops::add(l.cls, l.box);
   return l;
 }

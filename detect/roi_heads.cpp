@@ -101,12 +101,14 @@ std::pair<rt::Tensor, rt::Tensor> BoxHead::forward(const rt::Tensor& x_in) {
 // ---- sampling and loss ----------------------------------------------------------
 
 RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const std::vector<Targets>& targets,
-                       const RoiHeadsOptions& o, Rng& rng) {
+                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part) {
   DETNAS_CHECK(proposals.size() == targets.size(), "sample_rois: proposals for ", proposals.size(),
                " images, targets for ", targets.size());
   BoxCoder coder(o.box_weights);
   RoiSamples s;
+  const uint64_t step_seed = rng.next_u64();
   for (size_t n = 0; n < proposals.size(); ++n) {
+    Rng img_rng = image_rng(step_seed, part.first + int64_t(n), 1);
     const Targets& t = targets[n];
     const int64_t M = int64_t(t.labels.size());
     DETNAS_CHECK(proposals[n].size() % 4 == 0 && t.boxes.size() == 4 * t.labels.size(), "sample_rois: image ", n,
@@ -120,7 +122,7 @@ RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const s
                 o.matcher);
     std::vector<int> lab(static_cast<size_t>(P));
     for (int64_t i = 0; i < P; ++i) lab[size_t(i)] = m[size_t(i)] >= 0 ? 1 : (m[size_t(i)] == kBelowLow ? 0 : -1);
-    SampledIndices si = balanced_sample(lab, o.batch_size_per_image, o.positive_fraction, rng);
+    SampledIndices si = balanced_sample(lab, o.batch_size_per_image, o.positive_fraction, img_rng);
     for (int64_t i : si.pos) {
       const int64_t g = m[size_t(i)];
       DETNAS_CHECK(t.labels[size_t(g)] >= 0, "sample_rois: image ", n, " label ", t.labels[size_t(g)],
@@ -144,13 +146,15 @@ RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const s
 }
 
 RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::vector<int64_t>& labels,
-                   const std::vector<float>& box_targets, const RoiHeadsOptions& o) {
+                   const std::vector<float>& box_targets, const RoiHeadsOptions& o, const BatchPart& part) {
   DETNAS_CHECK(cls.dim() == 2 && deltas.dim() == 2 && cls.size(0) == deltas.size(0) &&
                    deltas.size(1) == 4 * cls.size(1) && int64_t(labels.size()) == cls.size(0) &&
                    box_targets.size() == 4 * labels.size(),
                "roi_loss: logits ", rt::shape_str(cls.shape()), ", deltas ", rt::shape_str(deltas.shape()), ", ",
                labels.size(), " labels and ", box_targets.size() / 4, " box targets do not agree");
   const int64_t R = cls.size(0), K1 = cls.size(1);
+  int64_t R_all = R;  // of the global batch (BatchPart)
+  part.sum_counts(&R_all, 1);
   RoiLosses l;
   if (R == 0) {
     l.cls = rt::Tensor::scalar(0.0f);
@@ -161,6 +165,9 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
     DETNAS_CHECK(labels[size_t(i)] >= 0 && labels[size_t(i)] < K1, "roi_loss: label ", labels[size_t(i)], " of RoI ",
                  i, " outside [0, ", K1, ")");
   l.cls = rt::ops::softmax_cross_entropy(cls, labels, 0.0f, Reduction::Mean);
+  // The mean over this process's RoIs as its share of the mean over the batch's
+  // (exactly the mean when one process holds the whole batch).
+  if (R_all != R) l.cls = rt::ops::mul_scalar(l.cls, float(double(R) / double(R_all)));
   // Targets / weights over every (RoI, class) row: only the positive RoI's own class counts.
   std::vector<float> t(size_t(R * K1 * 4), 0.0f), w(size_t(R * K1 * 4), 0.0f);
   for (int64_t i = 0; i < R; ++i) {
@@ -173,7 +180,7 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
   l.box = rt::ops::smooth_l1_loss(deltas.reshape({R * K1, 4}), rt::Tensor::from_vector({R * K1, 4}, t).to(deltas.device()),
                                   o.smooth_l1_beta, Reduction::Sum,
                                   rt::Tensor::from_vector({R * K1, 4}, w).to(deltas.device()));
-  l.box = rt::ops::mul_scalar(l.box, float(1.0 / double(R)));
+  l.box = rt::ops::mul_scalar(l.box, float(1.0 / double(R_all)));
   return l;
 }
 

@@ -77,17 +77,20 @@ struct RoiSamples {
   int64_t num_pos = 0;
 };
 // Per image: proposals[n] (P_n,4) with the ground-truth boxes appended, matched
-// at the options' thresholds, balanced-sampled from `rng`; positives first then
+// at the options' thresholds, balanced-sampled (one seed drawn from `rng`, image
+// n sampling from image_rng(seed, part.first + n, 1)); positives first then
 // negatives within each image.
 RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const std::vector<Targets>& targets,
-                       const RoiHeadsOptions& o, Rng& rng);
+                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part = {});
 
 struct RoiLosses {
   rt::Tensor cls, box;  // 0-d
 };
 // cls (R,K+1), deltas (R,4(K+1)); labels (R), box_targets (R,4) as RoiSamples.
+// Both terms are / R, the number of RoIs of the batch (the global batch with
+// `part` across ranks).
 RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::vector<int64_t>& labels,
-                   const std::vector<float>& box_targets, const RoiHeadsOptions& o);
+                   const std::vector<float>& box_targets, const RoiHeadsOptions& o, const BatchPart& part = {});
 
 // Inference post-processing of one batch: cls (R,K+1) logits, deltas (R,4(K+1)),
 // rois (R,5) (batch index first). Per image: softmax, per-class decode, clip to

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <numeric>
 
 #include "detect/postprocess.h"
 #include "runtime/ops_box.h"
@@ -92,7 +91,7 @@ static void check_targets(const char* op, const Targets& t, int64_t image) {
 }
 
 RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const rt::Tensor& anchors,
-                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng) {
+                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part) {
   DETNAS_CHECK(objectness.dim() == 3 && objectness.size(2) == 1 && deltas.dim() == 3 && deltas.size(2) == 4 &&
                    objectness.size(0) == deltas.size(0) && objectness.size(1) == deltas.size(1) &&
                    anchors.dim() == 2 && anchors.size(1) == 4 && anchors.size(0) == objectness.size(1),
@@ -105,7 +104,9 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
   std::vector<float> cls_t(size_t(N * T), 0.0f), cls_w(size_t(N * T), 0.0f);
   std::vector<float> box_t(size_t(N * T * 4), 0.0f), box_w(size_t(N * T * 4), 0.0f);
   RpnLosses r;
+  const uint64_t step_seed = rng.next_u64();
   for (int64_t n = 0; n < N; ++n) {
+    Rng img_rng = image_rng(step_seed, part.first + n, 0);
     const Targets& t = targets[size_t(n)];
     check_targets("rpn_loss", t, n);
     const int64_t M = int64_t(t.labels.size());
@@ -113,7 +114,7 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
     if (M > 0) m = match(rt::ops::box_iou(rt::Tensor::from_vector({M, 4}, t.boxes), anchors), o.matcher);
     std::vector<int> lab(static_cast<size_t>(T));
     for (int64_t i = 0; i < T; ++i) lab[size_t(i)] = m[size_t(i)] >= 0 ? 1 : (m[size_t(i)] == kBelowLow ? 0 : -1);
-    SampledIndices s = balanced_sample(lab, o.batch_size_per_image, o.positive_fraction, rng);
+    SampledIndices s = balanced_sample(lab, o.batch_size_per_image, o.positive_fraction, img_rng);
     for (int64_t i : s.neg) cls_w[size_t(n * T + i)] = 1.0f;
     for (int64_t i : s.pos) {
       const size_t row = size_t(n * T + i);
@@ -125,7 +126,9 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
     r.num_sampled += int64_t(s.pos.size() + s.neg.size());
     r.num_pos += int64_t(s.pos.size());
   }
-  const float norm = float(1.0 / double(std::max<int64_t>(1, r.num_sampled)));
+  int64_t sampled_all = r.num_sampled;  // of the global batch (BatchPart)
+  part.sum_counts(&sampled_all, 1);
+  const float norm = float(1.0 / double(std::max<int64_t>(1, sampled_all)));
   const rt::Device dev = objectness.device();  // targets are built on the host
   r.cls = rt::ops::bce_with_logits(objectness.reshape({N * T}), rt::Tensor::from_vector({N * T}, cls_t).to(dev),
                                    Reduction::Sum, rt::Tensor::from_vector({N * T}, cls_w).to(dev));
@@ -176,17 +179,13 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
     std::vector<int64_t> levels;
     for (size_t l = 0; l < L; ++l) {
       const float* sc = obj_h[l].data() + n * T[l];
-      std::vector<int64_t> idx(static_cast<size_t>(T[l]));
-      std::iota(idx.begin(), idx.end(), 0);
-      const int64_t keep = std::min(T[l], p.pre_nms_top_n);
-      std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(),
-                        [&](int64_t a, int64_t b) { return sc[a] > sc[b] || (sc[a] == sc[b] && a < b); });
-      for (int64_t k = 0; k < keep; ++k) {
-        const int64_t i = idx[size_t(k)];
+      const LevelCandidates c = level_top_candidates(sc, T[l], 1, std::nullopt, p.pre_nms_top_n, coder,
+                                                     anc_h[l].data(), del_h[l].data() + n * T[l] * 4, H, W);
+      for (size_t k = 0; k < c.index.size(); ++k) {
+        const int64_t i = c.index[k];
         DETNAS_CHECK(std::isfinite(sc[i]), "generate_proposals: non-finite objectness ", sc[i], " at image ", n,
                      " level ", l, " anchor ", i);
-        float b[4];
-        decode_clip(coder, anc_h[l].data() + i * 4, del_h[l].data() + (n * T[l] + i) * 4, H, W, b);
+        const float* b = c.boxes.data() + k * 4;
         if (!has_min_side(b, p.min_size)) continue;  // also drops NaN boxes
         boxes.insert(boxes.end(), b, b + 4);
         scores.push_back(sc[i]);

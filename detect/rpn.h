@@ -73,9 +73,11 @@ struct RpnLosses {
 // objectness (N,T,1) logits, deltas (N,T,4), anchors (T,4) shared by the batch.
 // Per image: match anchors to the targets, sample, then BCE (sum over the sampled
 // anchors) and smooth L1 (sum over sampled positives, RPN box weights 1,1,1,1),
-// each / the number of sampled anchors of the batch.
+// each / the number of sampled anchors of the batch. One seed is drawn from
+// `rng`; image n samples from image_rng(seed, part.first + n, 0). With `part`
+// across ranks, the batch is the global one.
 RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const rt::Tensor& anchors,
-                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng);
+                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part = {});
 
 struct ProposalParams {
   int64_t pre_nms_top_n = 1000;  // per level

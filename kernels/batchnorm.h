@@ -1,8 +1,11 @@
 // BatchNorm2d kernels over NCHW, statistics per channel (reduced over N, H, W).
-// The defining math (normalisation, running update, backward terms) is in the
-// DETNAS_HD functions below so a CUDA kernel can share it. Not here: the mode
-// bookkeeping (momentum vs. cumulative average, the batch counter) and autograd,
-// which live in runtime/ops_norm.cpp.
+// The defining math (the terms the statistics and backward sums add up, the
+// per-channel statistics saved and the running update, normalisation, the
+// backward's per-channel terms and per-element dx) is in the DETNAS_HD functions
+// below; the CPU kernels (kernels/batchnorm_cpu.cpp) and the CUDA kernels
+// (kernels/batchnorm_cuda.cu) call them and differ only in how they sum. Not here:
+// the mode bookkeeping (momentum vs. cumulative average, the batch counter) and
+// autograd, which live in runtime/ops_norm.cpp.
 //
 // Saved statistics: the batch mean is kept as an unevaluated sum hi + lo of two
 // T values (save_mean is (2,C): row 0 = hi, row 1 = lo), so a float tensor still
@@ -24,10 +27,21 @@ enum class BatchNormMode { Train, Eval, Recalibrate };
 
 DETNAS_HD double bn_invstd(double var, double eps) { return 1.0 / std::sqrt(var + eps); }
 
-// y = (x - mean) * invstd * gamma + beta, in double.
+// xhat = (x - mean) * invstd.
+DETNAS_HD double bn_xhat(double x, double mean, double invstd) { return (x - mean) * invstd; }
+
+// y = xhat * gamma + beta, in double.
 DETNAS_HD double bn_normalize(double x, double mean, double invstd, double gamma, double beta) {
-  return (x - mean) * invstd * gamma + beta;
+  return bn_xhat(x, mean, invstd) * gamma + beta;
 }
+
+// The terms the reductions add up, in double: (x - mean)^2 for the biased
+// variance (second pass, after the mean), dy * (x - mean) for the backward.
+DETNAS_HD double bn_sq_dev(double x, double mean) {
+  const double d = x - mean;
+  return d * d;
+}
+DETNAS_HD double bn_dy_xc(double dy, double x, double mean) { return dy * (x - mean); }
 
 // running = (1 - factor) * running + factor * stat (factor = momentum, or 1/k).
 DETNAS_HD double bn_running_update(double running, double stat, double factor) {
@@ -48,8 +62,58 @@ DETNAS_HD double bn_join_mean(T hi, T lo) {
   return double(hi) + double(lo);
 }
 
-// dx of train-mode BN for one element, with per-channel means over n elements:
-// mean_dy = sum(dy)/n, mean_dy_xhat = sum(dy*xhat)/n, scale = gamma*invstd.
+// Batch statistics of channel c (mean and biased variance of its n values) done:
+// saves (save_mean (2,C) as hi/lo, save_invstd (C)), updates the running
+// statistics with factor (mean, unbiased variance) and returns invstd.
+template <typename T>
+DETNAS_HD double bn_finish_batch_stats(int64_t C, int64_t c, double mean, double var, int64_t n, double eps,
+                                       double factor, T* save_mean, T* save_invstd, T* running_mean, T* running_var) {
+  const double invstd = bn_invstd(var, eps);
+  bn_split_mean(mean, save_mean + c, save_mean + C + c);
+  save_invstd[c] = T(invstd);
+  running_mean[c] = T(bn_running_update(double(running_mean[c]), mean, factor));
+  running_var[c] = T(bn_running_update(double(running_var[c]), bn_unbiased(var, n), factor));
+  return invstd;
+}
+
+// Eval mode, channel c: saves the running statistics (save_mean = (running_mean, 0),
+// save_invstd = 1/sqrt(running_var + eps)) and returns that invstd.
+template <typename T>
+DETNAS_HD double bn_save_running_stats(int64_t C, int64_t c, const T* running_mean, const T* running_var, double eps,
+                                       T* save_mean, T* save_invstd) {
+  const double invstd = bn_invstd(double(running_var[c]), eps);
+  save_mean[c] = running_mean[c];
+  save_mean[C + c] = T(0);
+  save_invstd[c] = T(invstd);
+  return invstd;
+}
+
+// The per-channel means of the train-mode dx (both 0 in eval mode, where the
+// statistics are constants): mean_dy = sum(dy)/n, mean_dy_xhat = sum(dy*xhat)/n.
+struct BnDxMeans {
+  double mean_dy, mean_dy_xhat;
+};
+
+// The per-channel part of the backward for channel c from its sums over its n
+// values, sum_dy and sum_dy_xc = sum of bn_dy_xc: writes dgamma[c] = sum(dy*xhat)
+// = sum_dy_xc * invstd and dbeta[c] = sum_dy (each skipped with mode Ignore, when
+// its pointer may be null) and returns the means for bn_train_dx.
+template <typename T>
+DETNAS_HD BnDxMeans bn_backward_channel(int64_t c, double sum_dy, double sum_dy_xc, double invstd, int64_t n,
+                                        bool batch_stats, T* dgamma, GradientMode dgamma_mode, T* dbeta,
+                                        GradientMode dbeta_mode) {
+  const double sum_dy_xhat = sum_dy_xc * invstd;
+  if (dgamma_mode != GradientMode::Ignore) write_grad(dgamma + c, T(sum_dy_xhat), dgamma_mode);
+  if (dbeta_mode != GradientMode::Ignore) write_grad(dbeta + c, T(sum_dy), dbeta_mode);
+  BnDxMeans m;
+  m.mean_dy = batch_stats ? sum_dy / double(n) : 0.0;
+  m.mean_dy_xhat = batch_stats ? sum_dy_xhat / double(n) : 0.0;
+  return m;
+}
+
+// dx of BN for one element: scale * (dy - mean_dy - xhat * mean_dy_xhat), scale =
+// bn_dx_scale = gamma * invstd (eval mode: the means are 0, so scale * dy).
+DETNAS_HD double bn_dx_scale(double gamma, double invstd) { return gamma * invstd; }
 DETNAS_HD double bn_train_dx(double dy, double xhat, double mean_dy, double mean_dy_xhat, double scale) {
   return scale * (dy - mean_dy - xhat * mean_dy_xhat);
 }

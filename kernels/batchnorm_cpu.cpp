@@ -1,5 +1,6 @@
 // CPU BatchNorm2d: per-channel statistics in double (two passes: mean, then the
-// centred sum of squares), normalisation, running-statistics update and backward.
+// centred sum of squares), normalisation, running-statistics update and backward,
+// as loops over the math of kernels/batchnorm.h (shared with the CUDA kernels).
 // Channels are independent, so OpenMP splits over channels for the reductions
 // (each channel is reduced by one thread in a fixed order: deterministic) and
 // over (n, c) planes for the elementwise pass. Every loop is an `omp simd` loop:
@@ -39,18 +40,12 @@ void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const T* x, const
       const T* __restrict p = x + b * CHW + c * HW;
       double sb = 0;
 #pragma omp simd reduction(+ : sb)
-      for (int64_t i = 0; i < HW; ++i) {
-        const double d = double(p[i]) - mean;
-        sb += d * d;
-      }
+      for (int64_t i = 0; i < HW; ++i) sb += bn_sq_dev(double(p[i]), mean);
       ss += sb;
     }
     const double var = ss / double(n);
-    const double invstd = bn_invstd(var, eps);
-    bn_split_mean(mean, save_mean + c, save_mean + C + c);
-    save_invstd[c] = T(invstd);
-    running_mean[c] = T(bn_running_update(double(running_mean[c]), mean, update_factor));
-    running_var[c] = T(bn_running_update(double(running_var[c]), bn_unbiased(var, n), update_factor));
+    const double invstd = bn_finish_batch_stats(C, c, mean, var, n, eps, update_factor, save_mean, save_invstd,
+                                                running_mean, running_var);
     const double gm = double(gamma[c]), bt = double(beta[c]);
     for (int64_t b = 0; b < N; ++b) {
       const T* __restrict p = x + b * CHW + c * HW;
@@ -65,11 +60,7 @@ template <typename T>
 void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const T* x, const T* gamma, const T* beta,
                             const T* running_mean, const T* running_var, double eps, T* y, T* save_mean,
                             T* save_invstd) {
-  for (int64_t c = 0; c < C; ++c) {
-    save_mean[c] = running_mean[c];
-    save_mean[C + c] = T(0);
-    save_invstd[c] = T(bn_invstd(double(running_var[c]), eps));
-  }
+  for (int64_t c = 0; c < C; ++c) bn_save_running_stats(C, c, running_mean, running_var, eps, save_mean, save_invstd);
   const int64_t planes = N * C;
 #pragma omp parallel for schedule(static) if (planes * HW > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -102,18 +93,16 @@ void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const T* x, const T* d
 #pragma omp simd reduction(+ : s0, s1)
       for (int64_t i = 0; i < HW; ++i) {
         s0 += double(d[i]);
-        s1 += double(d[i]) * (double(p[i]) - mean);
+        s1 += bn_dy_xc(double(d[i]), double(p[i]), mean);
       }
       sum_dy += s0;
       sum_dy_xc += s1;
     }
-    const double sum_dy_xhat = sum_dy_xc * invstd;
-    if (g.dgamma_mode != GradientMode::Ignore) write_grad(g.dgamma + c, T(sum_dy_xhat), g.dgamma_mode);
-    if (g.dbeta_mode != GradientMode::Ignore) write_grad(g.dbeta + c, T(sum_dy), g.dbeta_mode);
+    const BnDxMeans m = bn_backward_channel(c, sum_dy, sum_dy_xc, invstd, n, batch_stats, g.dgamma, g.dgamma_mode,
+                                            g.dbeta, g.dbeta_mode);
     if (g.dx_mode == GradientMode::Ignore) continue;
-    const double scale = double(gamma[c]) * invstd;
-    const double mean_dy = batch_stats ? sum_dy / double(n) : 0.0;
-    const double mean_dy_xhat = batch_stats ? sum_dy_xhat / double(n) : 0.0;
+    const double scale = bn_dx_scale(double(gamma[c]), invstd);
+    const double mean_dy = m.mean_dy, mean_dy_xhat = m.mean_dy_xhat;
     for (int64_t b = 0; b < N; ++b) {
       const T* __restrict p = x + b * CHW + c * HW;
       const T* __restrict d = dy + b * CHW + c * HW;
@@ -121,11 +110,11 @@ void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const T* x, const T* d
       if (g.dx_mode == GradientMode::Accumulate) {
 #pragma omp simd
         for (int64_t i = 0; i < HW; ++i)
-          o[i] += T(bn_train_dx(double(d[i]), (double(p[i]) - mean) * invstd, mean_dy, mean_dy_xhat, scale));
+          o[i] += T(bn_train_dx(double(d[i]), bn_xhat(double(p[i]), mean, invstd), mean_dy, mean_dy_xhat, scale));
       } else {
 #pragma omp simd
         for (int64_t i = 0; i < HW; ++i)
-          o[i] = T(bn_train_dx(double(d[i]), (double(p[i]) - mean) * invstd, mean_dy, mean_dy_xhat, scale));
+          o[i] = T(bn_train_dx(double(d[i]), bn_xhat(double(p[i]), mean, invstd), mean_dy, mean_dy_xhat, scale));
       }
     }
   }

@@ -1,11 +1,12 @@
-// CUDA BatchNorm2d kernels over the shared math of kernels/batchnorm.h.
-//  bn_stats_kernel        one block per channel: mean, then centred sum of squares
-//                         (double, block_sum), saves, running update, and
-//                         (mean, invstd) in double into the workspace;
-//  bn_eval_stats_kernel   per channel from the running statistics;
+// CUDA BatchNorm2d kernels over the shared math of kernels/batchnorm.h (the
+// functions the CPU loops call; only the summation schedule differs).
+//  bn_stats_kernel        one block per channel: mean, then the sum of bn_sq_dev
+//                         (double, block_sum); bn_finish_batch_stats (saves,
+//                         running update); (mean, invstd) in double into the workspace;
+//  bn_eval_stats_kernel   per channel bn_save_running_stats;
 //  bn_apply_kernel        y = bn_normalize(x) per element with the workspace stats;
-//  bn_backward_reduce_kernel  one block per channel: sum(dy), sum(dy*(x-mean));
-//                         writes dgamma/dbeta and the two means for dx;
+//  bn_backward_reduce_kernel  one block per channel: sum(dy), sum of bn_dy_xc;
+//                         bn_backward_channel (dgamma/dbeta, the two means for dx);
 //  bn_backward_dx_kernel  dx = bn_train_dx per element.
 #include "kernels/batchnorm.h"
 #include "kernels/batchnorm_cuda.h"
@@ -24,20 +25,15 @@ __global__ void __launch_bounds__(cuda_plan::kBnBlock)
   __shared__ double red[cuda_plan::kBnBlock];
   const int64_t c = blockIdx.x, n = N * HW;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(x[((i / HW) * C + c) * HW + i % HW]);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(x[nchw_channel_element(i, c, C, HW)]);
   const double mean = block_sum<cuda_plan::kBnBlock>(s, red) / double(n);
   double ss = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double d = double(x[((i / HW) * C + c) * HW + i % HW]) - mean;
-    ss += d * d;
-  }
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    ss += bn_sq_dev(double(x[nchw_channel_element(i, c, C, HW)]), mean);
   const double var = block_sum<cuda_plan::kBnBlock>(ss, red) / double(n);
   if (threadIdx.x == 0) {
-    const double invstd = bn_invstd(var, eps);
-    bn_split_mean(mean, save_mean + c, save_mean + C + c);
-    save_invstd[c] = float(invstd);
-    running_mean[c] = float(bn_running_update(double(running_mean[c]), mean, factor));
-    running_var[c] = float(bn_running_update(double(running_var[c]), bn_unbiased(var, n), factor));
+    const double invstd =
+        bn_finish_batch_stats(C, c, mean, var, n, eps, factor, save_mean, save_invstd, running_mean, running_var);
     stats[2 * c] = mean;
     stats[2 * c + 1] = invstd;
   }
@@ -47,10 +43,7 @@ __global__ void bn_eval_stats_kernel(int64_t C, const float* __restrict__ runnin
                                      const float* __restrict__ running_var, double eps, float* __restrict__ save_mean,
                                      float* __restrict__ save_invstd, double* __restrict__ stats) {
   for (int64_t c = global_thread(); c < C; c += global_stride()) {
-    const double invstd = bn_invstd(double(running_var[c]), eps);
-    save_mean[c] = running_mean[c];
-    save_mean[C + c] = 0.0f;
-    save_invstd[c] = float(invstd);
+    const double invstd = bn_save_running_stats(C, c, running_mean, running_var, eps, save_mean, save_invstd);
     stats[2 * c] = double(running_mean[c]);
     stats[2 * c + 1] = invstd;
   }
@@ -61,7 +54,7 @@ __global__ void bn_apply_kernel(int64_t N, int64_t C, int64_t HW, const float* _
                                 const double* __restrict__ stats, float* __restrict__ y) {
   const int64_t total = N * C * HW;
   for (int64_t i = global_thread(); i < total; i += global_stride()) {
-    const int64_t c = (i / HW) % C;
+    const int64_t c = nchw_channel_of(i, C, HW);
     y[i] = float(bn_normalize(double(x[i]), stats[2 * c], stats[2 * c + 1], double(gamma[c]), double(beta[c])));
   }
 }
@@ -78,17 +71,17 @@ __global__ void __launch_bounds__(cuda_plan::kBnBlock)
   const double mean = bn_join_mean(save_mean[c], save_mean[C + c]), invstd = double(save_invstd[c]);
   double sd = 0, sdx = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const int64_t e = ((i / HW) * C + c) * HW + i % HW;
+    const int64_t e = nchw_channel_element(i, c, C, HW);
     sd += double(dy[e]);
-    sdx += double(dy[e]) * (double(x[e]) - mean);
+    sdx += bn_dy_xc(double(dy[e]), double(x[e]), mean);
   }
   const double sum_dy = block_sum<cuda_plan::kBnBlock>(sd, red);
-  const double sum_dy_xhat = block_sum<cuda_plan::kBnBlock>(sdx, red) * invstd;
+  const double sum_dy_xc = block_sum<cuda_plan::kBnBlock>(sdx, red);
   if (threadIdx.x == 0) {
-    if (dgamma_mode != GradientMode::Ignore) write_grad(dgamma + c, float(sum_dy_xhat), dgamma_mode);
-    if (dbeta_mode != GradientMode::Ignore) write_grad(dbeta + c, float(sum_dy), dbeta_mode);
-    stats[2 * c] = batch_stats ? sum_dy / double(n) : 0.0;
-    stats[2 * c + 1] = batch_stats ? sum_dy_xhat / double(n) : 0.0;
+    const BnDxMeans m = bn_backward_channel(c, sum_dy, sum_dy_xc, invstd, n, batch_stats != 0, dgamma, dgamma_mode,
+                                            dbeta, dbeta_mode);
+    stats[2 * c] = m.mean_dy;
+    stats[2 * c + 1] = m.mean_dy_xhat;
   }
 }
 
@@ -98,10 +91,10 @@ __global__ void bn_backward_dx_kernel(int64_t N, int64_t C, int64_t HW, const fl
                                       const double* __restrict__ stats, float* __restrict__ dx, GradientMode mode) {
   const int64_t total = N * C * HW;
   for (int64_t i = global_thread(); i < total; i += global_stride()) {
-    const int64_t c = (i / HW) % C;
+    const int64_t c = nchw_channel_of(i, C, HW);
     const double mean = bn_join_mean(save_mean[c], save_mean[C + c]), invstd = double(save_invstd[c]);
-    const double v = bn_train_dx(double(dy[i]), (double(x[i]) - mean) * invstd, stats[2 * c], stats[2 * c + 1],
-                                 double(gamma[c]) * invstd);
+    const double v = bn_train_dx(double(dy[i]), bn_xhat(double(x[i]), mean, invstd), stats[2 * c], stats[2 * c + 1],
+                                 bn_dx_scale(double(gamma[c]), invstd));
     write_grad(dx + i, float(v), mode);
   }
 }

@@ -1,9 +1,9 @@
 // CUDA BatchNorm2d (twin of kernels/batchnorm.h, float, device pointers):
 // per-channel statistics by one block per channel (two passes in double, fixed
 // tree order: deterministic), the normalisation as an elementwise kernel, and the
-// backward as a per-channel reduction plus an elementwise dx kernel. The shared
-// math (bn_invstd, bn_normalize, bn_running_update, bn_unbiased, bn_split_mean,
-// bn_train_dx) is the CPU's. workspace: batchnorm_workspace_bytes(C) bytes of
+// backward as a per-channel reduction plus an elementwise dx kernel. The math is
+// the CPU's, from kernels/batchnorm.h (bn_sq_dev, bn_finish_batch_stats,
+// bn_save_running_stats, bn_normalize, bn_dy_xc, bn_backward_channel, bn_train_dx). workspace: batchnorm_workspace_bytes(C) bytes of
 // device memory (per-channel doubles handed from the reduction to the elementwise
 // pass). Not here: mode bookkeeping and autograd (runtime/ops_norm.cpp).
 #pragma once

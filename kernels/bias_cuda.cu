@@ -12,7 +12,7 @@ constexpr int kBlock = 256;
 
 __global__ void bias_add_kernel(int64_t N, int64_t C, int64_t HW, const float* __restrict__ b, float* __restrict__ y) {
   const int64_t total = N * C * HW;
-  for (int64_t i = global_thread(); i < total; i += global_stride()) y[i] += b[(i / HW) % C];
+  for (int64_t i = global_thread(); i < total; i += global_stride()) y[i] += b[nchw_channel_of(i, C, HW)];
 }
 
 __global__ void __launch_bounds__(kBlock)
@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(kBlock)
   __shared__ double red[kBlock];
   const int64_t c = blockIdx.x, n = N * HW;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(dy[((i / HW) * C + c) * HW + i % HW]);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(dy[nchw_channel_element(i, c, C, HW)]);
   s = block_sum<kBlock>(s, red);
   if (threadIdx.x == 0) write_grad(db + c, float(s), mode);
 }

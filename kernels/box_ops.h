@@ -1,10 +1,14 @@
 // Box geometry kernels (torchvision formulas, golden README "box_iou", "nms",
 // "batched_nms"): pairwise IoU / generalized IoU matrices and greedy NMS, plain
 // and per class. Boxes are (x1, y1, x2, y2), area = (x2-x1)*(y2-y1) (no +1).
+// The IoU formulas, the NMS visiting order and the suppression test are DETNAS_HD
+// functions shared by the CPU kernels (kernels/box_ops_cpu.cpp) and the CUDA
+// kernels (kernels/box_ops_cuda.cu).
 // Scratch memory: NMS needs a sort order and suppression flags; the kernels take
 // a caller-provided workspace of <op>_workspace_bytes(K) bytes (the op layer
 // allocates it as a Tensor, so the caching allocator makes repeated calls free)
-// and do no allocation themselves, which keeps the same contract a CUDA NMS will need.
+// and do no allocation themselves; the CUDA NMS takes its workspace the same way
+// (cuda_plan::nms_workspace_bytes, kernels/box_ops_cuda.h).
 // Not here: input validation (finite values, matching lengths: runtime/ops_box.cpp).
 #pragma once
 #include <cstddef>
@@ -60,6 +64,13 @@ DETNAS_HD T generalized_box_iou_value(const T* a, const T* b, T area_a, T area_b
 template <typename T>
 DETNAS_HD bool nms_before(const T* scores, int64_t i, int64_t j) {
   return scores[i] > scores[j] || (scores[i] == scores[j] && i < j);
+}
+
+// Whether kept box a (area_a) suppresses a later box b (area_b) in greedy NMS:
+// IoU > iou_threshold, strictly (a NaN IoU suppresses nothing).
+template <typename T>
+DETNAS_HD bool nms_suppresses(const T* a, T area_a, const T* b, T area_b, T iou_threshold) {
+  return box_iou_value(a, b, area_a, area_b) > iou_threshold;
 }
 
 namespace cpu {

@@ -48,7 +48,7 @@ void greedy_suppress(const int64_t* order, int64_t n, const T* boxes, T iou_thre
       const int64_t j = order[b];
       if (suppressed[j]) continue;
       const T* bj = boxes + j * 4;
-      if (box_iou_value(bi, bj, area_i, box_area(bj)) > iou_threshold) suppressed[j] = 1;
+      if (nms_suppresses(bi, area_i, bj, box_area(bj), iou_threshold)) suppressed[j] = 1;
     }
   }
 }

@@ -1,5 +1,6 @@
 // CUDA box kernels over kernels/box_ops.h (box_area, box_iou_value,
-// generalized_box_iou_value, nms_before): pairwise matrices and bitmask NMS.
+// generalized_box_iou_value, nms_before, nms_suppresses): pairwise matrices and
+// bitmask NMS.
 #include <vector>
 
 #include "kernels/box_ops.h"
@@ -61,7 +62,7 @@ __global__ void __launch_bounds__(kTile)
   const int64_t n = K - col0 < kTile ? K - col0 : kTile;
   for (int64_t c = 0; c < n; ++c) {
     if (col0 + c <= a || ccls[c] != ci) continue;
-    if (box_iou_value(bi, cb + c * 4, area_i, carea[c]) > threshold) bits |= 1ull << c;
+    if (nms_suppresses(bi, area_i, cb + c * 4, carea[c], threshold)) bits |= 1ull << c;
   }
   mask[a * col_blocks + blockIdx.x] = bits;
 }

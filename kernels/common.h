@@ -31,5 +31,13 @@ DETNAS_HD void write_grad(T* out, T value, GradientMode mode) {
     *out = value;
 }
 
+// (N,C,HW) layout, for kernels that walk one channel or find an element's channel:
+// the channel of flat element e, and the flat index of the i-th element
+// (i in [0, N*HW), samples in order) of channel c.
+DETNAS_HD int64_t nchw_channel_of(int64_t e, int64_t C, int64_t HW) { return (e / HW) % C; }
+DETNAS_HD int64_t nchw_channel_element(int64_t i, int64_t c, int64_t C, int64_t HW) {
+  return ((i / HW) * C + c) * HW + i % HW;
+}
+
 }  // namespace kernels
 }  // namespace detnas

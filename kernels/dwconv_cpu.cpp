@@ -2,13 +2,14 @@
 // gradient, over channels for the weight gradient (a reduction over the batch).
 // Forward and the stride-1 input gradient are one plane correlation,
 // out[oh][ow] = bias + sum over taps of k[kh][kw] * in[oh*S-P+kh][ow*S-P+kw]
-// (the input gradient correlates dy with the flipped kernel at padding K-1-P).
+// (dwconv_output_value of kernels/dwconv.h; the input gradient correlates dy with
+// the flipped kernel at padding K-1-P: dwconv_input_grad_corr_shape).
 // Paths, all without bounds checks in inner loops:
 //  - stride 1, K = 3/5/7, plane fits the stack: zero-padded copy, then every row
 //    runs as register blocks of kV outputs with the taps unrolled;
 //  - stride 1, K = 3/5/7, larger planes: register blocks on the interior, whole-row
-//    axpys over each tap's output range (conv_out_range) on the top/bottom rows, a
-//    per-element loop over the valid taps on the few border columns;
+//    axpys over each tap's output range (conv_out_range) on the top/bottom rows,
+//    dwconv_output_value itself on the few border columns and a short tail;
 //  - stride 2, K = 7 (and K = 5 up to 40 outputs wide): a zero-padded copy of
 //    the plane with the even and odd columns of every row split apart
 //    (thread-local buffer), so tap kw of output ow reads phase kw%2 at column
@@ -18,10 +19,22 @@
 //    read dy[ih/2 + const - t][iw/2 + const - u]: a stride-1 correlation of a
 //    zero-padded dy with that sub-kernel, both column parities of a row computed
 //    as register blocks and stored interleaved (no scatter, no % S tests);
-//  - anything else: whole-row axpys; other strides' input gradient: row scatter.
-// The forward paths add each output's taps in the same (kh, kw) order, and the
-// input-gradient paths add the reaching taps in increasing (kh, kw) order (the
-// order of kernels/dwconv.h); padded zeros add exact zeros.
+//  - anything else: whole-row axpys; the other input gradients: row scatter.
+// Each path is a faster schedule of the shared sums of kernels/dwconv.h; the
+// order it adds in (bit-level results depend on it; padded zeros add exact zeros;
+// tests/test_kernel_math.cpp checks these bit for bit):
+//  - forward: every path adds each output's taps onto the bias in (kh, kw)
+//    order, as dwconv_output_value;
+//  - stride-1 input gradient: dwconv_output_value of the flipped correlation, so
+//    the reaching taps in decreasing (kh, kw) order (as the CUDA tile kernel);
+//    in Accumulate mode the register-block rows add that sum to dx, the
+//    whole-row-axpy rows add the taps to dx one by one;
+//  - stride-2 input gradient, K = 3/5/7: dwconv_input_grad_value in the order
+//    DwGradOrder::TapsAscending (as the CUDA gather), the sum then added to dx;
+//  - row scatter: dwconv_input_grad_value in the order
+//    DwGradOrder::OutputRowsAscending, onto the existing dx;
+//  - weight gradient: dwconv_weight_grad_term summed in T per row (or per lane of
+//    a register block), the partial sums added in double.
 #include <cstddef>
 #include <vector>
 
@@ -45,6 +58,12 @@ struct Plane {
   T* out;
   int64_t Hout, Wout;
   GradientMode mode;  // Overwrite or Accumulate
+  // The correlation as one plane of kernels/dwconv.h (for dwconv_output_value).
+  DwconvShape shape() const {
+    DwconvShape s;
+    s.N = 1, s.C = 1, s.H = Hin, s.W = Win, s.K = K, s.S = S, s.P = P, s.x_batch_stride = Hin * Win;
+    return s;
+  }
 };
 
 // Output row oh by whole-row axpys: for each valid tap, out[o] += k * in_row[o*S + kw - P]
@@ -150,6 +169,7 @@ void plane_fast(const Plane<T>& p) {
   conv_out_range(kK - 1, kS, p.P, p.Win, p.Wout, &unused, &c_hi);
   if (c_hi < c_lo) c_hi = c_lo;
   const bool acc_mode = p.mode == GradientMode::Accumulate;
+  const DwconvShape ps = p.shape();
   for (int64_t oh = 0; oh < p.Hout; ++oh) {
     int64_t kh_lo, kh_hi;
     conv_tap_range(oh, kK, kS, p.P, p.Hin, &kh_lo, &kh_hi);
@@ -160,15 +180,12 @@ void plane_fast(const Plane<T>& p) {
     T* __restrict yr = p.out + oh * p.Wout;
     const T* rows[kK];
     for (int kh = 0; kh < kK; ++kh) rows[kh] = p.in + conv_in_index(oh, kh, kS, p.P) * p.Win;
-    auto border = [&](int64_t ow) {
-      int64_t kw_lo, kw_hi;
-      conv_tap_range(ow, kK, kS, p.P, p.Win, &kw_lo, &kw_hi);
-      T acc = p.bias;
-      for (int kh = 0; kh < kK; ++kh)
-        for (int64_t kw = kw_lo; kw < kw_hi; ++kw) acc += wk[kh * kK + kw] * rows[kh][conv_in_index(ow, kw, kS, p.P)];
-      yr[ow] = acc_mode ? yr[ow] + acc : acc;
+    // Border columns and the short tail: the per-output tap sum itself.
+    auto single = [&](int64_t ow) {
+      const T v = dwconv_output_value(p.in, p.wk, p.bias, ps, oh, ow);
+      yr[ow] = acc_mode ? yr[ow] + v : v;
     };
-    for (int64_t ow = 0; ow < c_lo; ++ow) border(ow);
+    for (int64_t ow = 0; ow < c_lo; ++ow) single(ow);
     // Interior: blocks of kV outputs accumulate in registers (the v loops vectorise).
     auto block = [&](int64_t ow) {
       T acc[kV];
@@ -194,13 +211,7 @@ void plane_fast(const Plane<T>& p) {
       block(c_hi - kV);
       ow = c_hi;
     }
-    for (; ow < c_hi; ++ow) {
-      T acc = p.bias;
-      for (int kh = 0; kh < kK; ++kh)
-        for (int kw = 0; kw < kK; ++kw) acc += wk[kh * kK + kw] * rows[kh][ow * kS - p.P + kw];
-      yr[ow] = acc_mode ? yr[ow] + acc : acc;
-    }
-    for (int64_t ow = c_hi; ow < p.Wout; ++ow) border(ow);
+    for (; ow < p.Wout; ++ow) single(ow);  // the short tail, then the right border
   }
 }
 
@@ -363,7 +374,11 @@ void plane_corr(const Plane<T>& p) {
   plane_generic<0>(p);
 }
 
-// Input gradient by scatter (strides other than 1): dx_row[o*S + off] += k * dy_row[o].
+// Input gradient by scatter (the shapes the paths above do not cover), added into
+// dx: dx_row[o*S + off] += k * dy_row[o] over output rows oh, valid taps kh, taps kw
+// and their output range, i.e. dwconv_input_grad_value in the order
+// DwGradOrder::OutputRowsAscending onto the existing dx, as whole-row axpys (a
+// per-element gather measured 2x (K 9, stride 1) to 8x (stride 3) slower).
 template <typename T>
 void plane_scatter(const DwconvShape& s, const T* wc, const T* dyc, T* dxc) {
   const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K, S = s.S;
@@ -385,13 +400,14 @@ void plane_scatter(const DwconvShape& s, const T* wc, const T* dyc, T* dxc) {
   }
 }
 
-// sum over o in [lo, hi) of y[o] * x[o*S + off] (vector reduction order fixed at compile time).
+// sum over o in [lo, hi) of the weight-gradient terms y[o] * x[o*S + off] (vector
+// reduction order fixed at compile time).
 template <int kS, typename T>
 inline T row_dot(int64_t lo, int64_t hi, int64_t S, int64_t off, const T* __restrict y, const T* __restrict x) {
   const int64_t st = kS > 0 ? kS : S;
   T acc = T(0);
 #pragma omp simd reduction(+ : acc)
-  for (int64_t o = lo; o < hi; ++o) acc += y[o] * x[o * st + off];
+  for (int64_t o = lo; o < hi; ++o) acc += dwconv_weight_grad_term(y[o], x[o * st + off]);
   return acc;
 }
 
@@ -423,7 +439,7 @@ bool weight_padded(const DwconvShape& s, int64_t c, const T* x, const T* dy, dou
           const T* r = buf + (oh + kh) * Wp + ob;
           for (int kw = 0; kw < kK; ++kw) {
             T* __restrict a = acc[kh * kK + kw];
-            for (int v = 0; v < kV; ++v) a[v] += d[v] * r[v + kw];
+            for (int v = 0; v < kV; ++v) a[v] += dwconv_weight_grad_term(d[v], r[v + kw]);
           }
         }
       }
@@ -491,8 +507,9 @@ template <typename T>
 void dwconv_backward_input(const DwconvShape& s, const T* w, const T* dy, T* dx, GradientMode mode) {
   if (mode == GradientMode::Ignore) return;
   const int64_t Ho = s.Ho(), Wo = s.Wo(), K = s.K, NC = s.N * s.C, HW = s.H * s.W;
-  // Stride 1: correlation of dy with the flipped kernel, padding K-1-P (needs P <= K-1).
-  const bool as_corr = s.S == 1 && s.P <= K - 1;
+  // Stride 1 (P <= K-1): correlation of dy with the flipped kernel, padding K-1-P.
+  const bool as_corr = dwconv_input_grad_as_corr(s);
+  const DwconvShape t = dwconv_input_grad_corr_shape(s);
 #pragma omp parallel for schedule(static) if (NC * Ho * Wo * K * K > kParallelMin)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const T* wc = w + (nc % s.C) * K * K;
@@ -500,8 +517,8 @@ void dwconv_backward_input(const DwconvShape& s, const T* w, const T* dy, T* dx,
     T* dxc = dx + nc * HW;
     if (as_corr && K <= 7) {
       T flip[49];
-      for (int64_t i = 0; i < K * K; ++i) flip[i] = wc[K * K - 1 - i];
-      plane_corr(Plane<T>{dyc, Ho, Wo, flip, K, 1, K - 1 - s.P, T(0), dxc, s.H, s.W, mode});
+      for (int64_t i = 0; i < K * K; ++i) flip[i] = wc[dwconv_flipped_tap(i, K)];
+      plane_corr(Plane<T>{dyc, t.H, t.W, flip, t.K, t.S, t.P, T(0), dxc, t.Ho(), t.Wo(), mode});
     } else if (s.S == 2 && s.P >= 0 && s.P < K && (K == 3 || K == 5 || K == 7)) {
       if (K == 3) plane_s2_input_grad<3>(s, wc, dyc, dxc, mode);
       if (K == 5) plane_s2_input_grad<5>(s, wc, dyc, dxc, mode);

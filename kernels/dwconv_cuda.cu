@@ -1,13 +1,16 @@
 // CUDA depthwise conv kernels over the shared math of kernels/dwconv.h:
 //  - dwconv_tile_kernel: one block per (output tile, plane); the input tile with
 //    its halo (zeros outside the plane) and the channel's K*K taps (optionally
-//    flipped) are staged in dynamic shared memory, then each thread computes one
-//    output with dwconv_output_value on the tile (padding 0, so every tap is
-//    summed in the CPU's (kh, kw) order; padded taps add exact zeros). Serves the
-//    forward and the stride-1 input gradient (dy correlated with the flipped kernel).
-//  - dwconv_input_grad_kernel: direct gather per dx element (other strides).
-//  - dwconv_weight_grad_kernel: one block per (channel, tap), products summed in
-//    double in a fixed order (deterministic), one write per weight.
+//    flipped: dwconv_flipped_tap) are staged in dynamic shared memory, then each
+//    thread computes one output with dwconv_output_value on the tile (padding 0,
+//    so every tap is summed in the CPU's (kh, kw) order; padded taps add exact
+//    zeros). Serves the forward and the stride-1 input gradient (dy correlated
+//    with the flipped kernel, dwconv_input_grad_corr_shape).
+//  - dwconv_input_grad_kernel: direct gather per dx element (other strides):
+//    dwconv_input_grad_value, taps in ascending (kh, kw) order.
+//  - dwconv_weight_grad_kernel: one block per (channel, tap), the terms
+//    dwconv_weight_grad_term of the valid taps (dwconv_tap_input) summed in double
+//    in a fixed order (deterministic), one write per weight.
 // Not here: launch planning (kernels/dwconv_cuda.h, host code).
 #include "kernels/cuda_check.h"
 #include "kernels/cuda_reduce.cuh"
@@ -40,7 +43,7 @@ __global__ void dwconv_tile_kernel(DwconvShape s, const float* __restrict__ x, c
       const int64_t ih = ih0 + i / in_w, iw = iw0 + i % in_w;
       tile[i] = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? xc[ih * s.W + iw] : 0.0f;
     }
-    for (int i = tid; i < KK; i += nthreads) taps[i] = w[c * KK + (flip ? KK - 1 - i : i)];
+    for (int i = tid; i < KK; i += nthreads) taps[i] = w[c * KK + (flip ? dwconv_flipped_tap(i, K) : i)];
     __syncthreads();
     const int64_t oh = oh0 + threadIdx.y, ow = ow0 + threadIdx.x;
     if (oh < Ho && ow < Wo) {
@@ -71,9 +74,11 @@ __global__ void __launch_bounds__(cuda_plan::kDwWeightBlock)
   double acc = 0;
   for (int64_t e = threadIdx.x; e < total; e += blockDim.x) {
     const int64_t n = e / HoWo, r = e % HoWo, oh = r / Wo, ow = r % Wo;
-    const int64_t ih = conv_in_index(oh, kh, s.S, s.P), iw = conv_in_index(ow, kw, s.S, s.P);
-    if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
-    acc += double(dy[(n * s.C + c) * HoWo + r] * x[n * s.x_batch_stride + (c * s.H + ih) * s.W + iw]);
+    const int64_t ih = dwconv_tap_input(oh, kh, s.S, s.P, s.H), iw = dwconv_tap_input(ow, kw, s.S, s.P, s.W);
+    if (ih < 0 || iw < 0) continue;
+    const float term =
+        dwconv_weight_grad_term(dy[(n * s.C + c) * HoWo + r], x[n * s.x_batch_stride + (c * s.H + ih) * s.W + iw]);
+    acc += double(term);
   }
   const double total_sum = block_sum<cuda_plan::kDwWeightBlock>(acc, red);
   if (threadIdx.x == 0) write_grad(dw + blockIdx.x, float(total_sum), mode);

@@ -4,7 +4,8 @@
 // shared-memory tile kernel (input tile + halo and the channel's taps in shared
 // memory; each thread calls dwconv_output_value on the tile); the input gradient
 // at other strides is a direct gather (dwconv_input_grad_value); the weight
-// gradient is one block per (channel, tap) with a fixed-order reduction in double
+// gradient is one block per (channel, tap) summing dwconv_weight_grad_term over
+// the valid taps (dwconv_tap_input) in double with a fixed-order reduction
 // (deterministic). Not here: dense convs (cuDNN, kernels/conv2d_cudnn.cu).
 #pragma once
 #include <cstddef>
@@ -61,18 +62,12 @@ inline unsigned dw_weight_grid(int64_t C, int64_t K) {
 }
 
 // Whether the input gradient runs as the tiled correlation of dy with the flipped
-// kernel (stride 1, P <= K-1); otherwise as the direct gather.
-inline bool dw_input_grad_as_corr(const DwconvShape& s) { return s.S == 1 && s.P <= s.K - 1; }
-// The correlation shape of that path: dy planes as input, padding K-1-P, output H x W.
-inline DwconvShape dw_input_grad_corr_shape(const DwconvShape& s) {
-  DwconvShape t = s;
-  t.H = s.Ho();
-  t.W = s.Wo();
-  t.S = 1;
-  t.P = s.K - 1 - s.P;
-  t.x_batch_stride = s.C * t.H * t.W;
-  return t;
-}
+// kernel (dwconv_input_grad_as_corr: stride 1, P <= K-1); otherwise as the direct
+// gather.
+inline bool dw_input_grad_as_corr(const DwconvShape& s) { return dwconv_input_grad_as_corr(s); }
+// The correlation shape of that path (dwconv_input_grad_corr_shape): dy planes as
+// input, padding K-1-P, output H x W.
+inline DwconvShape dw_input_grad_corr_shape(const DwconvShape& s) { return dwconv_input_grad_corr_shape(s); }
 
 }  // namespace detnas::kernels::cuda_plan
 

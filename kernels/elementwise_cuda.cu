@@ -1,5 +1,6 @@
 // CUDA elementwise kernels: grid-stride loops over the shared math of
-// kernels/elementwise.h (relu_value, relu_grad, mul_value, mul_grad, write_grad).
+// kernels/elementwise.h (relu_value, relu_grad, add_value, scale_value, mul_value,
+// mul_grad, write_grad).
 #include "kernels/cuda_check.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_cuda.h"
@@ -23,13 +24,13 @@ __global__ void relu_backward_kernel(int64_t n, const float* __restrict__ x, con
 __global__ void add_forward_kernel(int64_t n, const float* __restrict__ a, const float* __restrict__ b,
                                    float* __restrict__ y) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = a[i] + b[i];
+    y[i] = add_value(a[i], b[i]);
 }
 
 __global__ void scale_backward_kernel(int64_t n, float alpha, const float* __restrict__ dy, float* __restrict__ dx,
                                       GradientMode mode) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    write_grad(dx + i, alpha * dy[i], mode);
+    write_grad(dx + i, scale_value(alpha, dy[i]), mode);
 }
 
 __global__ void mul_forward_kernel(int64_t n, const float* __restrict__ a, const float* __restrict__ b,
@@ -47,7 +48,7 @@ __global__ void mul_backward_kernel(int64_t n, const float* __restrict__ dy, con
 // No __restrict__: used in place (gradient clipping).
 __global__ void scale_kernel(int64_t n, float alpha, const float* x, float* y) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = alpha * x[i];
+    y[i] = scale_value(alpha, x[i]);
 }
 
 __global__ void broadcast_scalar_kernel(int64_t n, const float* __restrict__ s, float* __restrict__ dx,

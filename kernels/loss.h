@@ -1,9 +1,11 @@
 // Loss kernels: softmax cross-entropy with label smoothing, sigmoid focal loss
 // (RetinaNet), smooth L1, binary cross-entropy with logits, generalized IoU loss
-// on element-wise box pairs. The per-element math (stable log-sigmoid, focal
-// gradient, GIoU and its gradient routing) is written once below as DETNAS_HD
-// functions; the CPU loops (kernels/loss_cpu.cpp) and the CUDA kernels
-// (kernels/loss_cuda.cu) share it.
+// on element-wise box pairs. The per-element and per-row math (the softmax
+// cross-entropy row: max, log-sum-exp, label-smoothed loss and gradient; stable
+// sigmoid, focal loss and its gradient, smooth L1, BCE, GIoU and its gradient
+// routing, the weighting of each by a per-row / per-element weight) is written
+// once below as DETNAS_HD functions; the CPU loops (kernels/loss_cpu.cpp) and the
+// CUDA kernels (kernels/loss_cuda.cu, declared in kernels/loss_cuda.h) call it.
 // Not here: reductions into a Tensor and autograd (runtime/ops_loss.h). Forward
 // kernels write per-element (or per-row) losses; the op sums them with
 // loss_sum(), which is deterministic for any number of threads.
@@ -42,6 +44,65 @@ struct LossGrad {
   T scale = T(1);
   DETNAS_HD T at(int64_t i) const { return dy[i * stride] * scale; }
 };
+
+// Whether an input value is finite (the forwards report the first one that is not).
+template <typename T>
+DETNAS_HD bool loss_finite(T v) {
+  return std::isfinite(v);
+}
+
+// ---- softmax cross-entropy, one row ------------------------------------------
+
+// Whether label y marks the row as ignored (kIgnoreLabel, or any label outside [0,K)).
+DETNAS_HD bool xent_ignored(int64_t y, int64_t K) { return y < 0 || y >= K; }
+
+// Label smoothing: target_j = off + (j == y ? on : 0), on = 1 - eps, off = eps / K
+// (computed in U: double in the forward, T in the backward).
+template <typename U>
+struct XentSmoothing {
+  U on, off;
+};
+template <typename U>
+DETNAS_HD XentSmoothing<U> xent_smoothing(U eps, int64_t K) {
+  return XentSmoothing<U>{U(1) - eps, eps / U(K)};
+}
+
+// Forward of row xi[0..K) with label y: *lse = m + log(sum_j exp(x_j - m)) (m the
+// row max; the exps in T, summed in double) and *loss = -sum_j target_j * (x_j - lse)
+// = lse - on * x_y - off * sum_j x_j (0 for an ignored row). Returns the index in
+// the row of its first non-finite entry, or -1; the max scan stops there (the
+// row's values are then unspecified).
+template <typename T>
+DETNAS_HD int64_t softmax_xent_row(const T* xi, int64_t K, int64_t y, const XentSmoothing<double>& sm, T* loss,
+                                   T* lse) {
+  int64_t bad = -1;
+  T m = xi[0];
+  for (int64_t j = 0; j < K; ++j) {
+    if (!loss_finite(xi[j])) {
+      bad = j;
+      break;
+    }
+    m = xi[j] > m ? xi[j] : m;
+  }
+  double se = 0, sx = 0;
+  for (int64_t j = 0; j < K; ++j) {
+    se += double(std::exp(xi[j] - m));
+    sx += double(xi[j]);
+  }
+  const double l = double(m) + std::log(se);
+  *lse = T(l);
+  *loss = xent_ignored(y, K) ? T(0) : T(l - sm.on * double(xi[y]) - sm.off * sx);
+  return bad;
+}
+
+// d loss / d x_j of a row with upstream gradient g: g * (softmax_j - target_j),
+// softmax_j = exp(x_j - lse); 0 for an ignored row.
+template <typename T>
+DETNAS_HD T softmax_xent_grad(T x, T lse, T g, int64_t j, int64_t y, int64_t K, const XentSmoothing<T>& sm) {
+  if (xent_ignored(y, K)) return T(0);
+  const T target = sm.off + (j == y ? sm.on : T(0));
+  return g * (std::exp(x - lse) - target);
+}
 
 // ---- per-element math ------------------------------------------------------
 
@@ -123,6 +184,40 @@ DETNAS_HD T smooth_l1_grad(T d, T beta) {
   return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
 }
 
+// Per-element loss with an optional weight array w (null: weight 1).
+template <typename T>
+DETNAS_HD T loss_weighted(T l, const T* w, int64_t i) {
+  return w ? w[i] * l : l;
+}
+
+// Focal loss of one element of a row with weight rw (a weight of 0 gives exactly 0,
+// even for non-finite inputs) and its gradient times the upstream gradient g.
+template <typename T>
+DETNAS_HD T focal_weighted_value(T x, T t, T rw, T alpha, T gamma) {
+  return rw == T(0) ? T(0) : rw * focal_value(x, t, alpha, gamma);
+}
+template <typename T>
+DETNAS_HD T focal_weighted_grad(T x, T t, T rw, T g, T alpha, T gamma) {
+  return rw == T(0) ? T(0) : rw * g * focal_grad(x, t, alpha, gamma);
+}
+
+// d loss / dx of smooth L1 of element i: g * smooth_l1_grad(x - t), times w[i]
+// when weighted (d loss / dt is its negation).
+template <typename T>
+DETNAS_HD T smooth_l1_weighted_grad(T x, T t, T beta, T g, const T* w, int64_t i) {
+  T v = g * smooth_l1_grad(x - t, beta);
+  if (w) v *= w[i];
+  return v;
+}
+
+// The upstream gradient of BCE element i with its weight folded in: g * w[i]
+// (d loss / dx = that * bce_logits_grad, d loss / dt = -that * x).
+template <typename T>
+DETNAS_HD T bce_weighted_upstream(T g, const T* w, int64_t i) {
+  if (w) g *= w[i];
+  return g;
+}
+
 // Gradient routing of max(a,b) / min(a,b) as torch.maximum/minimum: all to the
 // selected operand, split in halves on a tie.
 template <typename T>
@@ -198,11 +293,6 @@ DETNAS_HD void giou_loss_grad(const T* a, const T* b, T eps, T g, T* da, T* db) 
   route_min(a[0], b[0], -g_cw, da[0], db[0]);
   route_max(a[3], b[3], g_ch, da[3], db[3]);
   route_min(a[1], b[1], -g_ch, da[1], db[1]);
-}
-
-template <typename T>
-DETNAS_HD bool loss_finite(T v) {
-  return std::isfinite(v);
 }
 
 // ---- CPU kernels -----------------------------------------------------------

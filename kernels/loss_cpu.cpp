@@ -1,7 +1,8 @@
-// CPU loss kernels: loops over the per-element math of kernels/loss.h, OpenMP
-// over rows/elements for large inputs. Each forward also finds the first
-// non-finite input index (min-reduction, so the answer does not depend on the
-// thread count). Not here: tensors, reductions into outputs, autograd.
+// CPU loss kernels: loops over the per-element and per-row math of kernels/loss.h
+// (the CUDA kernels call the same functions), OpenMP over rows/elements for large
+// inputs. Each forward also finds the first non-finite input index (min-reduction,
+// so the answer does not depend on the thread count). Not here: tensors,
+// reductions into outputs, autograd.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -45,32 +46,11 @@ double loss_sum(int64_t n, const T* v) {
 template <typename T>
 int64_t softmax_xent_forward(int64_t N, int64_t K, const T* x, const int64_t* labels, T eps, T* loss, T* lse) {
   int64_t first = kNoBad;
-  const double off = double(eps) / double(K), on = 1.0 - double(eps);
+  const XentSmoothing<double> sm = xent_smoothing(double(eps), K);
 #pragma omp parallel for schedule(static) reduction(min : first) if (N * K > kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
-    const T* xi = x + i * K;
-    T m = xi[0];
-    for (int64_t j = 0; j < K; ++j) {
-      if (!loss_finite(xi[j])) {
-        first = std::min(first, i * K + j);
-        break;
-      }
-      m = xi[j] > m ? xi[j] : m;
-    }
-    double se = 0, sx = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      se += double(std::exp(xi[j] - m));
-      sx += double(xi[j]);
-    }
-    const double l = double(m) + std::log(se);
-    lse[i] = T(l);
-    const int64_t y = labels[i];
-    if (y < 0 || y >= K) {
-      loss[i] = T(0);
-      continue;
-    }
-    // -sum_j target_j * (x_j - lse) with sum_j target_j = 1.
-    loss[i] = T(l - on * double(xi[y]) - off * sx);
+    const int64_t bad = softmax_xent_row(x + i * K, K, labels[i], sm, loss + i, lse + i);
+    if (bad >= 0) first = std::min(first, i * K + bad);
   }
   return bad_or_none(first);
 }
@@ -79,19 +59,14 @@ template <typename T>
 void softmax_xent_backward(int64_t N, int64_t K, const T* x, const int64_t* labels, T eps, const T* lse,
                            LossGrad<T> dloss, T* dx, GradientMode mode) {
   if (mode == GradientMode::Ignore) return;
-  const T off = eps / T(K), on = T(1) - eps;
+  const XentSmoothing<T> sm = xent_smoothing(eps, K);
 #pragma omp parallel for schedule(static) if (N * K > kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
     const T* xi = x + i * K;
     T* di = dx + i * K;
     const int64_t y = labels[i];
-    const bool ignored = y < 0 || y >= K;
-    const T g = ignored ? T(0) : dloss.at(i);
-    for (int64_t j = 0; j < K; ++j) {
-      T target = off + (j == y ? on : T(0));
-      T v = ignored ? T(0) : g * (std::exp(xi[j] - lse[i]) - target);
-      write_grad(di + j, v, mode);
-    }
+    const T g = xent_ignored(y, K) ? T(0) : dloss.at(i);
+    for (int64_t j = 0; j < K; ++j) write_grad(di + j, softmax_xent_grad(xi[j], lse[i], g, j, y, K, sm), mode);
   }
 }
 
@@ -101,7 +76,7 @@ int64_t top1_correct(int64_t N, int64_t K, const T* x, const int64_t* labels) {
 #pragma omp parallel for schedule(static) reduction(+ : correct) if (N * K > kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
     const int64_t y = labels[i];
-    if (y < 0 || y >= K) continue;
+    if (xent_ignored(y, K)) continue;
     const T* xi = x + i * K;
     int64_t best = 0;
     for (int64_t j = 1; j < K; ++j)
@@ -122,7 +97,7 @@ int64_t sigmoid_focal_forward(int64_t N, int64_t K, const T* x, const T* t, cons
     const T w = row_w ? row_w[i] : T(1);
     for (int64_t j = i * K, e = j + K; j < e; ++j) {
       if (!loss_finite(x[j]) || !loss_finite(t[j])) first = std::min(first, j);
-      loss[j] = w == T(0) ? T(0) : w * focal_value(x[j], t[j], alpha, gamma);
+      loss[j] = focal_weighted_value(x[j], t[j], w, alpha, gamma);
     }
   }
   return bad_or_none(first);
@@ -136,10 +111,8 @@ void sigmoid_focal_backward(int64_t N, int64_t K, const T* x, const T* t, const 
 #pragma omp parallel for schedule(static) if (N * K > kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
     const T w = row_w ? row_w[i] : T(1);
-    for (int64_t j = i * K, e = j + K; j < e; ++j) {
-      T v = w == T(0) ? T(0) : w * dloss.at(j) * focal_grad(x[j], t[j], alpha, gamma);
-      write_grad(dx + j, v, mode);
-    }
+    for (int64_t j = i * K, e = j + K; j < e; ++j)
+      write_grad(dx + j, focal_weighted_grad(x[j], t[j], w, dloss.at(j), alpha, gamma), mode);
   }
 }
 
@@ -161,7 +134,7 @@ int64_t smooth_l1_forward(int64_t n, const T* x, const T* t, const T* w, T beta,
 #pragma omp simd reduction(| : bad)
       for (int64_t i = lo; i < hi; ++i) {
         bad |= !(loss_finite(x[i]) && loss_finite(t[i]));
-        loss[i] = w[i] * smooth_l1_value(x[i] - t[i], beta);
+        loss[i] = loss_weighted(smooth_l1_value(x[i] - t[i], beta), w, i);
       }
     } else {
 #pragma omp simd reduction(| : bad)
@@ -188,8 +161,7 @@ void smooth_l1_backward_block(int64_t lo, int64_t hi, const T* __restrict x, con
                               const T* __restrict w, T beta, G g, T* __restrict dx, T* __restrict dt) {
 #pragma omp simd
   for (int64_t i = lo; i < hi; ++i) {
-    T v = g(i) * smooth_l1_grad(x[i] - t[i], beta);
-    if (w) v *= w[i];
+    const T v = smooth_l1_weighted_grad(x[i], t[i], beta, g(i), w, i);
     if (kX == GradientMode::Overwrite) dx[i] = v;
     if (kX == GradientMode::Accumulate) dx[i] += v;
     if (kT == GradientMode::Overwrite) dt[i] = -v;
@@ -245,8 +217,7 @@ int64_t bce_logits_forward(int64_t n, const T* x, const T* t, const T* w, T* los
 #pragma omp parallel for schedule(static) reduction(min : first) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     if (!loss_finite(x[i]) || !loss_finite(t[i])) first = std::min(first, i);
-    const T l = bce_logits_value(x[i], t[i]);
-    loss[i] = w ? w[i] * l : l;
+    loss[i] = loss_weighted(bce_logits_value(x[i], t[i]), w, i);
   }
   return bad_or_none(first);
 }
@@ -257,8 +228,7 @@ void bce_logits_backward(int64_t n, const T* x, const T* t, const T* w, LossGrad
   if (mode_x == GradientMode::Ignore && mode_t == GradientMode::Ignore) return;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
-    T g = dloss.at(i);
-    if (w) g *= w[i];
+    const T g = bce_weighted_upstream(dloss.at(i), w, i);
     if (mode_x != GradientMode::Ignore) write_grad(dx + i, g * bce_logits_grad(x[i], t[i]), mode_x);
     if (mode_t != GradientMode::Ignore) write_grad(dt + i, -g * x[i], mode_t);
   }

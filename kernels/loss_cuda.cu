@@ -1,7 +1,8 @@
-// CUDA loss kernels over the per-element math of kernels/loss.h (focal_value,
-// focal_grad, smooth_l1_*, giou_loss_*, stable exp/log-sum-exp as the CPU), plus
-// the deterministic two-pass sum: pass 1 one block per fixed chunk (block_sum,
-// fixed tree), pass 2 one block over the chunk sums in order.
+// CUDA loss kernels over the per-element and per-row math of kernels/loss.h (the
+// functions the CPU loops call: softmax_xent_row / softmax_xent_grad,
+// focal_weighted_*, smooth_l1_*, bce_*, giou_loss_*), plus the deterministic
+// two-pass sum: pass 1 one block per fixed chunk (block_sum, fixed tree), pass 2
+// one block over the chunk sums in order.
 // Non-finite inputs: each forward kernel atomicMin's the flat index into a flag
 // at the start of the workspace; the wrapper reads it back.
 #include <cstring>
@@ -64,8 +65,7 @@ __global__ void bce_logits_forward_kernel(int64_t n, const float* __restrict__ x
                                           const float* __restrict__ w, float* __restrict__ loss, Flag* flag) {
   for (int64_t i = global_thread(); i < n; i += global_stride()) {
     if (!loss_finite(x[i]) || !loss_finite(t[i])) note_bad(flag, i);
-    const float l = bce_logits_value(x[i], t[i]);
-    loss[i] = w ? w[i] * l : l;
+    loss[i] = loss_weighted(bce_logits_value(x[i], t[i]), w, i);
   }
 }
 
@@ -74,8 +74,7 @@ __global__ void bce_logits_backward_kernel(int64_t n, const float* __restrict__ 
                                            float* __restrict__ dx, GradientMode mode_x, float* __restrict__ dt,
                                            GradientMode mode_t) {
   for (int64_t i = global_thread(); i < n; i += global_stride()) {
-    float g = dloss.at(i);
-    if (w) g *= w[i];
+    const float g = bce_weighted_upstream(dloss.at(i), w, i);
     if (mode_x != GradientMode::Ignore) write_grad(dx + i, g * bce_logits_grad(x[i], t[i]), mode_x);
     if (mode_t != GradientMode::Ignore) write_grad(dt + i, -g * x[i], mode_t);
   }
@@ -88,7 +87,7 @@ __global__ void focal_forward_kernel(int64_t N, int64_t K, const float* __restri
   for (int64_t j = global_thread(); j < total; j += global_stride()) {
     const float w = row_w ? row_w[j / K] : 1.0f;
     if (!loss_finite(x[j]) || !loss_finite(t[j])) note_bad(flag, j);
-    loss[j] = w == 0.0f ? 0.0f : w * focal_value(x[j], t[j], alpha, gamma);
+    loss[j] = focal_weighted_value(x[j], t[j], w, alpha, gamma);
   }
 }
 
@@ -98,8 +97,7 @@ __global__ void focal_backward_kernel(int64_t N, int64_t K, const float* __restr
   const int64_t total = N * K;
   for (int64_t j = global_thread(); j < total; j += global_stride()) {
     const float w = row_w ? row_w[j / K] : 1.0f;
-    const float v = w == 0.0f ? 0.0f : w * dloss.at(j) * focal_grad(x[j], t[j], alpha, gamma);
-    write_grad(dx + j, v, mode);
+    write_grad(dx + j, focal_weighted_grad(x[j], t[j], w, dloss.at(j), alpha, gamma), mode);
   }
 }
 
@@ -108,8 +106,7 @@ __global__ void smooth_l1_forward_kernel(int64_t n, const float* __restrict__ x,
                                          Flag* flag) {
   for (int64_t i = global_thread(); i < n; i += global_stride()) {
     if (!loss_finite(x[i]) || !loss_finite(t[i])) note_bad(flag, i);
-    const float l = smooth_l1_value(x[i] - t[i], beta);
-    loss[i] = w ? w[i] * l : l;
+    loss[i] = loss_weighted(smooth_l1_value(x[i] - t[i], beta), w, i);
   }
 }
 
@@ -118,38 +115,21 @@ __global__ void smooth_l1_backward_kernel(int64_t n, const float* __restrict__ x
                                           float* __restrict__ dx, GradientMode mode_x, float* __restrict__ dt,
                                           GradientMode mode_t) {
   for (int64_t i = global_thread(); i < n; i += global_stride()) {
-    float v = dloss.at(i) * smooth_l1_grad(x[i] - t[i], beta);
-    if (w) v *= w[i];
+    const float v = smooth_l1_weighted_grad(x[i], t[i], beta, dloss.at(i), w, i);
     if (mode_x != GradientMode::Ignore) write_grad(dx + i, v, mode_x);
     if (mode_t != GradientMode::Ignore) write_grad(dt + i, -v, mode_t);
   }
 }
 
-// One row per thread: lse (double log-sum-exp of float exps, as the CPU) and the
-// label-smoothed loss; the first non-finite element of a row ends its scan.
+// One row per thread: softmax_xent_row (lse and the label-smoothed loss, as the
+// CPU); the first non-finite element of a row ends its scan.
 __global__ void softmax_xent_forward_kernel(int64_t N, int64_t K, const float* __restrict__ x,
                                             const int64_t* __restrict__ labels, float eps, float* __restrict__ loss,
                                             float* __restrict__ lse, Flag* flag) {
-  const double off = double(eps) / double(K), on = 1.0 - double(eps);
+  const XentSmoothing<double> sm = xent_smoothing(double(eps), K);
   for (int64_t i = global_thread(); i < N; i += global_stride()) {
-    const float* xi = x + i * K;
-    float m = xi[0];
-    for (int64_t j = 0; j < K; ++j) {
-      if (!loss_finite(xi[j])) {
-        note_bad(flag, i * K + j);
-        break;
-      }
-      m = xi[j] > m ? xi[j] : m;
-    }
-    double se = 0, sx = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      se += double(std::exp(xi[j] - m));
-      sx += double(xi[j]);
-    }
-    const double l = double(m) + std::log(se);
-    lse[i] = float(l);
-    const int64_t y = labels[i];
-    loss[i] = (y < 0 || y >= K) ? 0.0f : float(l - on * double(xi[y]) - off * sx);
+    const int64_t bad = softmax_xent_row(x + i * K, K, labels[i], sm, loss + i, lse + i);
+    if (bad >= 0) note_bad(flag, i * K + bad);
   }
 }
 
@@ -157,14 +137,12 @@ __global__ void softmax_xent_backward_kernel(int64_t N, int64_t K, const float* 
                                              const int64_t* __restrict__ labels, float eps,
                                              const float* __restrict__ lse, LossGrad<float> dloss,
                                              float* __restrict__ dx, GradientMode mode) {
-  const float off = eps / float(K), on = 1.0f - eps;
+  const XentSmoothing<float> sm = xent_smoothing(eps, K);
   const int64_t total = N * K;
   for (int64_t e = global_thread(); e < total; e += global_stride()) {
     const int64_t i = e / K, j = e % K, y = labels[i];
-    const bool ignored = y < 0 || y >= K;
-    const float g = ignored ? 0.0f : dloss.at(i);
-    const float target = off + (j == y ? on : 0.0f);
-    write_grad(dx + e, ignored ? 0.0f : g * (std::exp(x[e] - lse[i]) - target), mode);
+    const float g = xent_ignored(y, K) ? 0.0f : dloss.at(i);
+    write_grad(dx + e, softmax_xent_grad(x[e], lse[i], g, j, y, K, sm), mode);
   }
 }
 

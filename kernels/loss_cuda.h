@@ -52,7 +52,8 @@ int64_t smooth_l1_forward(int64_t n, const float* x, const float* t, const float
 void smooth_l1_backward(int64_t n, const float* x, const float* t, const float* w, float beta, LossGrad<float> dloss,
                         float* dx, GradientMode mode_x, float* dt, GradientMode mode_t, cudaStream_t stream);
 
-// One thread per row (log-sum-exp and the target sum in double, as the CPU).
+// One thread per row (softmax_xent_row: log-sum-exp and the target sum in double,
+// as the CPU); the backward one thread per element (softmax_xent_grad).
 int64_t softmax_xent_forward(int64_t N, int64_t K, const float* x, const int64_t* labels, float eps, float* loss,
                              float* lse, void* workspace, cudaStream_t stream);
 void softmax_xent_backward(int64_t N, int64_t K, const float* x, const int64_t* labels, float eps, const float* lse,

@@ -1,6 +1,9 @@
-// CPU max pooling and global average pooling, OpenMP over (n, c) planes. The max
-// pool backward recomputes each window's arg-max from the forward input instead
-// of storing indices (no index tensor; same tie rule by construction).
+// CPU max pooling and global average pooling, OpenMP over (n, c) planes, over the
+// shared math of kernels/pool.h. The max pool backward recomputes each window's
+// arg-max from the forward input instead of storing indices (no index tensor;
+// same tie rule by construction) and scatters dy to it window by window: the
+// schedule of maxpool_input_grad_value (the CUDA gather) with each arg-max found
+// once, adding in the same (oh, ow) order.
 #include <cstring>
 
 #include "kernels/pool.h"
@@ -43,10 +46,7 @@ template <typename T>
 void global_avg_pool_forward(int64_t planes, int64_t HW, const T* x, T* y) {
 #pragma omp parallel for schedule(static) if (planes * HW > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
-    const T* p = x + pl * HW;
-    double s = 0;
-    for (int64_t i = 0; i < HW; ++i) s += double(p[i]);
-    y[pl] = T(s / double(HW));
+    y[pl] = global_avg_pool_value(x + pl * HW, HW);
   }
 }
 
@@ -55,7 +55,7 @@ void global_avg_pool_backward_input(int64_t planes, int64_t HW, const T* dy, T* 
   if (mode == GradientMode::Ignore) return;
 #pragma omp parallel for schedule(static) if (planes * HW > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
-    const T v = T(double(dy[pl]) / double(HW));
+    const T v = global_avg_pool_grad(dy[pl], HW);
     T* d = dx + pl * HW;
     if (mode == GradientMode::Accumulate)
       for (int64_t i = 0; i < HW; ++i) d[i] += v;

@@ -1,7 +1,9 @@
 // CUDA twins of kernels/pool.h (max pooling, global average pooling) and
 // kernels/upsample.h (nearest upsampling), float, device pointers. Every backward
-// is a gather (one thread per input element, contributions added in the CPU's
-// scan order), so results are deterministic and equal the CPU's bit for bit.
+// is a gather (one thread per input element: maxpool_input_grad_value,
+// global_avg_pool_grad, upsample_nearest_x2_grad / upsample_nearest_grad_gather,
+// contributions added in the CPU's scan order), so results are deterministic and
+// equal the CPU's bit for bit.
 #pragma once
 #include <cstdint>
 

@@ -1,7 +1,9 @@
 // RoIAlign (torchvision semantics, golden README "roi_align"): the parameter
-// struct, the per-box geometry and the bilinear taps of one sample point as
-// DETNAS_HD functions shared by the forward and the backward, on the CPU and in
-// the CUDA kernels (kernels/roi_align_cuda.cu), and the CPU kernel declarations.
+// struct, the per-box geometry, the sample points of a bin, the bilinear taps of
+// one sample point, the 4-tap bilinear sum (forward) and each tap's share of the
+// gradient (backward) as DETNAS_HD functions shared by the CPU kernels
+// (kernels/roi_align_cpu.cpp) and the CUDA kernels (kernels/roi_align_cuda.cu),
+// and the CPU kernel declarations.
 // Not here: input validation (batch index range, finite boxes: runtime/ops_box.cpp),
 // multi-level RoI assignment (detect/).
 #pragma once
@@ -112,51 +114,50 @@ DETNAS_HD BilinearTaps<T> roi_align_bilinear(int64_t H, int64_t W, T y, T x) {
   return t;
 }
 
-// Output value of bin (ph, pw) of one box over one H x W plane.
+// The bilinear value of one sample point over an H x W plane: the 4-tap sum.
+template <typename T>
+DETNAS_HD T roi_align_tap_sum(const BilinearTaps<T>& t, const T* plane) {
+  return t.w[0] * plane[t.off[0]] + t.w[1] * plane[t.off[1]] + t.w[2] * plane[t.off[2]] + t.w[3] * plane[t.off[3]];
+}
+
+// The share of the upstream gradient dy of a bin that tap k of one of its sample
+// points receives: dy * w[k] / count.
+template <typename T>
+DETNAS_HD T roi_align_tap_share(const BilinearTaps<T>& t, int k, T dy, T count) {
+  return dy * t.w[k] / count;
+}
+
+// Calls f(taps) for every sample point of bin (ph, pw) that lies on the plane
+// (invalid points dropped), in (iy, ix) order.
+template <typename T, typename F>
+DETNAS_HD void roi_align_bin_taps(const RoiGeometry<T>& g, int64_t H, int64_t W, int64_t ph, int64_t pw, F&& f) {
+  for (int iy = 0; iy < g.grid_h; ++iy) {
+    const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
+    for (int ix = 0; ix < g.grid_w; ++ix) {
+      const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
+      const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
+      if (t.valid) f(t);
+    }
+  }
+}
+
+// Output value of bin (ph, pw) of one box over one H x W plane: the tap sums of its
+// sample points added in (iy, ix) order, divided by count.
 template <typename T>
 DETNAS_HD T roi_align_bin(const RoiGeometry<T>& g, int64_t H, int64_t W, int64_t ph, int64_t pw, const T* plane) {
   T sum = T(0);
-  for (int iy = 0; iy < g.grid_h; ++iy) {
-    const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
-    for (int ix = 0; ix < g.grid_w; ++ix) {
-      const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
-      const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
-      if (!t.valid) continue;
-      sum += t.w[0] * plane[t.off[0]] + t.w[1] * plane[t.off[1]] + t.w[2] * plane[t.off[2]] + t.w[3] * plane[t.off[3]];
-    }
-  }
+  roi_align_bin_taps(g, H, W, ph, pw, [&](const BilinearTaps<T>& t) { sum += roi_align_tap_sum(t, plane); });
   return sum / g.count;
 }
 
-// Scatters dy of bin (ph, pw) into one H x W gradient plane (+=).
-template <typename T>
-DETNAS_HD void roi_align_bin_backward(const RoiGeometry<T>& g, int64_t H, int64_t W, int64_t ph, int64_t pw, T dy,
-                                      T* dplane) {
-  for (int iy = 0; iy < g.grid_h; ++iy) {
-    const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
-    for (int ix = 0; ix < g.grid_w; ++ix) {
-      const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
-      const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
-      if (!t.valid) continue;
-      for (int k = 0; k < 4; ++k) dplane[t.off[k]] += dy * t.w[k] / g.count;
-    }
-  }
-}
-
-// The same scatter as roi_align_bin_backward, each share handed to add(offset,
-// dy * w / count) instead of +=, so a CUDA kernel can pass an atomicAdd.
+// The backward of bin (ph, pw): every tap's share of dy handed to add(offset, share)
+// (the CPU adds it into its plane; a CUDA kernel passes an atomicAdd).
 template <typename T, typename Add>
 DETNAS_HD void roi_align_bin_scatter(const RoiGeometry<T>& g, int64_t H, int64_t W, int64_t ph, int64_t pw, T dy,
                                      const Add& add) {
-  for (int iy = 0; iy < g.grid_h; ++iy) {
-    const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
-    for (int ix = 0; ix < g.grid_w; ++ix) {
-      const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
-      const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
-      if (!t.valid) continue;
-      for (int k = 0; k < 4; ++k) add(t.off[k], dy * t.w[k] / g.count);
-    }
-  }
+  roi_align_bin_taps(g, H, W, ph, pw, [&](const BilinearTaps<T>& t) {
+    for (int k = 0; k < 4; ++k) add(t.off[k], roi_align_tap_share(t, k, dy, g.count));
+  });
 }
 
 namespace cpu {

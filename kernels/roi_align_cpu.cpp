@@ -1,9 +1,9 @@
 // CPU RoIAlign: loops over the shared math in kernels/roi_align.h.
 // The bilinear taps of a box depend only on the box, not on the channel, so
-// they are computed once per box (roi_align_geometry, roi_align_sample_coord,
-// roi_align_bilinear; invalid sample points dropped) and then applied to every
-// channel with exactly the sums of roi_align_bin / roi_align_bin_backward (same
-// expressions, same (iy, ix) order: bit-identical results).
+// they are computed once per box (roi_align_geometry, roi_align_bin_taps: invalid
+// sample points dropped) and then applied to every channel: the forward adds
+// roi_align_tap_sum in (iy, ix) order and divides by count, as roi_align_bin; the
+// backward adds each roi_align_tap_share into the plane, as roi_align_bin_scatter.
 // Forward: OpenMP over boxes (each writes its own (C,PH,PW) output block).
 // Backward: the taps of all boxes first, then OpenMP over channels so every
 // thread owns whole input-gradient planes (no two threads write the same
@@ -37,14 +37,7 @@ void box_taps(const RoiAlignParams& p, int64_t H, int64_t W, const T* box, BoxTa
   for (int64_t ph = 0; ph < p.pooled_h; ++ph)
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       out->start.push_back(int64_t(out->taps.size()));
-      for (int iy = 0; iy < g.grid_h; ++iy) {
-        const T y = roi_align_sample_coord(g.start_h, g.bin_h, ph, iy, g.grid_h);
-        for (int ix = 0; ix < g.grid_w; ++ix) {
-          const T x = roi_align_sample_coord(g.start_w, g.bin_w, pw, ix, g.grid_w);
-          const BilinearTaps<T> t = roi_align_bilinear(H, W, y, x);
-          if (t.valid) out->taps.push_back(t);
-        }
-      }
+      roi_align_bin_taps(g, H, W, ph, pw, [out](const BilinearTaps<T>& t) { out->taps.push_back(t); });
     }
   out->start.push_back(int64_t(out->taps.size()));
 }
@@ -70,11 +63,7 @@ void roi_align_forward(const RoiAlignParams& p, int64_t N, int64_t C, int64_t H,
         T* out = y + (k * C + c) * PHW;
         for (int64_t b = 0; b < PHW; ++b) {
           T sum = T(0);
-          for (int64_t i = start[b]; i < start[b + 1]; ++i) {
-            const BilinearTaps<T>& t = taps[i];
-            sum += t.w[0] * plane[t.off[0]] + t.w[1] * plane[t.off[1]] + t.w[2] * plane[t.off[2]] +
-                   t.w[3] * plane[t.off[3]];
-          }
+          for (int64_t i = start[b]; i < start[b + 1]; ++i) sum += roi_align_tap_sum(taps[i], plane);
           out[b] = sum / bt.count;
         }
       }
@@ -106,7 +95,7 @@ void roi_align_backward_input(const RoiAlignParams& p, int64_t N, int64_t C, int
         const T g = gy[b];
         for (int64_t i = bt.start[b]; i < bt.start[b + 1]; ++i) {
           const BilinearTaps<T>& t = bt.taps[i];
-          for (int q = 0; q < 4; ++q) dplane[t.off[q]] += g * t.w[q] / bt.count;
+          for (int q = 0; q < 4; ++q) dplane[t.off[q]] += roi_align_tap_share(t, q, g, bt.count);
         }
       }
     }

@@ -1,6 +1,7 @@
 // Channel data movement for ShuffleNetV2-style blocks: channel shuffle (groups G),
 // the even/odd channel split, and concatenation along channels. All are exact
-// copies of whole (H*W) planes; the channel index maps below define them.
+// copies of whole (H*W) planes; the channel index maps below define them, for the
+// CPU kernels (kernels/shuffle_cpu.cpp) and the CUDA kernels (kernels/shuffle_cuda.cu).
 // Not here: the half split, which is a free view (Tensor::narrow on dim 1).
 #pragma once
 #include <cstdint>
@@ -12,6 +13,11 @@ namespace detnas::kernels {
 // Channel shuffle: output channel c reads input channel (c % G) * (C / G) + c / G
 // (view (N,G,C/G,H,W), transpose dims 1 and 2, flatten). Requires C % G == 0.
 DETNAS_HD int64_t shuffle_src_channel(int64_t c, int64_t C, int64_t G) { return (c % G) * (C / G) + c / G; }
+
+// Its inverse permutation is again a channel shuffle, with C / G groups:
+// shuffle_src_channel(shuffle_src_channel(c, C, G), C, shuffle_inverse_groups(C, G)) == c,
+// so the backward dx[:, k] = dy[:, shuffle_src_channel(k, C, C / G)] is a gather.
+DETNAS_HD int64_t shuffle_inverse_groups(int64_t C, int64_t G) { return C / G; }
 
 // Even/odd split: half h (0 = even, 1 = odd), channel k of that half reads input
 // channel 2k + h. Requires C even.

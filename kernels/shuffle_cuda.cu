@@ -1,7 +1,8 @@
 // CUDA channel data movement over the channel maps of kernels/shuffle.h
 // (shuffle_src_channel, even_odd_src_channel): grid-stride loops, one element per
 // iteration; the concat runs move float4s when aligned. The shuffle backward is a
-// shuffle with C/G groups (the inverse permutation), written as a gather.
+// shuffle with shuffle_inverse_groups(C, G) = C/G groups (the inverse
+// permutation), written as a gather.
 #include "kernels/cuda_check.h"
 #include "kernels/cuda_reduce.cuh"
 #include "kernels/launch.h"
@@ -110,8 +111,8 @@ void channel_shuffle_backward_input(int64_t N, int64_t C, int64_t HW, int64_t G,
                                     GradientMode mode, cudaStream_t stream) {
   DETNAS_CHECK(G > 0 && C % G == 0, "channel_shuffle (cuda): C=", C, " not divisible by groups ", G);
   if (N * C * HW == 0 || mode == GradientMode::Ignore) return;
-  DETNAS_LAUNCH(channel_shuffle_kernel, cuda_plan::grid_1d(N * C * HW, kBlock), kBlock, 0, stream, N, C, HW, C / G,
-                dy, dx, mode);
+  DETNAS_LAUNCH(channel_shuffle_kernel, cuda_plan::grid_1d(N * C * HW, kBlock), kBlock, 0, stream, N, C, HW,
+                shuffle_inverse_groups(C, G), dy, dx, mode);
   DETNAS_CUDA_CHECK_LAUNCH("channel_shuffle_kernel");
 }
 

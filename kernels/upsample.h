@@ -1,7 +1,9 @@
 // Nearest-neighbour 2-D upsampling (NCHW) to an output size (Ho, Wo), torch's
 // "nearest" mode: src = min(floor(dst * scale), in - 1) with scale = in / out
 // computed in float, plus torch's exact shortcuts for out == in and out == 2*in.
-// The backward sums the upstream gradient over all copies of a source pixel.
+// The backward sums the upstream gradient over all copies of a source pixel. The
+// index rule and the backward sums are DETNAS_HD functions shared by the CPU
+// kernels (kernels/upsample_cpu.cpp) and the CUDA kernels (kernels/pool_cuda.cu).
 // Not here: bilinear modes, align_corners, "nearest-exact".
 #pragma once
 #include <cmath>
@@ -34,6 +36,33 @@ DETNAS_HD void upsample_nearest_dst_range(int64_t src, int64_t in, int64_t out, 
   while (e < out && upsample_nearest_src(e, in, out) == src) ++e;
   *lo = d;
   *hi = e;
+}
+
+// Whether a plane is upsampled by exactly 2 along both axes (the fast paths).
+DETNAS_HD bool upsample_nearest_is_x2(int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  return Ho == 2 * H && Wo == 2 * W;
+}
+
+// Exact x2: dx[h][w] of one plane as the sum of its 2x2 copies, grouped
+// (dy[2h][2w] + dy[2h][2w+1]) + (dy[2h+1][2w] + dy[2h+1][2w+1]).
+template <typename T>
+DETNAS_HD T upsample_nearest_x2_grad(const T* dyp, int64_t Wo, int64_t h, int64_t w) {
+  const T* r0 = dyp + 2 * h * Wo;
+  const T* r1 = r0 + Wo;
+  return (r0[2 * w] + r0[2 * w + 1]) + (r1[2 * w] + r1[2 * w + 1]);
+}
+
+// Other sizes: dx[h][w] of one plane as acc + the dy of its copies, added one by
+// one in (oh, ow) scan order (the order in which the CPU's scatter over dy reaches it).
+template <typename T>
+DETNAS_HD T upsample_nearest_grad_gather(const T* dyp, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t h,
+                                         int64_t w, T acc) {
+  int64_t oh0, oh1, ow0, ow1;
+  upsample_nearest_dst_range(h, H, Ho, &oh0, &oh1);
+  upsample_nearest_dst_range(w, W, Wo, &ow0, &ow1);
+  for (int64_t oh = oh0; oh < oh1; ++oh)
+    for (int64_t ow = ow0; ow < ow1; ++ow) acc += dyp[oh * Wo + ow];
+  return acc;
 }
 
 namespace cpu {

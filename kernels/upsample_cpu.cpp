@@ -1,7 +1,9 @@
-// CPU nearest upsampling, OpenMP over (n, c) planes. Exact x2 has a fast path
-// (row duplication forward, a 2x2 gather backward); other sizes use the index
-// rule per element and a scatter-add backward within each plane, in scan order
-// (deterministic).
+// CPU nearest upsampling, OpenMP over (n, c) planes, over the shared math of
+// kernels/upsample.h. Exact x2 has a fast path (row duplication forward,
+// upsample_nearest_x2_grad backward); other sizes use the index rule per element
+// and a scatter-add backward within each plane, in scan order (deterministic):
+// the schedule of upsample_nearest_grad_gather (the CUDA gather) without the
+// per-element search for the copies, adding in the same order.
 #include <cstring>
 
 #include "kernels/upsample.h"
@@ -14,7 +16,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 
 template <typename T>
 void upsample_nearest2d_forward(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const T* x, T* y) {
-  const bool x2 = Ho == 2 * H && Wo == 2 * W;
+  const bool x2 = upsample_nearest_is_x2(H, W, Ho, Wo);
 #pragma omp parallel for schedule(static) if (planes * Ho * Wo > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const T* xp = x + pl * H * W;
@@ -40,7 +42,7 @@ template <typename T>
 void upsample_nearest2d_backward_input(int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo, const T* dy, T* dx,
                                        GradientMode mode) {
   if (mode == GradientMode::Ignore) return;
-  const bool x2 = Ho == 2 * H && Wo == 2 * W;
+  const bool x2 = upsample_nearest_is_x2(H, W, Ho, Wo);
   const bool acc = mode == GradientMode::Accumulate;
 #pragma omp parallel for schedule(static) if (planes * Ho * Wo > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -48,11 +50,9 @@ void upsample_nearest2d_backward_input(int64_t planes, int64_t H, int64_t W, int
     T* dxp = dx + pl * H * W;
     if (x2) {
       for (int64_t h = 0; h < H; ++h) {
-        const T* r0 = dyp + 2 * h * Wo;
-        const T* r1 = r0 + Wo;
         T* d = dxp + h * W;
         for (int64_t w = 0; w < W; ++w) {
-          const T s = (r0[2 * w] + r0[2 * w + 1]) + (r1[2 * w] + r1[2 * w + 1]);
+          const T s = upsample_nearest_x2_grad(dyp, Wo, h, w);
           d[w] = acc ? d[w] + s : s;
         }
       }

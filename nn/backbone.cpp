@@ -86,7 +86,18 @@ rt::Tensor Backbone::forward_logits(const rt::Tensor& x, const Arch& path, Rng& 
   DETNAS_CHECK(head_conv_ != nullptr, "backbone: built without a classification head");
   rt::Tensor c5 = forward_features(x, path).back();
   rt::Tensor h = head_conv_->forward(c5);
-  if (mode() == Mode::Train && o_.dropout > 0) h = rt::ops::dropout(h, o_.dropout, rng);
+  if (mode() == Mode::Train && o_.dropout > 0) {
+    // ops::dropout draws one uniform per element in order: skip the draws of the
+    // rows before and after this part of the batch (set_batch_part).
+    const int64_t n = h.size(0), row = n > 0 ? h.numel() / n : 0;
+    const int64_t before = part_global_ > 0 ? part_first_ * row : 0;
+    const int64_t after = part_global_ > 0 ? (part_global_ - part_first_ - n) * row : 0;
+    DETNAS_CHECK(before >= 0 && after >= 0, "backbone: batch part [", part_first_, ", ", part_first_ + n,
+                 ") is not inside a batch of ", part_global_);
+    for (int64_t i = 0; i < before; ++i) rng.uniform();
+    h = rt::ops::dropout(h, o_.dropout, rng);
+    for (int64_t i = 0; i < after; ++i) rng.uniform();
+  }
   rt::Tensor pooled = rt::ops::global_avg_pool(h);
   return fc_->forward(pooled.reshape({pooled.size(0), pooled.size(1)}));
 }

@@ -40,6 +40,12 @@ class Backbone : public Module {
   std::vector<rt::Tensor> forward_features(const rt::Tensor& x, const Arch& path);
   // Classification logits (N, classes); dropout draws from `rng` in Train mode.
   rt::Tensor forward_logits(const rt::Tensor& x, const Arch& path, Rng& rng);
+  // Data parallelism: x holds samples [first, first + N) of a batch of
+  // `global_n` split over ranks. Dropout then draws the masks of the whole batch
+  // from `rng` and applies this part's rows, so every rank drops exactly what one
+  // process with the whole batch drops and all ranks leave `rng` in the same
+  // state. global_n 0: x is the whole batch (the default).
+  void set_batch_part(int64_t first, int64_t global_n) { part_first_ = first, part_global_ = global_n; }
   const SearchSpace& space() const { return *space_; }
   const BackboneOptions& options() const { return o_; }
   const std::vector<BlockSpec>& block_specs() const { return specs_; }
@@ -55,6 +61,7 @@ class Backbone : public Module {
   std::vector<std::vector<ChoiceUnit*>> blocks_;
   ConvBn* head_conv_ = nullptr;
   Linear* fc_ = nullptr;
+  int64_t part_first_ = 0, part_global_ = 0;
 };
 
 }  // namespace detnas::nn

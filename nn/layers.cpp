@@ -42,8 +42,11 @@ rt::Tensor BatchNorm2d::forward(const rt::Tensor& x) {
   rt::ops::BatchNormMode m = mode() == Mode::Train  ? rt::ops::BatchNormMode::Train
                              : mode() == Mode::Eval ? rt::ops::BatchNormMode::Eval
                                                     : rt::ops::BatchNormMode::Recalibrate;
-  return rt::ops::batch_norm(x, weight, bias, running_mean, running_var, m, rt::ops::BatchNormParams{eps_, momentum_},
-                             &recal_batches_);
+  rt::ops::BatchNormParams p;
+  p.eps = eps_;
+  p.momentum = momentum_;
+  p.sync = sync_;
+  return rt::ops::batch_norm(x, weight, bias, running_mean, running_var, m, p, &recal_batches_);
 }
 
 void BatchNorm2d::reset_running_stats() {
@@ -61,6 +64,12 @@ void reset_bn_stats(Module& root) {
 void set_bn_momentum(Module& root, float momentum) {
   root.apply([momentum](Module& m) {
     if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->set_momentum(momentum);
+  });
+}
+
+void set_sync_bn(Module& root, bool on) {
+  root.apply([on](Module& m) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->set_sync(on);
   });
 }
 

@@ -43,10 +43,14 @@ class BatchNorm2d : public Module {
   rt::Tensor forward(const rt::Tensor& x);
   void reset_running_stats();  // mean 0, var 1, recalibration count 0
   void set_momentum(float m) { momentum_ = m; }
+  // Synchronized BN: Train/Recalibrate statistics over all ranks (rt::ops::BatchNormParams::sync).
+  void set_sync(bool on) { sync_ = on; }
+  bool sync() const { return sync_; }
   rt::Tensor weight, bias, running_mean, running_var;
 
  private:
   float momentum_, eps_;
+  bool sync_ = false;
   int64_t recal_batches_ = 0;
 };
 
@@ -55,6 +59,8 @@ class BatchNorm2d : public Module {
 void reset_bn_stats(Module& root);
 // Sets the momentum of every BatchNorm2d in the tree.
 void set_bn_momentum(Module& root, float momentum);
+// Turns synchronized batch statistics (over all ranks) on or off for every BatchNorm2d in the tree.
+void set_sync_bn(Module& root, bool on);
 
 class Linear : public Module {
  public:

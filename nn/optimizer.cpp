@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "runtime/dist.h"
 #include "runtime/ops_optim.h"
 
 namespace detnas::nn {
@@ -84,6 +85,30 @@ void Sgd::load_state(const NamedTensors& tensors, const std::string& what) {
                  rt::shape_str(t.shape()), " but the parameter is ", rt::shape_str(it->second->tensor.shape()));
     buffers_[it->second->name] = t.clone().to(it->second->tensor.device());
   }
+}
+
+int64_t Sgd::allreduce_grads() {
+  if (!rt::dist::active()) return 0;
+  std::vector<rt::Tensor> grads;
+  int64_t numel = 0;
+  for (const ParamRef& p : params_) {
+    rt::Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    grads.push_back(g);
+    numel += g.numel();
+  }
+  // The same parameter set everywhere: max == -max(-x) for both counts.
+  int64_t c[4] = {int64_t(grads.size()), numel, -int64_t(grads.size()), -numel};
+  rt::dist::allreduce_max(c, 4);
+  DETNAS_CHECK(c[0] == -c[2] && c[1] == -c[3], "data parallel: ", rt::dist::where(), " has gradients for ",
+               grads.size(), " parameters (", numel, " values) but another rank has ", c[0] == int64_t(grads.size()) ? -c[2] : c[0],
+               " (the ranks must train the same path)");
+  // One bucket per device (a model lives on one device; keep it general).
+  std::vector<rt::Tensor> cpu, cuda;
+  for (rt::Tensor& g : grads) (g.device() == rt::Device::CUDA ? cuda : cpu).push_back(g);
+  rt::dist::allreduce_sum(cpu);
+  rt::dist::allreduce_sum(cuda);
+  return numel * int64_t(sizeof(float));
 }
 
 double Sgd::clip_grad_norm(double max_norm) {

@@ -36,6 +36,12 @@ class Sgd {
   // the norm exceeds it, every gradient is scaled by max_norm / norm. Returns
   // the norm before scaling. Parameters without a gradient are left out.
   double clip_grad_norm(double max_norm);
+  // Data parallelism (rt::dist): sums every present gradient over the ranks, as
+  // one flat bucket per device (MPI for CPU tensors, NCCL for CUDA ones). Every
+  // rank must hold gradients for the same parameters (the same supernet path,
+  // drawn from the shared seed); a rank with another set fails the job by name.
+  // A no-op with one rank. Returns the bytes each rank contributed (0 with one rank).
+  int64_t allreduce_grads();
   int64_t updated_last_step() const { return updated_; }
   // Momentum buffers for checkpoints, named "momentum.<param name>".
   NamedTensors state() const;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "runtime/dist.h"
 
 #ifdef DETNAS_CUDA
 #include <cuda_runtime.h>
@@ -72,9 +73,13 @@ void probe() {
     g_probe_msg = "no usable GPU (no CUDA device found)";
     return;
   }
+  // One GPU per rank: the ranks on a machine take its GPUs in local-rank order.
+  const int gpu = dist::local_rank() % n;
+  if (dist::local_size() > n)
+    log_warn("dist: ", dist::local_size(), " ranks on this machine share ", n, " GPU(s); NCCL needs one GPU per rank");
   cudaDeviceProp prop;
-  e = cudaGetDeviceProperties(&prop, 0);
-  if (e == cudaSuccess) e = cudaSetDevice(0);
+  e = cudaGetDeviceProperties(&prop, gpu);
+  if (e == cudaSuccess) e = cudaSetDevice(gpu);
   if (e == cudaSuccess) e = cudaFree(nullptr);  // forces context creation
   if (e != cudaSuccess) {
     g_probe_msg = std::string("no usable GPU (") + cudaGetErrorString(e) + ")";
@@ -82,7 +87,7 @@ void probe() {
     return;
   }
   g_cuda_ok = true;
-  g_probe_msg = std::string("GPU 0: ") + prop.name;
+  g_probe_msg = "GPU " + std::to_string(gpu) + ": " + prop.name;
 #else
   g_probe_msg = "no usable GPU (built without CUDA)";
 #endif

@@ -53,7 +53,7 @@ std::vector<Entry> parse(const std::string& spec) {
     e.n = std::strtol(count.c_str(), &stop, 10);
     DETNAS_CHECK(!count.empty() && *stop == '\0' && e.n >= 1, "DETNAS_FAULT: entry '", item,
                  "': N must be an integer >= 1 (optionally followed by '+')");
-    if (e.action == "kill") {
+    if (e.action == "kill" || e.action == "throw") {
       e.kind = FaultKind::None;  // handled in hit()
     } else if (e.action == "nan") {
       e.kind = FaultKind::Nan;
@@ -64,7 +64,7 @@ std::vector<Entry> parse(const std::string& spec) {
       else if (e.action == "eio") e.err = EIO;
       else if (e.action == "erofs") e.err = EROFS;
       else DETNAS_FAIL("DETNAS_FAULT: entry '", item, "': unknown action '", e.action,
-                       "' (kill, nan, enospc, eacces, eio, erofs)");
+                       "' (kill, throw, nan, enospc, eacces, eio, erofs)");
     }
     DETNAS_CHECK(!e.point.empty(), "DETNAS_FAULT: entry '", item, "' names no point");
     out.push_back(std::move(e));
@@ -89,6 +89,7 @@ Fault hit(std::string_view point, std::string_view file) {
     ++e.seen;
     if (e.seen != e.n && !(e.and_later && e.seen > e.n)) continue;
     if (e.action == "kill") std::raise(SIGKILL);
+    if (e.action == "throw") DETNAS_FAIL("injected fault (DETNAS_FAULT) at ", point);
     if (!f) f = Fault{e.kind, e.err};
   }
   return f;

@@ -6,6 +6,7 @@
 //
 //   DETNAS_FAULT="ACTION@POINT:N[,ACTION@POINT:N...]"
 //     ACTION  kill            raise(SIGKILL) (no clean-up, no flush: a real crash)
+//             throw           throw detnas::Error (a failure the program reports)
 //             nan             the caller replaces a value by NaN (point `loss`)
 //             enospc|eacces|eio|erofs   the caller's system call fails with that errno
 //     POINT   a point name, or NAME/FILE to count only passages for the file whose
@@ -27,6 +28,7 @@
 //                            NAME.json not yet
 //   loss                     train/pretrain: the iteration's loss (nan: becomes NaN)
 //   train.iter, pretrain.iter  start of every iteration
+//   search.score             search: before a rank scores a candidate (every rank)
 //   search.after_log         search: the candidate's search.jsonl record written,
 //                            state.json not yet
 //   search.after_state       search: state.json written, top10.json/plot.svg not yet

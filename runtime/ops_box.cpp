@@ -1,16 +1,14 @@
-// Detection ops: validate once, call the box / RoIAlign kernels, record the
-// RoIAlign backward. NMS workspace comes from a Tensor (caching allocator).
+// Detection ops: validate once (box values on host copies), call the device's
+// box / RoIAlign kernels (runtime/backend.h), record the RoIAlign backward.
+// Workspaces come from the device's caching allocator (rt::Workspace).
 #include "runtime/ops_box.h"
 
 #include <cmath>
 
-#include "kernels/box_ops.h"
 #include "runtime/autograd.h"
-#include "runtime/ops_cuda.h"
+#include "runtime/backend.h"
 
 namespace detnas::rt::ops {
-
-namespace k = detnas::kernels::cpu;
 
 namespace {
 
@@ -25,7 +23,8 @@ void check_finite(const char* op, const float* p, int64_t n, int64_t row_len, co
     DETNAS_CHECK(std::isfinite(p[i]), op, ": ", what, " row ", i / row_len, " has a non-finite value ", p[i]);
 }
 
-Tensor workspace(size_t bytes) { return Tensor::empty({int64_t((bytes + sizeof(float) - 1) / sizeof(float))}); }
+// A contiguous host copy (the tensor itself when it is a contiguous CPU tensor).
+Tensor host_contiguous(const Tensor& t) { return t.to(Device::CPU).contiguous(); }
 
 }  // namespace
 
@@ -40,15 +39,15 @@ Tensor roi_align(const Tensor& input_in, const Tensor& boxes_in, const RoiAlignP
                p.pooled_w);
   DETNAS_CHECK(std::isfinite(p.spatial_scale) && p.spatial_scale > 0, "roi_align: spatial_scale must be > 0, got ",
                p.spatial_scale);
-  const bool on_cuda = cuda_ops::on_cuda("roi_align", {&input_in, &boxes_in});  // validated on a host copy below
-  if (!on_cuda) require_cpu("roi_align", {&input_in, &boxes_in});
+  const Kernels& kt = kernels_for(common_device("roi_align", {&input_in, &boxes_in}));
   const int64_t N = input_in.size(0), C = input_in.size(1), H = input_in.size(2), W = input_in.size(3);
   const int64_t K = boxes_in.size(0);
   DETNAS_CHECK(K == 0 || (H >= 1 && W >= 1), "roi_align: input spatial size must be >= 1, got ",
                shape_str(input_in.shape()));
-  Tensor x = on_cuda ? input_in : input_in.contiguous();
-  Tensor boxes = (on_cuda ? boxes_in.to(Device::CPU) : boxes_in.contiguous()).detach();
-  const float* bp = boxes.data();
+  Tensor x = input_in.contiguous();
+  const Tensor boxes = boxes_in.contiguous().detach();
+  const Tensor boxes_h = host_contiguous(boxes);
+  const float* bp = boxes_h.data();
   for (int64_t i = 0; i < K; ++i) {
     const float* b = bp + i * 5;
     const float bi = b[0];
@@ -57,44 +56,43 @@ Tensor roi_align(const Tensor& input_in, const Tensor& boxes_in, const RoiAlignP
     for (int j = 1; j < 5; ++j)
       DETNAS_CHECK(std::isfinite(b[j]), "roi_align: box ", i, " has a non-finite coordinate ", b[j]);
   }
-  if (on_cuda) return cuda_ops::roi_align(input_in, boxes_in, p);
-  Tensor y = Tensor::empty({K, C, p.pooled_h, p.pooled_w});
-  if (y.numel() > 0) k::roi_align_forward(p, N, C, H, W, K, x.data(), bp, y.data());
+  Tensor y = Tensor::empty({K, C, p.pooled_h, p.pooled_w}, x.device());
+  if (y.numel() > 0) kt.roi_align_forward(p, N, C, H, W, K, x.data(), boxes.data(), y.data());
   if (wants_grad({&x})) {
-    record({&y}, [x, boxes, y, p]() {
+    record({&y}, [x, boxes, y, p, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
       const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
       if (g.mode == GradientMode::Ignore || x.numel() == 0) return;
-      k::roi_align_backward_input(p, N, C, H, W, boxes.size(0), gy.data(), boxes.data(), g.ptr, g.mode);
+      kt.roi_align_backward_input(p, N, C, H, W, boxes.size(0), gy.data(), boxes.data(), g.ptr, g.mode);
     });
   }
   return y;
 }
 
-using PairwiseKernel = void (*)(int64_t, int64_t, const float*, const float*, float*);
+// The kernel entry of an IoU matrix: Kernels::box_iou_forward or ::generalized_box_iou_forward.
+using PairwiseEntry = void (*Kernels::*)(int64_t, int64_t, const float*, const float*, float*);
 
-static Tensor iou_matrix(const char* op, const Tensor& a_in, const Tensor& b_in, PairwiseKernel kernel) {
+static Tensor iou_matrix(const char* op, const Tensor& a_in, const Tensor& b_in, PairwiseEntry entry) {
   check_boxes4(op, a_in, "boxes1");
   check_boxes4(op, b_in, "boxes2");
-  if (cuda_ops::on_cuda(op, {&a_in, &b_in}))
-    return cuda_ops::box_iou(a_in, b_in, kernel == &k::generalized_box_iou_forward<float>);
-  require_cpu(op, {&a_in, &b_in});
+  const Kernels& kt = kernels_for(common_device(op, {&a_in, &b_in}));
   Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const int64_t N = a.size(0), M = b.size(0);
-  Tensor out = Tensor::empty({N, M});
+  Tensor out = Tensor::empty({N, M}, a.device());
   if (out.numel() == 0) return out;
-  kernel(N, M, a.data(), b.data(), out.data());
+  (kt.*entry)(N, M, a.data(), b.data(), out.data());
   return out;
 }
 
-Tensor box_iou(const Tensor& a, const Tensor& b) { return iou_matrix("box_iou", a, b, k::box_iou_forward<float>); }
+Tensor box_iou(const Tensor& a, const Tensor& b) { return iou_matrix("box_iou", a, b, &Kernels::box_iou_forward); }
 Tensor generalized_box_iou(const Tensor& a, const Tensor& b) {
-  return iou_matrix("generalized_box_iou", a, b, k::generalized_box_iou_forward<float>);
+  return iou_matrix("generalized_box_iou", a, b, &Kernels::generalized_box_iou_forward);
 }
 
-// Shared checks of nms / batched_nms; returns contiguous boxes and scores.
+// Shared checks of nms / batched_nms (values on host copies); returns the
+// contiguous boxes and scores on their device.
 static void check_nms_inputs(const char* op, const Tensor& boxes_in, const Tensor& scores_in, float thr, Tensor* boxes,
                              Tensor* scores) {
   check_boxes4(op, boxes_in, "boxes");
@@ -102,13 +100,12 @@ static void check_nms_inputs(const char* op, const Tensor& boxes_in, const Tenso
   DETNAS_CHECK(scores_in.dim() == 1 && scores_in.size(0) == boxes_in.size(0), op, ": scores must be (K) for boxes ",
                shape_str(boxes_in.shape()), ", got ", shape_str(scores_in.shape()));
   DETNAS_CHECK(!std::isnan(thr), op, ": iou_threshold is NaN");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&boxes_in, &scores_in});  // CUDA: checked on host copies
-  if (!on_cuda) require_cpu(op, {&boxes_in, &scores_in});
-  *boxes = on_cuda ? boxes_in.to(Device::CPU) : boxes_in.contiguous();
-  *scores = on_cuda ? scores_in.to(Device::CPU) : scores_in.contiguous();
+  common_device(op, {&boxes_in, &scores_in});
+  *boxes = boxes_in.contiguous();
+  *scores = scores_in.contiguous();
   const int64_t K = boxes->size(0);
-  check_finite(op, boxes->data(), K * 4, 4, "boxes");
-  check_finite(op, scores->data(), K, 1, "scores");
+  check_finite(op, host_contiguous(*boxes).data(), K * 4, 4, "boxes");
+  check_finite(op, host_contiguous(*scores).data(), K, 1, "scores");
 }
 
 std::vector<int64_t> nms(const Tensor& boxes_in, const Tensor& scores_in, float iou_threshold) {
@@ -116,10 +113,10 @@ std::vector<int64_t> nms(const Tensor& boxes_in, const Tensor& scores_in, float 
   check_nms_inputs("nms", boxes_in, scores_in, iou_threshold, &boxes, &scores);
   const int64_t K = boxes.size(0);
   if (K == 0) return {};
-  if (boxes_in.device() == Device::CUDA) return cuda_ops::nms(boxes_in, scores_in, nullptr, iou_threshold);
-  Tensor ws = workspace(k::nms_workspace_bytes(K));
+  const Kernels& kt = kernels_for(boxes.device());
+  const Workspace ws(kt.nms_workspace_bytes(K), boxes.device());
   std::vector<int64_t> keep(size_t(K), 0);
-  int64_t n = k::nms(K, boxes.data(), scores.data(), iou_threshold, ws.data(), keep.data());
+  const int64_t n = kt.nms(K, boxes.data(), scores.data(), iou_threshold, ws.ptr(), keep.data());
   keep.resize(size_t(n));
   return keep;
 }
@@ -132,10 +129,12 @@ std::vector<int64_t> batched_nms(const Tensor& boxes_in, const Tensor& scores_in
   DETNAS_CHECK(int64_t(classes.size()) == K, "batched_nms: ", classes.size(), " class indices for boxes ",
                shape_str(boxes.shape()));
   if (K == 0) return {};
-  if (boxes_in.device() == Device::CUDA) return cuda_ops::nms(boxes_in, scores_in, &classes, iou_threshold);
-  Tensor ws = workspace(k::batched_nms_workspace_bytes(K));
+  const Kernels& kt = kernels_for(boxes.device());
+  const Workspace ws(kt.batched_nms_workspace_bytes(K), boxes.device());
+  const Workspace dclasses = upload_array(classes.data(), classes.size(), boxes.device());
   std::vector<int64_t> keep(size_t(K), 0);
-  int64_t n = k::batched_nms(K, boxes.data(), scores.data(), classes.data(), iou_threshold, ws.data(), keep.data());
+  const int64_t n = kt.batched_nms(K, boxes.data(), scores.data(), static_cast<const int64_t*>(dclasses.ptr()),
+                                   iou_threshold, ws.ptr(), keep.data());
   keep.resize(size_t(n));
   return keep;
 }

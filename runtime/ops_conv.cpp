@@ -1,22 +1,29 @@
-// conv2d and linear: check shapes once, pick the kernel, record the backward.
-// Gradient buffers are contiguous, so the input gradient kernels always write a
-// contiguous dx even when the forward read x through a wider batch stride.
+// conv2d and linear: check shapes once, pick the kernel path, call the device's
+// kernels (runtime/backend.h), record the backward. Gradient buffers are
+// contiguous, so the input gradient kernels always write a contiguous dx even
+// when the forward read x through a wider batch stride.
 #include "runtime/ops_conv.h"
 
 #include "kernels/conv2d.h"
 #include "kernels/dwconv.h"
 #include "runtime/autograd.h"
-#include "runtime/ops_cuda.h"
+#include "runtime/backend.h"
 
 namespace detnas::rt::ops {
 
-namespace k = detnas::kernels::cpu;
 using kernels::Conv2dShape;
 using kernels::DwconvShape;
 
 namespace {
 
-enum class ConvPath { Pointwise, Depthwise, Im2col };
+// Depthwise: the direct depthwise kernels (groups == C == Cout, square kernel).
+// General: the conv2d entries (CPU: 1x1 GEMM, im2col + GEMM or Winograd; CUDA: cuDNN).
+enum class ConvPath { Depthwise, General };
+
+ConvPath conv_path(const Conv2dShape& s) {
+  if (s.pointwise() && s.G == 1) return ConvPath::General;  // one channel, 1x1: a GEMM
+  return s.G == s.C && s.Cout == s.C && s.KH == s.KW ? ConvPath::Depthwise : ConvPath::General;
+}
 
 // True when x (rank 4) is contiguous within each sample (dims 1..3), so a kernel
 // can read it with x.strides()[0] as the batch stride.
@@ -34,7 +41,7 @@ bool sample_contiguous(const Tensor& x) {
 void check_conv_inputs(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
   check_defined("conv2d", x, "input");
   check_defined("conv2d", w, "weight");
-  if (!cuda_ops::on_cuda("conv2d", {&x, &w, &bias})) require_cpu("conv2d", {&x, &w, &bias});
+  common_device("conv2d", {&x, &w, &bias});
   DETNAS_CHECK(x.dim() == 4, "conv2d: input must be 4-D (N,C,H,W), got ", shape_str(x.shape()));
   DETNAS_CHECK(w.dim() == 4, "conv2d: weight must be 4-D (Cout,Cin/groups,KH,KW), got ", shape_str(w.shape()));
   DETNAS_CHECK(p.stride >= 1, "conv2d: stride must be >= 1, got ", p.stride);
@@ -60,6 +67,7 @@ void check_conv_inputs(const Tensor& x, const Tensor& w, const Tensor& bias, con
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p) {
   check_conv_inputs(x_in, w_in, bias_in, p);
+  const Kernels& kt = kernels_for(x_in.device());
   Tensor x = sample_contiguous(x_in) ? x_in : x_in.contiguous();
   Tensor w = w_in.contiguous();
   Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
@@ -70,46 +78,37 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   s.S = p.stride, s.P = p.padding, s.G = p.groups;
   s.x_batch_stride = s.N > 1 ? x.strides()[0] : s.C * s.H * s.W;
 
-  ConvPath path = ConvPath::Im2col;
-  if (s.pointwise() && s.G == 1)
-    path = ConvPath::Pointwise;
-  else if (s.G == s.C && s.Cout == s.C && s.KH == s.KW)
-    path = ConvPath::Depthwise;
+  const ConvPath path = conv_path(s);
   DwconvShape d;
   d.N = s.N, d.C = s.C, d.H = s.H, d.W = s.W, d.K = s.KH, d.S = s.S, d.P = s.P;
   d.x_batch_stride = s.x_batch_stride;
 
-  // CUDA tensors: the depthwise CUDA kernel or cuDNN (runtime/ops_cuda.cpp).
-  if (x.device() == Device::CUDA) return cuda_ops::conv2d(x, w, bias, s, path == ConvPath::Depthwise);
   Tensor y = Tensor::empty({s.N, s.Cout, s.Ho(), s.Wo()}, x.device());
   const float* bp = bias.defined() ? bias.data() : nullptr;
   if (path == ConvPath::Depthwise) {
-    k::dwconv_forward(d, x.data(), w.data(), bp, y.data());
+    kt.dwconv_forward(d, x.data(), w.data(), bp, y.data());
   } else {
-    int64_t nws = k::conv2d_workspace_size(s);
-    Tensor ws = nws > 0 ? Tensor::empty({nws}, x.device()) : Tensor();
-    k::conv2d_forward(s, x.data(), w.data(), bp, y.data(), nws > 0 ? ws.data() : nullptr);
+    Workspace ws(kt.conv2d_workspace_bytes(s), x.device());
+    kt.conv2d_forward(s, x.data(), w.data(), bp, y.data(), ws.ptr(), ws.bytes());
   }
 
   if (wants_grad({&x, &w, &bias})) {
-    record({&y}, [x, w, bias, y, s, d, path]() {
+    record({&y}, [x, w, bias, y, s, d, path, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x);
       GradSlot gw = grad_slot(w);
       if (path == ConvPath::Depthwise) {
-        k::dwconv_backward_input(d, w.data(), gy.data(), gx.ptr, gx.mode);
-        k::dwconv_backward_weight(d, x.data(), gy.data(), gw.ptr, gw.mode);
+        kt.dwconv_backward_input(d, w.data(), gy.data(), gx.ptr, gx.mode);
+        kt.dwconv_backward_weight(d, x.data(), gy.data(), gw.ptr, gw.mode);
       } else {
-        int64_t nws = (gx.ptr || gw.ptr) ? k::conv2d_workspace_size(s) : 0;
-        Tensor ws = nws > 0 ? Tensor::empty({nws}, x.device()) : Tensor();
-        float* wsp = nws > 0 ? ws.data() : nullptr;
-        k::conv2d_backward_input(s, w.data(), gy.data(), gx.ptr, gx.mode, wsp);
-        k::conv2d_backward_weight(s, x.data(), gy.data(), gw.ptr, gw.mode, wsp);
+        Workspace ws((gx.ptr || gw.ptr) ? kt.conv2d_workspace_bytes(s) : 0, x.device());
+        kt.conv2d_backward_input(s, w.data(), gy.data(), gx.ptr, gx.mode, ws.ptr(), ws.bytes());
+        kt.conv2d_backward_weight(s, x.data(), gy.data(), gw.ptr, gw.mode, ws.ptr(), ws.bytes());
       }
       if (bias.defined()) {
         GradSlot gb = grad_slot(bias);
-        k::conv2d_backward_bias(s, gy.data(), gb.ptr, gb.mode);
+        kt.conv2d_backward_bias(s, gy.data(), gb.ptr, gb.mode);
       }
     });
   }
@@ -119,8 +118,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   check_defined("linear", x_in, "input");
   check_defined("linear", w_in, "weight");
-  const bool on_cuda = cuda_ops::on_cuda("linear", {&x_in, &w_in, &bias_in});
-  if (!on_cuda) require_cpu("linear", {&x_in, &w_in, &bias_in});
+  const Kernels& kt = kernels_for(common_device("linear", {&x_in, &w_in, &bias_in}));
   DETNAS_CHECK(w_in.dim() == 2, "linear: weight must be 2-D (Cout,Cin), got ", shape_str(w_in.shape()));
   DETNAS_CHECK(x_in.dim() >= 1, "linear: input must have at least one dimension, got a scalar");
   DETNAS_CHECK(x_in.numel() > 0, "linear: empty input ", shape_str(x_in.shape()));
@@ -136,20 +134,19 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   const int64_t N = x.numel() / Cin;
   Shape ys = x.shape();
   ys.back() = Cout;
-  if (on_cuda) return cuda_ops::linear(x, w, bias, N, Cin, Cout, ys);  // cuBLAS (runtime/ops_cuda.cpp)
   Tensor y = Tensor::empty(ys, x.device());
-  k::linear_forward(N, Cin, Cout, x.data(), w.data(), bias.defined() ? bias.data() : nullptr, y.data());
+  kt.linear_forward(N, Cin, Cout, x.data(), w.data(), bias.defined() ? bias.data() : nullptr, y.data());
   if (wants_grad({&x, &w, &bias})) {
-    record({&y}, [x, w, bias, y, N, Cin, Cout]() {
+    record({&y}, [x, w, bias, y, N, Cin, Cout, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x);
-      k::linear_backward_input(N, Cin, Cout, w.data(), gy.data(), gx.ptr, gx.mode);
+      kt.linear_backward_input(N, Cin, Cout, w.data(), gy.data(), gx.ptr, gx.mode);
       GradSlot gw = grad_slot(w);
-      k::linear_backward_weight(N, Cin, Cout, x.data(), gy.data(), gw.ptr, gw.mode);
+      kt.linear_backward_weight(N, Cin, Cout, x.data(), gy.data(), gw.ptr, gw.mode);
       if (bias.defined()) {
         GradSlot gb = grad_slot(bias);
-        k::linear_backward_bias(N, Cout, gy.data(), gb.ptr, gb.mode);
+        kt.linear_backward_bias(N, Cout, gy.data(), gb.ptr, gb.mode);
       }
     });
   }

@@ -1,4 +1,7 @@
-// Autograd-aware elementwise ops on tensors: relu, add, sum, mul_scalar.
+// Autograd-aware elementwise ops on tensors: relu, add, mul_scalar, mul, sum,
+// dropout. Inputs may be strided (made contiguous first); outputs live on the
+// inputs' device, and inputs on different devices fail naming the op.
+// Not here: the kernels (kernels/elementwise.h), device dispatch (runtime/backend.h).
 #pragma once
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -11,7 +14,9 @@ Tensor mul_scalar(const Tensor& x, float alpha);
 Tensor mul(const Tensor& a, const Tensor& b);    // elementwise product, same shapes
 Tensor sum(const Tensor& x);                     // scalar; double accumulation
 // Inverted dropout: zeroes each element with probability p and scales the rest
-// by 1/(1-p); the mask comes from `rng` (deterministic per stream).
+// by 1/(1-p); the mask comes from `rng`: one rng.uniform() per element in flat
+// order, dropped when < p (data-parallel ranks rely on this order:
+// nn::Backbone::set_batch_part). p == 0 draws nothing.
 Tensor dropout(const Tensor& x, float p, Rng& rng);
 
 }  // namespace detnas::rt::ops

@@ -1,16 +1,15 @@
-// Loss ops: check inputs, run the forward kernel into per-element losses, report
-// the first non-finite input, reduce in double, and record a backward that keeps
-// only the (contiguous) inputs it re-reads.
+// Loss ops: check inputs, run the device's forward kernel (runtime/backend.h) into
+// per-element losses, report the first non-finite input, reduce in double, and
+// record a backward that keeps only the (contiguous) inputs it re-reads.
 #include "runtime/ops_loss.h"
 
 #include <sstream>
 
 #include "runtime/autograd.h"
-#include "runtime/ops_cuda.h"
+#include "runtime/backend.h"
 
 namespace detnas::rt::ops {
 
-namespace k = detnas::kernels::cpu;
 using kernels::LossGrad;
 
 namespace {
@@ -34,12 +33,13 @@ struct Named {
 };
 
 // Throws for a non-finite input element found by a forward kernel at flat index
-// `bad` (-1: none), naming the first listed tensor that holds it.
+// `bad` (-1: none), naming the first listed (contiguous) tensor that holds it
+// (one element read back from the device).
 void check_finite(const char* op, int64_t bad, std::initializer_list<Named> inputs) {
   if (bad < 0) return;
   for (const Named& in : inputs) {
     if (!in.t->defined() || bad >= in.t->numel()) continue;
-    float v = in.t->data()[bad];
+    const float v = make_view(*in.t, {}, {}, in.t->offset() + bad).item();
     if (!std::isfinite(v))
       DETNAS_FAIL(op, ": non-finite value ", v, " in ", in.name, " ", in.t->describe(), " at index ",
                   index_str(bad, in.t->shape()));
@@ -47,12 +47,13 @@ void check_finite(const char* op, int64_t bad, std::initializer_list<Named> inpu
   DETNAS_FAIL(op, ": non-finite input value at flat index ", bad);
 }
 
-// The loss output: the per-element tensor itself (None) or a 0-d tensor.
-Tensor reduce(const Tensor& elem, Reduction r, int64_t count) {
+// The loss output: the per-element tensor itself (None) or a 0-d tensor on its
+// device. ws: the forward's workspace (reduce_workspace_bytes of elem.numel()).
+Tensor reduce(const Kernels& kt, const Tensor& elem, Reduction r, int64_t count, const Workspace& ws) {
   if (r == Reduction::None) return elem;
-  double s = k::loss_sum(elem.numel(), elem.data());
-  if (r == Reduction::Mean) s = count > 0 ? s / double(count) : 0.0;
-  return Tensor::scalar(float(s));
+  Tensor y = Tensor::empty({}, elem.device());
+  kt.loss_sum_to(elem.numel(), elem.data(), r, count, y.data(), ws.ptr());
+  return y;
 }
 
 LossGrad<float> upstream(const Tensor& gy, Reduction r, int64_t count) {
@@ -81,8 +82,7 @@ Tensor softmax_cross_entropy(const Tensor& logits_in, const std::vector<int64_t>
                              Reduction reduction) {
   const char* op = "softmax_cross_entropy";
   check_defined(op, logits_in, "logits");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in});  // CUDA: runtime/ops_cuda.cpp after the checks
-  if (!on_cuda) require_cpu(op, {&logits_in});
+  const Kernels& kt = kernels_for(logits_in.device());
   DETNAS_CHECK(logits_in.dim() == 2, op, ": logits must be (N,K), got ", shape_str(logits_in.shape()));
   const int64_t N = logits_in.size(0), K = logits_in.size(1);
   DETNAS_CHECK(K > 0, op, ": logits ", shape_str(logits_in.shape()), " have no classes");
@@ -98,20 +98,22 @@ Tensor softmax_cross_entropy(const Tensor& logits_in, const std::vector<int64_t>
                  ") (and is not the ignore label ", kIgnoreLabel, ")");
     count += y != kIgnoreLabel;
   }
-  if (on_cuda) return cuda_ops::softmax_cross_entropy(logits_in, labels, label_smoothing, reduction, count);
   Tensor x = logits_in.contiguous();
+  const Workspace dlabels = upload_array(labels.data(), labels.size(), x.device());
+  const int64_t* lp = static_cast<const int64_t*>(dlabels.ptr());
   Tensor elem = Tensor::empty({N}, x.device());
   Tensor lse = Tensor::empty({N}, x.device());
-  int64_t bad = k::softmax_xent_forward(N, K, x.data(), labels.data(), label_smoothing, elem.data(), lse.data());
+  const Workspace ws(kt.reduce_workspace_bytes(N), x.device());
+  int64_t bad = kt.softmax_xent_forward(N, K, x.data(), lp, label_smoothing, elem.data(), lse.data(), ws.ptr());
   check_finite(op, bad, {{"logits", &x}});
-  Tensor y = reduce(elem, reduction, count);
+  Tensor y = reduce(kt, elem, reduction, count, ws);
   if (wants_grad({&x})) {
-    record({&y}, [x, labels, lse, y, label_smoothing, reduction, count]() {
+    record({&y}, [x, dlabels, lse, y, label_smoothing, reduction, count, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::softmax_xent_backward(x.size(0), x.size(1), x.data(), labels.data(), label_smoothing, lse.data(),
-                               upstream(gy, reduction, count), g.ptr, g.mode);
+      kt.softmax_xent_backward(x.size(0), x.size(1), x.data(), static_cast<const int64_t*>(dlabels.ptr()),
+                               label_smoothing, lse.data(), upstream(gy, reduction, count), g.ptr, g.mode);
     });
   }
   return y;
@@ -122,8 +124,7 @@ Tensor sigmoid_focal_loss(const Tensor& logits_in, const Tensor& targets_in, Foc
   const char* op = "sigmoid_focal_loss";
   check_defined(op, logits_in, "logits");
   check_defined(op, targets_in, "targets");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in, &targets_in, &row_weight_in});
-  if (!on_cuda) require_cpu(op, {&logits_in, &targets_in, &row_weight_in});
+  const Kernels& kt = kernels_for(common_device(op, {&logits_in, &targets_in, &row_weight_in}));
   DETNAS_CHECK(logits_in.dim() == 2, op, ": logits must be (N,K), got ", shape_str(logits_in.shape()));
   check_same_shape(op, logits_in, targets_in);
   DETNAS_CHECK(params.gamma >= 0.0f, op, ": gamma ", params.gamma, " must be >= 0");
@@ -135,21 +136,21 @@ Tensor sigmoid_focal_loss(const Tensor& logits_in, const Tensor& targets_in, Foc
     DETNAS_CHECK(row_weight_in.dim() == 1 && row_weight_in.size(0) == N, op, ": row_weight ",
                  shape_str(row_weight_in.shape()), " does not match logits ", shape_str(logits_in.shape()),
                  " (expected [", N, "])");
-  if (on_cuda) return cuda_ops::sigmoid_focal_loss(logits_in, targets_in, params, reduction, row_weight_in);
   Tensor x = logits_in.contiguous(), t = targets_in.contiguous();
   Tensor w = row_weight_in.defined() ? row_weight_in.contiguous() : Tensor();
-  Tensor elem = Tensor::empty({N, K}, x.device());
-  int64_t bad =
-      k::sigmoid_focal_forward(N, K, x.data(), t.data(), w.defined() ? w.data() : nullptr, params, elem.data());
-  check_finite(op, bad, {{"logits", &x}, {"targets", &t}});
   const int64_t count = N * K;
-  Tensor y = reduce(elem, reduction, count);
+  Tensor elem = Tensor::empty({N, K}, x.device());
+  const Workspace ws(kt.reduce_workspace_bytes(count), x.device());
+  int64_t bad = kt.sigmoid_focal_forward(N, K, x.data(), t.data(), w.defined() ? w.data() : nullptr, params,
+                                         elem.data(), ws.ptr());
+  check_finite(op, bad, {{"logits", &x}, {"targets", &t}});
+  Tensor y = reduce(kt, elem, reduction, count, ws);
   if (wants_grad({&x})) {
-    record({&y}, [x, t, w, y, params, reduction, count]() {
+    record({&y}, [x, t, w, y, params, reduction, count, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::sigmoid_focal_backward(x.size(0), x.size(1), x.data(), t.data(), w.defined() ? w.data() : nullptr, params,
+      kt.sigmoid_focal_backward(x.size(0), x.size(1), x.data(), t.data(), w.defined() ? w.data() : nullptr, params,
                                 upstream(gy, reduction, count), g.ptr, g.mode);
     });
   }
@@ -161,27 +162,27 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, float bet
   const char* op = "smooth_l1_loss";
   check_defined(op, input_in, "input");
   check_defined(op, target_in, "target");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&input_in, &target_in, &weight_in});
-  if (!on_cuda) require_cpu(op, {&input_in, &target_in, &weight_in});
+  const Kernels& kt = kernels_for(common_device(op, {&input_in, &target_in, &weight_in}));
   check_same_shape(op, input_in, target_in);
   if (weight_in.defined()) check_same_shape(op, input_in, weight_in);
   DETNAS_CHECK(beta >= 0.0f && std::isfinite(beta), op, ": beta ", beta, " must be finite and >= 0");
   check_mean_nonempty(op, input_in, reduction);
   check_constant(op, weight_in, "weight");
-  if (on_cuda) return cuda_ops::smooth_l1_loss(input_in, target_in, beta, reduction, weight_in);
   Tensor x = input_in.contiguous(), t = target_in.contiguous();
   Tensor w = weight_in.defined() ? weight_in.contiguous() : Tensor();
   const int64_t n = x.numel();
   Tensor elem = Tensor::empty(x.shape(), x.device());
-  int64_t bad = k::smooth_l1_forward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, beta, elem.data());
+  const Workspace ws(kt.reduce_workspace_bytes(n), x.device());
+  int64_t bad =
+      kt.smooth_l1_forward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, beta, elem.data(), ws.ptr());
   check_finite(op, bad, {{"input", &x}, {"target", &t}});
-  Tensor y = reduce(elem, reduction, n);
+  Tensor y = reduce(kt, elem, reduction, n, ws);
   if (wants_grad({&x, &t})) {
-    record({&y}, [x, t, w, y, beta, reduction, n]() {
+    record({&y}, [x, t, w, y, beta, reduction, n, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x), gt = grad_slot(t);
-      k::smooth_l1_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, beta, upstream(gy, reduction, n),
+      kt.smooth_l1_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, beta, upstream(gy, reduction, n),
                             gx.ptr, gx.mode, gt.ptr, gt.mode);
     });
   }
@@ -193,26 +194,25 @@ Tensor bce_with_logits(const Tensor& logits_in, const Tensor& targets_in, Reduct
   const char* op = "bce_with_logits";
   check_defined(op, logits_in, "logits");
   check_defined(op, targets_in, "targets");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&logits_in, &targets_in, &weight_in});
-  if (!on_cuda) require_cpu(op, {&logits_in, &targets_in, &weight_in});
+  const Kernels& kt = kernels_for(common_device(op, {&logits_in, &targets_in, &weight_in}));
   check_same_shape(op, logits_in, targets_in);
   if (weight_in.defined()) check_same_shape(op, logits_in, weight_in);
   check_mean_nonempty(op, logits_in, reduction);
   check_constant(op, weight_in, "weight");
-  if (on_cuda) return cuda_ops::bce_with_logits(logits_in, targets_in, reduction, weight_in);
   Tensor x = logits_in.contiguous(), t = targets_in.contiguous();
   Tensor w = weight_in.defined() ? weight_in.contiguous() : Tensor();
   const int64_t n = x.numel();
   Tensor elem = Tensor::empty(x.shape(), x.device());
-  int64_t bad = k::bce_logits_forward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, elem.data());
+  const Workspace ws(kt.reduce_workspace_bytes(n), x.device());
+  int64_t bad = kt.bce_logits_forward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, elem.data(), ws.ptr());
   check_finite(op, bad, {{"logits", &x}, {"targets", &t}});
-  Tensor y = reduce(elem, reduction, n);
+  Tensor y = reduce(kt, elem, reduction, n, ws);
   if (wants_grad({&x, &t})) {
-    record({&y}, [x, t, w, y, reduction, n]() {
+    record({&y}, [x, t, w, y, reduction, n, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x), gt = grad_slot(t);
-      k::bce_logits_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, upstream(gy, reduction, n),
+      kt.bce_logits_backward(n, x.data(), t.data(), w.defined() ? w.data() : nullptr, upstream(gy, reduction, n),
                              gx.ptr, gx.mode, gt.ptr, gt.mode);
     });
   }
@@ -223,26 +223,25 @@ Tensor giou_loss(const Tensor& boxes1_in, const Tensor& boxes2_in, Reduction red
   const char* op = "giou_loss";
   check_defined(op, boxes1_in, "boxes1");
   check_defined(op, boxes2_in, "boxes2");
-  const bool on_cuda = cuda_ops::on_cuda(op, {&boxes1_in, &boxes2_in});
-  if (!on_cuda) require_cpu(op, {&boxes1_in, &boxes2_in});
+  const Kernels& kt = kernels_for(common_device(op, {&boxes1_in, &boxes2_in}));
   DETNAS_CHECK(boxes1_in.dim() == 2 && boxes1_in.size(1) == 4, op, ": boxes1 must be (N,4), got ",
                shape_str(boxes1_in.shape()));
   check_same_shape(op, boxes1_in, boxes2_in);
   DETNAS_CHECK(eps >= 0.0f, op, ": eps ", eps, " must be >= 0");
   check_mean_nonempty(op, boxes1_in, reduction);
-  if (on_cuda) return cuda_ops::giou_loss(boxes1_in, boxes2_in, reduction, eps);
   Tensor a = boxes1_in.contiguous(), b = boxes2_in.contiguous();
   const int64_t N = a.size(0);
   Tensor elem = Tensor::empty({N}, a.device());
-  int64_t bad = k::giou_loss_forward(N, a.data(), b.data(), eps, elem.data());
+  const Workspace ws(kt.reduce_workspace_bytes(N), a.device());
+  int64_t bad = kt.giou_loss_forward(N, a.data(), b.data(), eps, elem.data(), ws.ptr());
   check_finite(op, bad, {{"boxes1", &a}, {"boxes2", &b}});
-  Tensor y = reduce(elem, reduction, N);
+  Tensor y = reduce(kt, elem, reduction, N, ws);
   if (wants_grad({&a, &b})) {
-    record({&y}, [a, b, y, eps, reduction, N]() {
+    record({&y}, [a, b, y, eps, reduction, N, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot ga = grad_slot(a), gb = grad_slot(b);
-      k::giou_loss_backward(N, a.data(), b.data(), eps, upstream(gy, reduction, N), ga.ptr, ga.mode, gb.ptr, gb.mode);
+      kt.giou_loss_backward(N, a.data(), b.data(), eps, upstream(gy, reduction, N), ga.ptr, ga.mode, gb.ptr, gb.mode);
     });
   }
   return y;
@@ -263,8 +262,8 @@ float accuracy_top1(const Tensor& logits_in, const std::vector<int64_t>& labels)
     count += y != kIgnoreLabel;
   }
   if (count == 0) return 0.0f;
-  Tensor x = logits_in.device() == Device::CPU ? logits_in.contiguous() : logits_in.to(Device::CPU);
-  return float(double(k::top1_correct(N, K, x.data(), labels.data())) / double(count));
+  const Tensor x = logits_in.to(Device::CPU).contiguous();
+  return float(double(kernels::cpu::top1_correct(N, K, x.data(), labels.data())) / double(count));
 }
 
 }  // namespace detnas::rt::ops

@@ -1,13 +1,17 @@
 // BatchNorm2d op: checks shapes once, picks the statistics and the running-stat
-// update factor for the mode, calls the kernels, records the backward.
+// update factor for the mode, calls the device's kernels (runtime/backend.h),
+// records the backward. The synchronized variant (BatchNormParams::sync) is a
+// second body over the kernels of kernels/bn_sync.h with host allreduces between
+// them (batch_norm_sync below).
 #include "runtime/ops_norm.h"
 
+#include <vector>
+
 #include "runtime/autograd.h"
-#include "runtime/ops_cuda.h"
+#include "runtime/backend.h"
+#include "runtime/dist.h"
 
 namespace detnas::rt::ops {
-
-namespace k = detnas::kernels::cpu;
 
 namespace {
 
@@ -30,7 +34,7 @@ void check_channel_vector(const Tensor& t, int64_t C, const char* what, const Te
 }
 
 // Runs `fn` on contiguous buffers for tensors updated in place; copies back when
-// the caller's tensor is a strided view.
+// the caller's tensor is a strided view (on either device).
 template <class F>
 void with_contiguous_inout(Tensor& a, Tensor& b, F fn) {
   Tensor ca = a.is_contiguous() ? a : a.clone();
@@ -38,6 +42,75 @@ void with_contiguous_inout(Tensor& a, Tensor& b, F fn) {
   fn(ca.data(), cb.data());
   if (!ca.same_as(a)) a.copy_from(ca);
   if (!cb.same_as(b)) b.copy_from(cb);
+}
+
+// The synchronized batch-statistics forward (Train/Recalibrate with p.sync) on
+// contiguous x, gamma, beta, and its backward; see ops_norm.h. The per-channel
+// sums are 2C (+1) doubles, so on both devices they go through the host: the
+// kernels sum on the tensors' device, the sums are downloaded, added over the
+// ranks by one host MPI allreduce (rt::dist; a no-op with one rank), and the
+// statistics (mean, invstd: C doubles each) and the running update are computed
+// on the host and the statistics uploaded for the normalisation. The backward
+// keeps those doubles, so it uses exactly the forward's statistics.
+Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                       Tensor& running_var, BatchNormMode mode, double eps, double factor, const Kernels& kt) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const Device dev = x.device();
+  const size_t cb = size_t(C) * sizeof(double);
+  // [sum x (C), sum x^2 (C), count] over every rank.
+  std::vector<double> sums(size_t(2 * C + 1));
+  {
+    Workspace local(2 * cb, dev);
+    kt.bn_sync_forward_sums(N, C, HW, x.data(), static_cast<double*>(local.ptr()));
+    kt.download(sums.data(), local.ptr(), 2 * cb);
+  }
+  sums[size_t(2 * C)] = double(N * HW);
+  dist::allreduce_sum(sums.data(), int64_t(sums.size()));
+  const int64_t m = int64_t(sums[size_t(2 * C)]);
+  DETNAS_CHECK(m > 1, "batch_norm: synchronized ", mode_name(mode),
+               " mode needs more than one value per channel over all ranks (sum of N*H*W > 1), got ", m,
+               " for input ", shape_str(x.shape()), dist::size() > 1 ? " on " + dist::where() : std::string());
+  // stats = [mean (C), invstd (C)]; the running stats updated on host copies.
+  std::vector<double> stats(size_t(2 * C));
+  std::vector<float> rm_h(static_cast<size_t>(C)), rv_h(static_cast<size_t>(C));
+  with_contiguous_inout(running_mean, running_var, [&](float* rm, float* rv) {
+    kt.download(rm_h.data(), rm, rm_h.size() * sizeof(float));
+    kt.download(rv_h.data(), rv, rv_h.size() * sizeof(float));
+    for (int64_t c = 0; c < C; ++c) {
+      const kernels::BnSyncMoments mv = kernels::bn_sync_moments(sums[size_t(c)], sums[size_t(C + c)], double(m));
+      stats[size_t(c)] = mv.mean;
+      stats[size_t(C + c)] = kernels::bn_invstd(mv.var, eps);
+      kernels::bn_sync_update_running(c, mv.mean, mv.var, m, factor, rm_h.data(), rv_h.data());
+    }
+    kt.upload(rm, rm_h.data(), rm_h.size() * sizeof(float));
+    kt.upload(rv, rv_h.data(), rv_h.size() * sizeof(float));
+  });
+  Workspace st = upload_array(stats.data(), stats.size(), dev);
+  const double* mean = static_cast<const double*>(st.ptr());
+  const double* invstd = mean + C;
+  Tensor y = Tensor::empty(x.shape(), dev);
+  kt.bn_sync_normalize(N, C, HW, x.data(), mean, invstd, gamma.data(), beta.data(), y.data());
+
+  if (wants_grad({&x, &gamma, &beta})) {
+    // st (captured) keeps mean/invstd alive.
+    record({&y}, [x, gamma, beta, y, st, mean, invstd, m, N, C, HW, &kt]() {
+      Tensor gy = y.grad();
+      if (!gy.defined()) return;
+      GradSlot gx = grad_slot(x), gg = grad_slot(gamma), gb = grad_slot(beta);
+      // Local [sum dy (C), sum dy*xhat (C)]; dgamma/dbeta are these local sums.
+      const size_t bytes = size_t(2 * C) * sizeof(double);
+      Workspace ws(bytes, x.device());
+      double* s = static_cast<double*>(ws.ptr());
+      kt.bn_sync_backward_sums(N, C, HW, x.data(), gy.data(), mean, invstd, s, gg.ptr, gg.mode, gb.ptr, gb.mode);
+      if (gx.mode == GradientMode::Ignore) return;
+      std::vector<double> global(size_t(2 * C));
+      kt.download(global.data(), s, bytes);
+      dist::allreduce_sum(global.data(), int64_t(global.size()));
+      kt.upload(s, global.data(), bytes);
+      kt.bn_sync_backward_input(N, C, HW, x.data(), gy.data(), gamma.data(), mean, invstd, s, m, gx.ptr, gx.mode);
+    });
+  }
+  return y;
 }
 
 }  // namespace
@@ -52,10 +125,11 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
   check_channel_vector(beta_in, C, "bias (beta)", x_in);
   check_channel_vector(running_mean, C, "running_mean", x_in);
   check_channel_vector(running_var, C, "running_var", x_in);
-  const bool on_cuda = cuda_ops::on_cuda("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var});
-  if (!on_cuda) require_cpu("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var});
+  const Kernels& kt =
+      kernels_for(common_device("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var}));
   DETNAS_CHECK(p.eps > 0, "batch_norm: eps must be > 0, got ", p.eps);
-  if (mode != BatchNormMode::Eval)
+  const bool sync = p.sync && mode != BatchNormMode::Eval;
+  if (mode != BatchNormMode::Eval && !sync)  // sync: checked on the global count
     DETNAS_CHECK(N * HW > 1, "batch_norm: ", mode_name(mode),
                  " mode needs more than one value per channel (N*H*W > 1), got input ", shape_str(x_in.shape()));
   double factor = p.momentum;
@@ -66,39 +140,42 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
   } else if (mode == BatchNormMode::Train) {
     DETNAS_CHECK(p.momentum >= 0 && p.momentum <= 1, "batch_norm: momentum must be in [0, 1], got ", p.momentum);
   }
-  if (on_cuda) {  // runtime/ops_cuda.cpp
-    Tensor y = cuda_ops::batch_norm(x_in, gamma_in, beta_in, running_mean, running_var, mode, p.eps, factor);
-    if (mode == BatchNormMode::Recalibrate) ++*recal_batches;
-    return y;
-  }
 
   Tensor x = x_in.contiguous(), gamma = gamma_in.contiguous(), beta = beta_in.contiguous();
+  if (sync) {
+    Tensor ys = batch_norm_sync(x, gamma, beta, running_mean, running_var, mode, p.eps, factor, kt);
+    if (mode == BatchNormMode::Recalibrate) ++*recal_batches;
+    return ys;
+  }
   Tensor y = Tensor::empty(x.shape(), x.device());
   Tensor save_mean = Tensor::empty({2, C}, x.device());  // (hi, lo) rows, see kernels/batchnorm.h
   Tensor save_invstd = Tensor::empty({C}, x.device());
   with_contiguous_inout(running_mean, running_var, [&](float* rm, float* rv) {
+    Workspace ws(kt.batchnorm_workspace_bytes(C), x.device());
     if (mode == BatchNormMode::Eval)
-      k::batchnorm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm, rv, p.eps, y.data(),
-                                save_mean.data(), save_invstd.data());
+      kt.batchnorm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm, rv, p.eps, y.data(),
+                                save_mean.data(), save_invstd.data(), ws.ptr());
     else
-      k::batchnorm_forward_batch(N, C, HW, x.data(), gamma.data(), beta.data(), p.eps, factor, y.data(),
-                                 save_mean.data(), save_invstd.data(), rm, rv);
+      kt.batchnorm_forward_batch(N, C, HW, x.data(), gamma.data(), beta.data(), p.eps, factor, y.data(),
+                                 save_mean.data(), save_invstd.data(), rm, rv, ws.ptr());
   });
   if (mode == BatchNormMode::Recalibrate) ++*recal_batches;
 
   if (wants_grad({&x, &gamma, &beta})) {
-    record({&y}, [x, gamma, beta, y, save_mean, save_invstd, mode, N, C, HW]() {
+    record({&y}, [x, gamma, beta, y, save_mean, save_invstd, mode, N, C, HW, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x), gg = grad_slot(gamma), gb = grad_slot(beta);
-      k::BatchNormGrads<float> g;
+      kernels::cpu::BatchNormGrads<float> g;
       g.dx = gx.ptr;
       g.dx_mode = gx.mode;
       g.dgamma = gg.ptr;
       g.dgamma_mode = gg.mode;
       g.dbeta = gb.ptr;
       g.dbeta_mode = gb.mode;
-      k::batchnorm_backward(N, C, HW, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(), mode, g);
+      Workspace ws(kt.batchnorm_workspace_bytes(C), x.device());
+      kt.batchnorm_backward(N, C, HW, x.data(), gy.data(), gamma.data(), save_mean.data(), save_invstd.data(), mode, g,
+                            ws.ptr());
     });
   }
   return y;
@@ -110,18 +187,9 @@ void reset_running_stats(Tensor& running_mean, Tensor& running_var, int64_t* rec
   check_same_shape("reset_running_stats", running_mean, running_var);
   DETNAS_CHECK(running_mean.dim() == 1, "reset_running_stats: expected (C) running stats, got shape ",
                shape_str(running_mean.shape()));
-  if (cuda_ops::on_cuda("reset_running_stats", {&running_mean, &running_var})) {
-    // Two (C) vectors: reset host copies with the same kernel, then copy them over.
-    Tensor m = Tensor::empty(running_mean.shape()), v = Tensor::empty(running_var.shape());
-    k::batchnorm_reset_running(running_mean.size(0), m.data(), v.data());
-    running_mean.copy_from(m);
-    running_var.copy_from(v);
-    if (recal_batches) *recal_batches = 0;
-    return;
-  }
-  require_cpu("reset_running_stats", {&running_mean, &running_var});
+  const Kernels& kt = kernels_for(common_device("reset_running_stats", {&running_mean, &running_var}));
   with_contiguous_inout(running_mean, running_var,
-                        [&](float* rm, float* rv) { k::batchnorm_reset_running(running_mean.size(0), rm, rv); });
+                        [&](float* rm, float* rv) { kt.batchnorm_reset_running(running_mean.size(0), rm, rv); });
   if (recal_batches) *recal_batches = 0;
 }
 

@@ -1,9 +1,8 @@
 // Optimizer ops behind nn::Sgd: the SGD-with-momentum update, the sum of
 // squares of a gradient and its in-place scaling (step, clip_grad_norm). They
 // work in place on parameters, gradients and momentum buffers and are never
-// recorded on the tape. CPU tensors run the CPU kernel / loops here, CUDA tensors
-// the CUDA twins (runtime/ops_cuda.cpp); tensors on different devices fail
-// naming the op.
+// recorded on the tape. Each runs the kernel of its tensors' device
+// (runtime/backend.h); tensors on different devices fail naming the op.
 // Not here: which parameters are stepped, per-kind learning-rate multipliers and
 // weight decay, momentum-buffer bookkeeping (nn/optimizer.h).
 #pragma once

@@ -1,25 +1,20 @@
-// Data-movement and pooling ops: check shapes once, call the kernels in
-// kernels/shuffle.h, pool.h, upsample.h, record the backward.
+// Data-movement and pooling ops: check shapes once, call the device's kernels
+// (runtime/backend.h: kernels/shuffle.h, pool.h, upsample.h), record the backward.
 #include "runtime/ops_shape.h"
 
 #include <string>
 
 #include "kernels/pool.h"
-#include "kernels/shuffle.h"
-#include "kernels/upsample.h"
 #include "runtime/autograd.h"
-#include "runtime/ops_cuda.h"
+#include "runtime/backend.h"
 
 namespace detnas::rt::ops {
-
-namespace k = detnas::kernels::cpu;
 
 namespace {
 void check_nchw(const char* op, const Tensor& x) {
   check_defined(op, x, "input");
   DETNAS_CHECK(x.dim() == 4, op, ": expected an (N,C,H,W) input, got shape ", shape_str(x.shape()));
   DETNAS_CHECK(x.numel() > 0, op, ": empty input ", shape_str(x.shape()));
-  if (!cuda_ops::on_cuda(op, {&x})) require_cpu(op, {&x});  // CUDA: each op hands off below
 }
 
 // True when dims 1.. are laid out contiguously (dim 0 may have any stride), as for
@@ -39,16 +34,16 @@ Tensor channel_shuffle(const Tensor& x_in, int64_t groups) {
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   DETNAS_CHECK(groups >= 1 && C % groups == 0, "channel_shuffle: ", C, " channels of input ", shape_str(x_in.shape()),
                " are not divisible by groups = ", groups);
-  if (x_in.device() == Device::CUDA) return cuda_ops::channel_shuffle(x_in, groups);  // runtime/ops_cuda.cpp
+  const Kernels& kt = kernels_for(x_in.device());
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.device());
-  k::channel_shuffle_forward(N, C, HW, groups, x.data(), y.data());
+  kt.channel_shuffle_forward(N, C, HW, groups, x.data(), y.data());
   if (wants_grad({&x})) {
-    record({&y}, [x, y, N, C, HW, groups]() {
+    record({&y}, [x, y, N, C, HW, groups, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::channel_shuffle_backward_input(N, C, HW, groups, gy.data(), g.ptr, g.mode);
+      kt.channel_shuffle_backward_input(N, C, HW, groups, gy.data(), g.ptr, g.mode);
     });
   }
   return y;
@@ -58,17 +53,17 @@ std::pair<Tensor, Tensor> split_even_odd(const Tensor& x_in) {
   check_nchw("split_even_odd", x_in);
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   DETNAS_CHECK(C % 2 == 0, "split_even_odd: needs an even channel count, got input ", shape_str(x_in.shape()));
-  if (x_in.device() == Device::CUDA) return cuda_ops::split_even_odd(x_in);
+  const Kernels& kt = kernels_for(x_in.device());
   Tensor x = x_in.contiguous();
   Shape hs{N, C / 2, x.size(2), x.size(3)};
   Tensor even = Tensor::empty(hs, x.device()), odd = Tensor::empty(hs, x.device());
-  k::split_even_odd_forward(N, C, HW, x.data(), even.data(), odd.data());
+  kt.split_even_odd_forward(N, C, HW, x.data(), even.data(), odd.data());
   if (wants_grad({&x})) {
-    record({&even, &odd}, [x, even, odd, N, C, HW]() {
+    record({&even, &odd}, [x, even, odd, N, C, HW, &kt]() {
       Tensor ge = even.grad(), go = odd.grad();
       if (!ge.defined() && !go.defined()) return;
       GradSlot g = grad_slot(x);
-      k::split_even_odd_backward_input(N, C, HW, ge.defined() ? ge.data() : nullptr, go.defined() ? go.data() : nullptr,
+      kt.split_even_odd_backward_input(N, C, HW, ge.defined() ? ge.data() : nullptr, go.defined() ? go.data() : nullptr,
                                        g.ptr, g.mode);
     });
   }
@@ -88,9 +83,9 @@ Tensor concat(const std::vector<Tensor>& xs_in) {
     for (int64_t d = 0; ok && d < t.dim(); ++d) ok = d == 1 || t.size(d) == first.size(d);
     DETNAS_CHECK(ok, "concat: input ", i, " shape ", shape_str(t.shape()), " does not match input 0 shape ",
                  shape_str(first.shape()), " outside dim 1");
-    if (!cuda_ops::on_cuda("concat", {&first, &t})) require_cpu("concat", {&t});  // throws on mixed devices
+    common_device("concat", {&first, &t});
   }
-  if (first.device() == Device::CUDA) return cuda_ops::concat(xs_in);
+  const Kernels& kt = kernels_for(first.device());
   const int64_t N = first.size(0);
   int64_t HW = 1, Ctot = 0;
   for (int64_t d = 2; d < first.dim(); ++d) HW *= first.size(d);
@@ -108,18 +103,18 @@ Tensor concat(const std::vector<Tensor>& xs_in) {
   for (const Tensor& t : xs) {
     // A size-1 batch dim may carry any stride; the kernel never steps along it then.
     const int64_t sn = N > 1 ? t.strides()[0] : t.size(1) * HW;
-    k::concat_forward(N, t.size(1), Ctot, HW, off, t.data(), sn, y.data());
+    kt.concat_forward(N, t.size(1), Ctot, HW, off, t.data(), sn, y.data());
     off += t.size(1);
     any_grad = any_grad || wants_grad({&t});
   }
   if (any_grad) {
-    record({&y}, [xs, y, N, Ctot, HW]() {
+    record({&y}, [xs, y, N, Ctot, HW, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       int64_t o = 0;
       for (const Tensor& t : xs) {
         GradSlot g = grad_slot(t);
-        k::concat_backward_input(N, t.size(1), Ctot, HW, o, gy.data(), g.ptr, g.mode);
+        kt.concat_backward_input(N, t.size(1), Ctot, HW, o, gy.data(), g.ptr, g.mode);
         o += t.size(1);
       }
     });
@@ -139,16 +134,16 @@ Tensor max_pool2d(const Tensor& x_in, const PoolParams& p) {
   const int64_t Wo = W + 2 * p.padding >= p.kernel ? kernels::pool_out_size(W, win) : 0;
   DETNAS_CHECK(Ho >= 1 && Wo >= 1, "max_pool2d: input ", shape_str(x_in.shape()), " is smaller than the kernel ",
                p.kernel, " with padding ", p.padding);
-  if (x_in.device() == Device::CUDA) return cuda_ops::max_pool2d(x_in, win, Ho, Wo);
+  const Kernels& kt = kernels_for(x_in.device());
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, Ho, Wo}, x.device());
-  k::max_pool2d_forward(N * C, H, W, Ho, Wo, win, x.data(), y.data());
+  kt.max_pool2d_forward(N * C, H, W, Ho, Wo, win, x.data(), y.data());
   if (wants_grad({&x})) {
-    record({&y}, [x, y, win, N, C, H, W, Ho, Wo]() {
+    record({&y}, [x, y, win, N, C, H, W, Ho, Wo, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::max_pool2d_backward_input(N * C, H, W, Ho, Wo, win, x.data(), gy.data(), g.ptr, g.mode);
+      kt.max_pool2d_backward_input(N * C, H, W, Ho, Wo, win, x.data(), gy.data(), g.ptr, g.mode);
     });
   }
   return y;
@@ -156,17 +151,17 @@ Tensor max_pool2d(const Tensor& x_in, const PoolParams& p) {
 
 Tensor global_avg_pool(const Tensor& x_in) {
   check_nchw("global_avg_pool", x_in);
-  if (x_in.device() == Device::CUDA) return cuda_ops::global_avg_pool(x_in);
+  const Kernels& kt = kernels_for(x_in.device());
   const int64_t N = x_in.size(0), C = x_in.size(1), HW = x_in.size(2) * x_in.size(3);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, 1, 1}, x.device());
-  k::global_avg_pool_forward(N * C, HW, x.data(), y.data());
+  kt.global_avg_pool_forward(N * C, HW, x.data(), y.data());
   if (wants_grad({&x})) {
-    record({&y}, [x, y, N, C, HW]() {
+    record({&y}, [x, y, N, C, HW, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::global_avg_pool_backward_input(N * C, HW, gy.data(), g.ptr, g.mode);
+      kt.global_avg_pool_backward_input(N * C, HW, gy.data(), g.ptr, g.mode);
     });
   }
   return y;
@@ -176,17 +171,17 @@ Tensor upsample_nearest(const Tensor& x_in, int64_t Ho, int64_t Wo) {
   check_nchw("upsample_nearest", x_in);
   DETNAS_CHECK(Ho >= 1 && Wo >= 1, "upsample_nearest: invalid output size (", Ho, ", ", Wo, ") for input ",
                shape_str(x_in.shape()));
-  if (x_in.device() == Device::CUDA) return cuda_ops::upsample_nearest(x_in, Ho, Wo);
+  const Kernels& kt = kernels_for(x_in.device());
   const int64_t N = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({N, C, Ho, Wo}, x.device());
-  k::upsample_nearest2d_forward(N * C, H, W, Ho, Wo, x.data(), y.data());
+  kt.upsample_nearest2d_forward(N * C, H, W, Ho, Wo, x.data(), y.data());
   if (wants_grad({&x})) {
-    record({&y}, [x, y, N, C, H, W, Ho, Wo]() {
+    record({&y}, [x, y, N, C, H, W, Ho, Wo, &kt]() {
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot g = grad_slot(x);
-      k::upsample_nearest2d_backward_input(N * C, H, W, Ho, Wo, gy.data(), g.ptr, g.mode);
+      kt.upsample_nearest2d_backward_input(N * C, H, W, Ho, Wo, gy.data(), g.ptr, g.mode);
     });
   }
   return y;

@@ -2,11 +2,14 @@
 #include "search/candidate_eval.h"
 
 #include <chrono>
+#include <cstring>
 
 #include "core/error.h"
+#include "data/transforms.h"
 #include "detect/postprocess.h"
 #include "nn/layers.h"
 #include "runtime/autograd.h"
+#include "runtime/dist.h"
 
 namespace detnas::search {
 
@@ -35,20 +38,80 @@ void recalibrate_bn(det::Detector& net, const nn::Arch& path, const data::DetDat
     }
   } momentum_back{net, ema};
   data::DetBatchParams p{s.batch, s.short_side, s.max_size, data::DetAugment::Train, data::mix_seed(s.seed, 99)};
+  // Across ranks: this rank's part of every batch, padded to the whole batch's
+  // size, statistics synchronized (the same running statistics as one process).
+  const bool split = s.across_ranks && rt::dist::active() && s.batch >= rt::dist::size();
+  if (split) {
+    const rt::dist::Slice sl = rt::dist::my_slice(s.batch);
+    p.part_begin = sl.begin;
+    p.part_end = sl.end;
+  }
+  nn::set_sync_bn(net, split);
   const int64_t batches = (s.bn_images + s.batch - 1) / s.batch;
-  for (int64_t i = 0; i < batches; ++i) net.forward_features(data::make_det_batch(train, p, i).images, path);
+  for (int64_t i = 0; i < batches; ++i) {
+    rt::Tensor images = data::make_det_batch(train, p, i).images;
+    net.forward_features(split ? data::pad_batch_across_ranks(images) : images, path);
+  }
+  nn::set_sync_bn(net, false);
 }
+
+namespace {
+// Detections of consecutive images as bytes (plain fields, same binary on every rank).
+void put_detections(std::string& out, const std::vector<std::vector<det::Detection>>& dets) {
+  auto put = [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); };
+  const int64_t images = int64_t(dets.size());
+  put(&images, sizeof images);
+  for (const auto& d : dets) {
+    const int64_t n = int64_t(d.size());
+    put(&n, sizeof n);
+    if (n) put(d.data(), size_t(n) * sizeof(det::Detection));
+  }
+}
+std::vector<std::vector<det::Detection>> get_detections(const std::string& in, size_t* pos) {
+  auto get = [&](void* p, size_t n) {
+    DETNAS_CHECK(*pos + n <= in.size(), "detections gathered from the ranks are truncated");
+    std::memcpy(p, in.data() + *pos, n);
+    *pos += n;
+  };
+  int64_t images = 0;
+  get(&images, sizeof images);
+  std::vector<std::vector<det::Detection>> r(static_cast<size_t>(images));
+  for (auto& d : r) {
+    int64_t n = 0;
+    get(&n, sizeof n);
+    d.resize(size_t(n));
+    if (n) get(d.data(), size_t(n) * sizeof(det::Detection));
+  }
+  return r;
+}
+}  // namespace
 
 std::vector<std::vector<det::Detection>> detect_dataset(det::Detector& net, const nn::Arch& path,
                                                         const data::DetDataset& ds, const EvalSettings& s) {
   data::DetBatchParams p{s.batch, s.short_side, s.max_size, data::DetAugment::Eval, s.seed};
   std::vector<std::vector<det::Detection>> all;
-  for (int64_t i = 0; i < data::num_det_eval_batches(ds, s.batch); ++i) {
+  const int64_t batches = data::num_det_eval_batches(ds, s.batch);
+  const bool split = s.across_ranks && rt::dist::active();
+  const int64_t step = split ? rt::dist::size() : 1;
+  std::string mine;  // across ranks: this rank's batches r, r + size, ... as bytes
+  for (int64_t i = split ? rt::dist::rank() : 0; i < batches; i += step) {
     data::DetBatch b = data::make_det_batch(ds, p, i);
     std::vector<det::ImageMeta> metas;
     for (auto& t : b.targets)
       metas.push_back({t.image_id, t.resized_size.height, t.resized_size.width, t.scale_x, t.scale_y});
-    for (auto& d : net.detect(b.images, metas, path)) all.push_back(std::move(d));
+    std::vector<std::vector<det::Detection>> d = net.detect(b.images, metas, path);
+    if (split)
+      put_detections(mine, d);
+    else
+      for (auto& x : d) all.push_back(std::move(x));
+  }
+  if (!split) return all;
+  // Every rank's batches, put back in batch order (batch i came from rank i % size).
+  const std::vector<std::string> parts = rt::dist::allgather(mine);
+  std::vector<size_t> pos(parts.size(), 0);
+  for (int64_t i = 0; i < batches; ++i) {
+    const size_t r = size_t(i % step);
+    for (auto& x : get_detections(parts[r], &pos[r])) all.push_back(std::move(x));
   }
   return all;
 }

@@ -118,6 +118,25 @@ void Evolution::record(double fitness, double seconds) {
   c.seconds = seconds;
 }
 
+std::vector<int64_t> Evolution::pending() {
+  std::vector<int64_t> r;
+  if (done()) return r;
+  for (const Candidate& c : cands_)
+    if (!c.evaluated) r.push_back(c.index);
+  return r;
+}
+
+void Evolution::record_index(int64_t index, double fitness, double seconds) {
+  DETNAS_CHECK(std::isfinite(fitness), "search: fitness ", fitness, " is not a finite number");
+  DETNAS_CHECK(index >= 0 && index < int64_t(cands_.size()) && cands_[size_t(index)].index == index,
+               "search: record_index(", index, "): no such candidate (", cands_.size(), " proposed)");
+  Candidate& c = cands_[size_t(index)];
+  DETNAS_CHECK(!c.evaluated, "search: candidate ", index, " was already recorded");
+  c.evaluated = true;
+  c.fitness = fitness;
+  c.seconds = seconds;
+}
+
 int64_t Evolution::num_evaluated() const {
   int64_t n = 0;
   for (const Candidate& c : cands_) n += c.evaluated;

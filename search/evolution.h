@@ -70,6 +70,13 @@ class Evolution {
   const Candidate& next();
   // Records the fitness of next().
   void record(double fitness, double seconds);
+  // The candidates of the current generation not yet evaluated, in index order
+  // (proposing the next generation when the current one is complete; empty
+  // when done()). Any of them may be recorded, in any order, with record_index:
+  // a generation is proposed from complete generations only, so the order in
+  // which a generation's candidates are scored (one rank or many) changes nothing.
+  std::vector<int64_t> pending();
+  void record_index(int64_t index, double fitness, double seconds);
 
   const std::vector<Candidate>& candidates() const { return cands_; }
   int64_t num_evaluated() const;

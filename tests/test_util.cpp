@@ -276,8 +276,18 @@ RunResult run_argv(const std::vector<std::string>& argv, double timeout_s) {
   return run_argv_all({argv}, 1, timeout_s)[0];
 }
 
+std::vector<std::string> mpirun_argv(int np) {
+  int st = 0;
+  std::string path = run_capture("command -v mpirun", &st);
+  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+  if (st != 0 || path.empty()) path = "mpirun";  // fails visibly at exec
+  std::vector<std::string> a{path, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(np)};
+  if (::geteuid() == 0) a.insert(a.begin() + 1, "--allow-run-as-root");
+  return a;
+}
+
 std::string without_timings(const std::string& text) {
-  static const std::regex kTimes(",\"(seconds|recal_seconds|infer_seconds)\":[-0-9.eE+]+");
+  static const std::regex kTimes(",\"(seconds|recal_seconds|infer_seconds|rank)\":[-0-9.eE+]+");
   return std::regex_replace(text, kTimes, "");
 }
 

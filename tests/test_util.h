@@ -67,9 +67,14 @@ std::vector<float> randn_f(int64_t n, uint64_t seed, double scale = 1.0);
 // BUILD/bin/detnas); make test builds both.
 std::string detnas_binary();
 // `text` (search.jsonl, state.json) without the evaluation timing fields
-// "seconds", "recal_seconds" and "infer_seconds", the only fields that differ
-// between two identical searches.
+// "seconds", "recal_seconds" and "infer_seconds" and the "rank" that scored a
+// candidate, the only fields that differ between two identical searches.
 std::string without_timings(const std::string& text);
+// `mpirun` with the options the tests need to start `np` local ranks on this
+// machine: --oversubscribe (more ranks than cores), --allow-run-as-root when
+// running as root (CI does), and no core binding. Append the program and its
+// arguments, or ":" and a second application context.
+std::vector<std::string> mpirun_argv(int np);
 // Runs a shell command, returns its stdout and sets *status (pclose status).
 std::string run_capture(const std::string& cmd, int* status);
 
