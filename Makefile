@@ -214,7 +214,7 @@ examples-run: examples
 	$(if $(wildcard examples/search_custom_fitness.cpp),OMP_WAIT_POLICY=passive $(BUILD)/examples/search_custom_fitness)
 
 DEB_PKGS := g++ make openmpi-bin libopenmpi-dev libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config \
-  clang libclang-rt-14-dev libomp-dev
+  clang clang-format libclang-rt-14-dev libomp-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \

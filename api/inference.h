@@ -44,11 +44,11 @@ struct DetectorOptions {
   // Path to run: required for a supernet checkpoint (e.g. the searched arch);
   // for a fixed-arch checkpoint empty or equal to its arch.
   std::string arch;
-  float min_score = 0.05f;            // drop detections below (the network keeps >= 0.05)
-  int64_t max_detections = 100;       // per image, best first
-  int64_t short_side = 0;             // > 0 overrides the checkpoint's
-  int64_t max_size = 0;               // > 0 overrides the checkpoint's
-  std::vector<int64_t> category_ids;  // non-empty overrides the checkpoint's label -> id map
+  float min_score = 0.05f;              // drop detections below (the network keeps >= 0.05)
+  int64_t max_detections = 100;         // per image, best first
+  int64_t short_side = 0;               // > 0 overrides the checkpoint's
+  int64_t max_size = 0;                 // > 0 overrides the checkpoint's
+  std::vector<int64_t> category_ids;    // non-empty overrides the checkpoint's label -> id map
   rt::Device device = rt::Device::CPU;  // where the network runs (the wrapped network is moved there)
 };
 

@@ -49,7 +49,8 @@ double proc_status_mib(const char* key) {
   std::string line;
   const size_t n = std::strlen(key);
   while (std::getline(f, line))
-    if (line.compare(0, n, key) == 0 && line.size() > n && line[n] == ':') return std::atof(line.c_str() + n + 1) / 1024.0;
+    if (line.compare(0, n, key) == 0 && line.size() > n && line[n] == ':')
+      return std::atof(line.c_str() + n + 1) / 1024.0;
   return 0;
 }
 
@@ -201,13 +202,13 @@ int run_e2e(const E2eOptions& o) {
         const std::string pname = pk < 0 ? "random" : "all-" + std::to_string(pk);
         const std::string name = "train/" + o.space + "@" + std::to_string(s) + "/" + pname;
         Result r = run.time(name, "batch 2, " + std::to_string(s) + "x" + std::to_string(s) + ", path " + pname,
-                 double(batch), 2, o.steps, [&](int i) {
-                   const nn::Arch path =
-                       pk < 0 ? search::sample_uniform_path(space, path_rng) : nn::Arch(size_t(nblocks), pk);
-                   det::DetLosses L = net->forward_train(imgs[i % 3], tgts[i % 3], path);
-                   rt::backward(L.total);
-                   opt.step(0.01);
-                 });
+                            double(batch), 2, o.steps, [&](int i) {
+                              const nn::Arch path =
+                                  pk < 0 ? search::sample_uniform_path(space, path_rng) : nn::Arch(size_t(nblocks), pk);
+                              det::DetLosses L = net->forward_train(imgs[i % 3], tgts[i % 3], path);
+                              rt::backward(L.total);
+                              opt.step(0.01);
+                            });
         run.print(r);
       }
     }
@@ -219,7 +220,7 @@ int run_e2e(const E2eOptions& o) {
       std::vector<det::ImageMeta> metas{{1, 800, 800, 1.0, 1.0}};
       size_t ndet = 0;
       Result r = run.time("infer/" + o.space + "@800/random", "batch 1, 800x800, detect(), one random path", 1.0, 1,
-               o.infer_reps, [&](int) { ndet = net->detect(img, metas, eval_path)[0].size(); });
+                          o.infer_reps, [&](int) { ndet = net->detect(img, metas, eval_path)[0].size(); });
       r.what += ", " + std::to_string(ndet) + " detections";
       run.print(r);
     }

@@ -9,13 +9,13 @@
 namespace detnas::bench {
 
 struct E2eOptions {
-  std::string space = "300M";   // backbone search space ("300M", "tiny", ...)
-  int steps = 3;                // timed training steps per case (after 2 warm-up steps)
-  int infer_reps = 3;           // timed batch-1 800x800 inferences (after 1 warm-up)
-  int eval_images = 256;        // images of the search-candidate evaluation (BN recalibration and inference)
-  bool quick = false;           // 320 only, random path only
+  std::string space = "300M";  // backbone search space ("300M", "tiny", ...)
+  int steps = 3;               // timed training steps per case (after 2 warm-up steps)
+  int infer_reps = 3;          // timed batch-1 800x800 inferences (after 1 warm-up)
+  int eval_images = 256;       // images of the search-candidate evaluation (BN recalibration and inference)
+  bool quick = false;          // 320 only, random path only
   bool json = false;
-  std::string json_context;     // appended to every JSON line (machine, threads, rev, ...)
+  std::string json_context;  // appended to every JSON line (machine, threads, rev, ...)
 };
 
 // Runs every case and prints a table (or JSON lines). Returns 0, or 1 on an error.

@@ -58,7 +58,8 @@ Case dwconv_case(kernels::DwconvShape s, Pass pass) {
   const GradientMode ow = GradientMode::Overwrite;
   if (pass == Pass::Fwd)
     return paired(
-        {{xn}, {wn}}, {yn}, [s](const Ptrs& i, const Ptrs& o) { kh::dwconv_forward<float>(s, i[0], i[1], nullptr, o[0]); },
+        {{xn}, {wn}}, {yn},
+        [s](const Ptrs& i, const Ptrs& o) { kh::dwconv_forward<float>(s, i[0], i[1], nullptr, o[0]); },
         [s](const Ptrs& i, const Ptrs& o) { kc::dwconv_forward(s, i[0], i[1], nullptr, o[0], rt::cuda_stream()); },
         sum_tol(s.K * s.K), 4.0 * (xn + wn + yn), 2 * macs);
   if (pass == Pass::BwdIn)
@@ -83,12 +84,14 @@ Case conv_case(kernels::Conv2dShape s, Pass pass) {
   const int64_t yn = s.N * s.Cout * s.Ho() * s.Wo();
   const double macs = double(yn) * double(s.C / s.G) * double(s.KH * s.KW);
   const GradientMode ow = GradientMode::Overwrite;
-  auto cpu_ws = std::make_shared<std::vector<float>>(size_t(std::max<int64_t>(1, kh::conv2d_workspace_size(s))));
+  auto cpu_ws = std::make_shared<std::vector<float> >(size_t(std::max<int64_t>(1, kh::conv2d_workspace_size(s))));
   const size_t gws = kc::conv2d_cudnn_workspace_bytes(s);
   if (pass == Pass::Fwd)
     return paired(
         {{xn}, {wn}}, {yn},
-        [s, cpu_ws](const Ptrs& i, const Ptrs& o) { kh::conv2d_forward<float>(s, i[0], i[1], nullptr, o[0], cpu_ws->data()); },
+        [s, cpu_ws](const Ptrs& i, const Ptrs& o) {
+          kh::conv2d_forward<float>(s, i[0], i[1], nullptr, o[0], cpu_ws->data());
+        },
         [s, gws](const Ptrs& i, const Ptrs& o) {
           DevScratch ws(gws);
           kc::conv2d_forward(s, i[0], i[1], nullptr, o[0], ws.p, gws, rt::cuda_stream());
@@ -125,7 +128,9 @@ Case linear_case(int64_t N, int64_t Cin, int64_t Cout, Pass pass) {
     return paired(
         {{N * Cin}, {Cout * Cin}, {Cout}}, {N * Cout},
         [=](const Ptrs& i, const Ptrs& o) { kh::linear_forward<float>(N, Cin, Cout, i[0], i[1], i[2], o[0]); },
-        [=](const Ptrs& i, const Ptrs& o) { kc::linear_forward(N, Cin, Cout, i[0], i[1], i[2], o[0], rt::cuda_stream()); },
+        [=](const Ptrs& i, const Ptrs& o) {
+          kc::linear_forward(N, Cin, Cout, i[0], i[1], i[2], o[0], rt::cuda_stream());
+        },
         sum_tol(Cin + 1), bytes, 2 * macs);
   if (pass == Pass::BwdIn)
     return paired(
@@ -138,7 +143,9 @@ Case linear_case(int64_t N, int64_t Cin, int64_t Cout, Pass pass) {
   return paired(
       {{N * Cin}, {N * Cout}}, {Cout * Cin},
       [=](const Ptrs& i, const Ptrs& o) { kh::linear_backward_weight<float>(N, Cin, Cout, i[0], i[1], o[0], ow); },
-      [=](const Ptrs& i, const Ptrs& o) { kc::linear_backward_weight(N, Cin, Cout, i[0], i[1], o[0], ow, rt::cuda_stream()); },
+      [=](const Ptrs& i, const Ptrs& o) {
+        kc::linear_backward_weight(N, Cin, Cout, i[0], i[1], o[0], ow, rt::cuda_stream());
+      },
       sum_tol(N), bytes, 2 * macs);
 }
 
@@ -157,16 +164,17 @@ void register_convs(Registry& r) {
           s.C = S == 1 ? st.mid : st.s2_mid;
           s.H = s.W = S == 1 ? st.H : st.H_in;
           for (Pass p : passes)
-            r.push_back(entry(sp + "/dw_k" + std::to_string(K) + "s" + std::to_string(S) + "/" + pass_name(p),
-                              std::string("dwconv.") + pass_name(p), nchw(kBatch, s.C, s.H, s.W),
-                              [s, p] { return dwconv_case(s, p); }, cfg.in_default));
+            r.push_back(entry(
+                sp + "/dw_k" + std::to_string(K) + "s" + std::to_string(S) + "/" + pass_name(p),
+                std::string("dwconv.") + pass_name(p), nchw(kBatch, s.C, s.H, s.W),
+                [s, p] { return dwconv_case(s, p); }, cfg.in_default));
         }
       kernels::Conv2dShape pw;
       pw.N = kBatch, pw.C = st.mid, pw.Cout = st.mid, pw.H = pw.W = st.H;
       for (Pass p : passes)
-        r.push_back(entry(sp + "/pw/" + pass_name(p), std::string("conv2d.") + pass_name(p),
-                          nchw(kBatch, pw.C, pw.H, pw.W) + " 1x1 (cuDNN)", [pw, p] { return conv_case(pw, p); },
-                          cfg.in_default));
+        r.push_back(entry(
+            sp + "/pw/" + pass_name(p), std::string("conv2d.") + pass_name(p),
+            nchw(kBatch, pw.C, pw.H, pw.W) + " 1x1 (cuDNN)", [pw, p] { return conv_case(pw, p); }, cfg.in_default));
     }
   }
   for (Pass p : passes)
@@ -178,9 +186,10 @@ void register_convs(Registry& r) {
       s.N = kBatch, s.C = s.Cout = kFpnChannels, s.KH = s.KW = 3, s.P = 1;
       s.H = s.W = level_size(res, level);
       for (Pass p : passes)
-        r.push_back(entry("retina@" + std::to_string(res) + "/P" + std::to_string(level) + "/conv3x3/" + pass_name(p),
-                          std::string("conv2d.") + pass_name(p), nchw(kBatch, s.C, s.H, s.W) + " 3x3 (cuDNN)",
-                          [s, p] { return conv_case(s, p); }, res == 320));
+        r.push_back(entry(
+            "retina@" + std::to_string(res) + "/P" + std::to_string(level) + "/conv3x3/" + pass_name(p),
+            std::string("conv2d.") + pass_name(p), nchw(kBatch, s.C, s.H, s.W) + " 3x3 (cuDNN)",
+            [s, p] { return conv_case(s, p); }, res == 320));
     }
 }
 
@@ -198,105 +207,135 @@ void register_data(Registry& r) {
       };
       const Tol ex = Tol::exact();
       add("shuffle/fwd", "channel_shuffle.fwd", [=] {
-        return paired({{n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::channel_shuffle_forward<float>(N, C, HW, 2, i[0], o[0]); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::channel_shuffle_forward(N, C, HW, 2, i[0], o[0], rt::cuda_stream()); },
-                      ex, 8.0 * n);
+        return paired(
+            {{n}}, {n},
+            [=](const Ptrs& i, const Ptrs& o) { kh::channel_shuffle_forward<float>(N, C, HW, 2, i[0], o[0]); },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::channel_shuffle_forward(N, C, HW, 2, i[0], o[0], rt::cuda_stream());
+            },
+            ex, 8.0 * n);
       });
       add("shuffle/bwd", "channel_shuffle.bwd", [=] {
-        return paired({{n}}, {n},
-                      [=](const Ptrs& i, const Ptrs& o) { kh::channel_shuffle_backward_input<float>(N, C, HW, 2, i[0], o[0], ow); },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kc::channel_shuffle_backward_input(N, C, HW, 2, i[0], o[0], ow, rt::cuda_stream());
-                      },
-                      ex, 8.0 * n);
+        return paired(
+            {{n}}, {n},
+            [=](const Ptrs& i, const Ptrs& o) {
+              kh::channel_shuffle_backward_input<float>(N, C, HW, 2, i[0], o[0], ow);
+            },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::channel_shuffle_backward_input(N, C, HW, 2, i[0], o[0], ow, rt::cuda_stream());
+            },
+            ex, 8.0 * n);
       });
       add("split_even_odd/fwd", "split_even_odd.fwd", [=] {
-        return paired({{n}}, {h, h}, [=](const Ptrs& i, const Ptrs& o) { kh::split_even_odd_forward<float>(N, C, HW, i[0], o[0], o[1]); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::split_even_odd_forward(N, C, HW, i[0], o[0], o[1], rt::cuda_stream()); },
-                      ex, 8.0 * n);
+        return paired(
+            {{n}}, {h, h},
+            [=](const Ptrs& i, const Ptrs& o) { kh::split_even_odd_forward<float>(N, C, HW, i[0], o[0], o[1]); },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::split_even_odd_forward(N, C, HW, i[0], o[0], o[1], rt::cuda_stream());
+            },
+            ex, 8.0 * n);
       });
       add("split_even_odd/bwd", "split_even_odd.bwd", [=] {
-        return paired({{h}, {h}}, {n},
-                      [=](const Ptrs& i, const Ptrs& o) { kh::split_even_odd_backward_input<float>(N, C, HW, i[0], i[1], o[0], ow); },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kc::split_even_odd_backward_input(N, C, HW, i[0], i[1], o[0], ow, rt::cuda_stream());
-                      },
-                      ex, 8.0 * n);
+        return paired(
+            {{h}, {h}}, {n},
+            [=](const Ptrs& i, const Ptrs& o) {
+              kh::split_even_odd_backward_input<float>(N, C, HW, i[0], i[1], o[0], ow);
+            },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::split_even_odd_backward_input(N, C, HW, i[0], i[1], o[0], ow, rt::cuda_stream());
+            },
+            ex, 8.0 * n);
       });
       const int64_t Ci = C / 2;
       add("concat/fwd", "concat.fwd", [=] {  // one half of the output written at channel offset Ci
         Extra zero;  // the other half of the output is never written: it keeps 0 on both devices
         zero.out_init = 0.f;
-        return paired({{h}}, {n},
-                      [=](const Ptrs& i, const Ptrs& o) { kh::concat_forward<float>(N, Ci, C, HW, Ci, i[0], Ci * HW, o[0]); },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kc::concat_forward(N, Ci, C, HW, Ci, i[0], Ci * HW, o[0], rt::cuda_stream());
-                      },
-                      ex, 8.0 * h, 0, zero);
+        return paired(
+            {{h}}, {n},
+            [=](const Ptrs& i, const Ptrs& o) { kh::concat_forward<float>(N, Ci, C, HW, Ci, i[0], Ci * HW, o[0]); },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::concat_forward(N, Ci, C, HW, Ci, i[0], Ci * HW, o[0], rt::cuda_stream());
+            },
+            ex, 8.0 * h, 0, zero);
       });
       add("concat/bwd", "concat.bwd", [=] {
-        return paired({{n}}, {h},
-                      [=](const Ptrs& i, const Ptrs& o) { kh::concat_backward_input<float>(N, Ci, C, HW, Ci, i[0], o[0], ow); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::concat_backward_input(N, Ci, C, HW, Ci, i[0], o[0], ow, rt::cuda_stream()); },
-                      ex, 8.0 * h);
+        return paired(
+            {{n}}, {h},
+            [=](const Ptrs& i, const Ptrs& o) { kh::concat_backward_input<float>(N, Ci, C, HW, Ci, i[0], o[0], ow); },
+            [=](const Ptrs& i, const Ptrs& o) {
+              kc::concat_backward_input(N, Ci, C, HW, Ci, i[0], o[0], ow, rt::cuda_stream());
+            },
+            ex, 8.0 * h);
       });
       add("relu/fwd", "relu.fwd", [=] {
-        return paired({{n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::relu_forward<float>(n, i[0], o[0]); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::relu_forward(n, i[0], o[0], rt::cuda_stream()); }, ex, 8.0 * n);
+        return paired(
+            {{n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::relu_forward<float>(n, i[0], o[0]); },
+            [=](const Ptrs& i, const Ptrs& o) { kc::relu_forward(n, i[0], o[0], rt::cuda_stream()); }, ex, 8.0 * n);
       });
       add("relu/bwd", "relu.bwd", [=] {
-        return paired({{n}, {n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::relu_backward<float>(n, i[0], i[1], o[0], ow); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::relu_backward(n, i[0], i[1], o[0], ow, rt::cuda_stream()); }, ex,
-                      12.0 * n);
+        return paired(
+            {{n}, {n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::relu_backward<float>(n, i[0], i[1], o[0], ow); },
+            [=](const Ptrs& i, const Ptrs& o) { kc::relu_backward(n, i[0], i[1], o[0], ow, rt::cuda_stream()); }, ex,
+            12.0 * n);
       });
       add("add/fwd", "add.fwd", [=] {
-        return paired({{n}, {n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::add_forward<float>(n, i[0], i[1], o[0]); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::add_forward(n, i[0], i[1], o[0], rt::cuda_stream()); }, ex,
-                      12.0 * n);
+        return paired(
+            {{n}, {n}}, {n}, [=](const Ptrs& i, const Ptrs& o) { kh::add_forward<float>(n, i[0], i[1], o[0]); },
+            [=](const Ptrs& i, const Ptrs& o) { kc::add_forward(n, i[0], i[1], o[0], rt::cuda_stream()); }, ex,
+            12.0 * n);
       });
       // BatchNorm on the block's mid channels: batch statistics forward, full backward.
       const int64_t M = st.mid, mn = N * M * HW;
       const double eps = 1e-5;
-      r.push_back(entry(sp + "/bn/fwd", "batchnorm.fwd", nchw(N, M, st.H, st.H), [=] {
-        // Inputs x, gamma, beta, running_mean, running_var (updated in place with momentum 0.1).
-        return paired({{mn}, {M}, {M}, {M}, {M, 0.5f, 1.5f}}, {mn, 2 * M, M},
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kh::batchnorm_forward_batch<float>(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3], i[4]);
-                      },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        DevScratch ws(kernels::cuda_plan::batchnorm_workspace_bytes(M));
-                        kc::batchnorm_forward_batch(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3], i[4],
-                                                    ws.p, rt::cuda_stream());
-                      },
-                      sum_tol(N * HW, 2), 8.0 * mn);  // sums of x and x^2, |x| <= 1
-      }, cfg.in_default));
-      r.push_back(entry(sp + "/bn/bwd", "batchnorm.bwd", nchw(N, M, st.H, st.H), [=] {
-        // Inputs x, dy, gamma, save_mean (2,M), save_invstd (M): the saved statistics are
-        // the CPU forward's, uploaded, so both backwards start from the same values.
-        Extra stats;
-        stats.prep = [=](std::vector<rt::Tensor>& in) {
-          std::vector<float> y(static_cast<size_t>(mn)), beta(static_cast<size_t>(M), 0.f), rm(beta), rv(beta);
-          kh::batchnorm_forward_batch<float>(N, M, HW, in[0].data(), in[2].data(), beta.data(), eps, 0.0, y.data(),
-                                             in[3].data(), in[4].data(), rm.data(), rv.data());
-        };
-        auto grads = [](const Ptrs& o) {
-          kernels::cpu::BatchNormGrads<float> g;
-          g.dx = o[0], g.dgamma = o[1], g.dbeta = o[2];
-          g.dx_mode = g.dgamma_mode = g.dbeta_mode = GradientMode::Overwrite;
-          return g;
-        };
-        return paired({{mn}, {mn}, {M}, {2 * M}, {M}}, {mn, M, M},
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kh::batchnorm_backward<float>(N, M, HW, i[0], i[1], i[2], i[3], i[4], kernels::BatchNormMode::Train,
-                                                      grads(o));
-                      },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        DevScratch ws(kernels::cuda_plan::batchnorm_workspace_bytes(M));
-                        kc::batchnorm_backward(N, M, HW, i[0], i[1], i[2], i[3], i[4], kernels::BatchNormMode::Train, grads(o),
-                                               ws.p, rt::cuda_stream());
-                      },
-                      sum_tol(N * HW, 4), 12.0 * mn, 0, stats);  // |dy * xhat * gamma| <= sqrt(3)
-      }, cfg.in_default));
+      r.push_back(entry(
+          sp + "/bn/fwd", "batchnorm.fwd", nchw(N, M, st.H, st.H),
+          [=] {
+            // Inputs x, gamma, beta, running_mean, running_var (updated in place with momentum 0.1).
+            return paired(
+                {{mn}, {M}, {M}, {M}, {M, 0.5f, 1.5f}}, {mn, 2 * M, M},
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kh::batchnorm_forward_batch<float>(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3],
+                                                     i[4]);
+                },
+                [=](const Ptrs& i, const Ptrs& o) {
+                  DevScratch ws(kernels::cuda_plan::batchnorm_workspace_bytes(M));
+                  kc::batchnorm_forward_batch(N, M, HW, i[0], i[1], i[2], eps, 0.1, o[0], o[1], o[2], i[3], i[4], ws.p,
+                                              rt::cuda_stream());
+                },
+                sum_tol(N * HW, 2), 8.0 * mn);  // sums of x and x^2, |x| <= 1
+          },
+          cfg.in_default));
+      r.push_back(entry(
+          sp + "/bn/bwd", "batchnorm.bwd", nchw(N, M, st.H, st.H),
+          [=] {
+            // Inputs x, dy, gamma, save_mean (2,M), save_invstd (M): the saved statistics are
+            // the CPU forward's, uploaded, so both backwards start from the same values.
+            Extra stats;
+            stats.prep = [=](std::vector<rt::Tensor>& in) {
+              std::vector<float> y(static_cast<size_t>(mn)), beta(static_cast<size_t>(M), 0.f), rm(beta), rv(beta);
+              kh::batchnorm_forward_batch<float>(N, M, HW, in[0].data(), in[2].data(), beta.data(), eps, 0.0, y.data(),
+                                                 in[3].data(), in[4].data(), rm.data(), rv.data());
+            };
+            auto grads = [](const Ptrs& o) {
+              kernels::cpu::BatchNormGrads<float> g;
+              g.dx = o[0], g.dgamma = o[1], g.dbeta = o[2];
+              g.dx_mode = g.dgamma_mode = g.dbeta_mode = GradientMode::Overwrite;
+              return g;
+            };
+            return paired(
+                {{mn}, {mn}, {M}, {2 * M}, {M}}, {mn, M, M},
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kh::batchnorm_backward<float>(N, M, HW, i[0], i[1], i[2], i[3], i[4], kernels::BatchNormMode::Train,
+                                                grads(o));
+                },
+                [=](const Ptrs& i, const Ptrs& o) {
+                  DevScratch ws(kernels::cuda_plan::batchnorm_workspace_bytes(M));
+                  kc::batchnorm_backward(N, M, HW, i[0], i[1], i[2], i[3], i[4], kernels::BatchNormMode::Train,
+                                         grads(o), ws.p, rt::cuda_stream());
+                },
+                sum_tol(N * HW, 4), 12.0 * mn, 0, stats);  // |dy * xhat * gamma| <= sqrt(3)
+          },
+          cfg.in_default));
     }
   }
 }

@@ -56,22 +56,24 @@ Case focal_case(int64_t N, int64_t K, bool backward) {
   const FocalParams fp{kAlpha, kGamma};
   const int64_t n = N * K;
   if (!backward)
-    return paired({{n, -8.f, 3.f}, {n}, {N}, {1}}, {n},
-                  [=](const Ptrs& i, const Ptrs& o) { kh::sigmoid_focal_forward<float>(N, K, i[0], i[1], i[2], fp, o[0]); },
-                  [=](const Ptrs& i, const Ptrs& o) {
-                    DevScratch ws(kernels::cuda_plan::loss_workspace_bytes(n));
-                    kc::sigmoid_focal_forward(N, K, i[0], i[1], i[2], fp, o[0], ws.p, rt::cuda_stream());
-                  },
-                  Tol::elementwise(), 4.0 * (2 * n + N + n), 0, x);
+    return paired(
+        {{n, -8.f, 3.f}, {n}, {N}, {1}}, {n},
+        [=](const Ptrs& i, const Ptrs& o) { kh::sigmoid_focal_forward<float>(N, K, i[0], i[1], i[2], fp, o[0]); },
+        [=](const Ptrs& i, const Ptrs& o) {
+          DevScratch ws(kernels::cuda_plan::loss_workspace_bytes(n));
+          kc::sigmoid_focal_forward(N, K, i[0], i[1], i[2], fp, o[0], ws.p, rt::cuda_stream());
+        },
+        Tol::elementwise(), 4.0 * (2 * n + N + n), 0, x);
   const GradientMode ow = GradientMode::Overwrite;
-  return paired({{n, -8.f, 3.f}, {n}, {N}, {1}}, {n},
-                [=](const Ptrs& i, const Ptrs& o) {
-                  kh::sigmoid_focal_backward<float>(N, K, i[0], i[1], i[2], fp, {i[3], 0, 1.f}, o[0], ow);
-                },
-                [=](const Ptrs& i, const Ptrs& o) {
-                  kc::sigmoid_focal_backward(N, K, i[0], i[1], i[2], fp, {i[3], 0, 1.f}, o[0], ow, rt::cuda_stream());
-                },
-                Tol::elementwise(), 4.0 * (2 * n + N + n), 0, x);
+  return paired(
+      {{n, -8.f, 3.f}, {n}, {N}, {1}}, {n},
+      [=](const Ptrs& i, const Ptrs& o) {
+        kh::sigmoid_focal_backward<float>(N, K, i[0], i[1], i[2], fp, {i[3], 0, 1.f}, o[0], ow);
+      },
+      [=](const Ptrs& i, const Ptrs& o) {
+        kc::sigmoid_focal_backward(N, K, i[0], i[1], i[2], fp, {i[3], 0, 1.f}, o[0], ow, rt::cuda_stream());
+      },
+      Tol::elementwise(), 4.0 * (2 * n + N + n), 0, x);
 }
 
 Case smooth_l1_case(int64_t n, bool backward) {
@@ -85,23 +87,24 @@ Case smooth_l1_case(int64_t n, bool backward) {
     in[3].data()[0] = 1.f;
   };
   if (!backward)
-    return paired({{n}, {n}, {n}, {1}}, {n},
-                  [=](const Ptrs& i, const Ptrs& o) { kh::smooth_l1_forward<float>(n, i[0], i[1], i[2], kBeta, o[0]); },
-                  [=](const Ptrs& i, const Ptrs& o) {
-                    DevScratch ws(kernels::cuda_plan::loss_workspace_bytes(n));
-                    kc::smooth_l1_forward(n, i[0], i[1], i[2], kBeta, o[0], ws.p, rt::cuda_stream());
-                  },
-                  Tol::elementwise(), 16.0 * n, 0, x);
+    return paired(
+        {{n}, {n}, {n}, {1}}, {n},
+        [=](const Ptrs& i, const Ptrs& o) { kh::smooth_l1_forward<float>(n, i[0], i[1], i[2], kBeta, o[0]); },
+        [=](const Ptrs& i, const Ptrs& o) {
+          DevScratch ws(kernels::cuda_plan::loss_workspace_bytes(n));
+          kc::smooth_l1_forward(n, i[0], i[1], i[2], kBeta, o[0], ws.p, rt::cuda_stream());
+        },
+        Tol::elementwise(), 16.0 * n, 0, x);
   const GradientMode ow = GradientMode::Overwrite, ig = GradientMode::Ignore;
-  return paired({{n}, {n}, {n}, {1}}, {n},
-                [=](const Ptrs& i, const Ptrs& o) {
-                  kh::smooth_l1_backward<float>(n, i[0], i[1], i[2], kBeta, {i[3], 0, 1.f}, o[0], ow, nullptr, ig);
-                },
-                [=](const Ptrs& i, const Ptrs& o) {
-                  kc::smooth_l1_backward(n, i[0], i[1], i[2], kBeta, {i[3], 0, 1.f}, o[0], ow, nullptr, ig,
-                                         rt::cuda_stream());
-                },
-                Tol::elementwise(), 16.0 * n, 0, x);
+  return paired(
+      {{n}, {n}, {n}, {1}}, {n},
+      [=](const Ptrs& i, const Ptrs& o) {
+        kh::smooth_l1_backward<float>(n, i[0], i[1], i[2], kBeta, {i[3], 0, 1.f}, o[0], ow, nullptr, ig);
+      },
+      [=](const Ptrs& i, const Ptrs& o) {
+        kc::smooth_l1_backward(n, i[0], i[1], i[2], kBeta, {i[3], 0, 1.f}, o[0], ow, nullptr, ig, rt::cuda_stream());
+      },
+      Tol::elementwise(), 16.0 * n, 0, x);
 }
 
 // RoIAlign over P2..P5 (the boxes of each level on its map), as the CPU entry.
@@ -115,7 +118,8 @@ Case roi_align_case(int64_t res, bool backward) {
     H[size_t(l - 2)] = level_size(res, l);
     for (int64_t i = 0; i < kRois; ++i)
       if (rois.level[size_t(i)] == l)
-        boxes[size_t(l - 2)].insert(boxes[size_t(l - 2)].end(), &rois.rows[size_t(5 * i)], &rois.rows[size_t(5 * i + 5)]);
+        boxes[size_t(l - 2)].insert(boxes[size_t(l - 2)].end(), &rois.rows[size_t(5 * i)],
+                                    &rois.rows[size_t(5 * i + 5)]);
     R[size_t(l - 2)] = int64_t(boxes[size_t(l - 2)].size() / 5);
   }
   std::vector<In> ins;
@@ -145,11 +149,15 @@ Case roi_align_case(int64_t res, bool backward) {
     return [=](const Ptrs& i, const Ptrs& o) {
       for (size_t l = 0; l < 4; ++l) {
         if (R[l] == 0) continue;
-        if (!backward && cuda) kc::roi_align_forward(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], rt::cuda_stream());
-        if (!backward && !cuda) kh::roi_align_forward<float>(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l]);
+        if (!backward && cuda)
+          kc::roi_align_forward(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], rt::cuda_stream());
+        if (!backward && !cuda)
+          kh::roi_align_forward<float>(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l]);
         if (backward && cuda)
-          kc::roi_align_backward_input(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], ow, rt::cuda_stream());
-        if (backward && !cuda) kh::roi_align_backward_input<float>(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], ow);
+          kc::roi_align_backward_input(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], ow,
+                                       rt::cuda_stream());
+        if (backward && !cuda)
+          kh::roi_align_backward_input<float>(params(l), kBatch, C, H[l], H[l], R[l], i[l], i[4 + l], o[l], ow);
       }
     };
   };
@@ -188,9 +196,10 @@ Case nms_case(int64_t K, float iou, bool per_class) {
     std::vector<int64_t> ref(static_cast<size_t>(K));
     const size_t wsb_cpu = per_class ? kh::batched_nms_workspace_bytes(K) : kh::nms_workspace_bytes(K);
     rt::Tensor ws = zero_buffer(int64_t(wsb_cpu / 4 + 1));  // 64-byte aligned, as the CPU kernel expects
-    const int64_t n = per_class ? kh::batched_nms<float>(K, B->set.boxes.data(), B->set.scores.data(),
-                                                         B->set.classes.data(), iou, ws.data(), ref.data())
-                                : kh::nms<float>(K, B->set.boxes.data(), B->set.scores.data(), iou, ws.data(), ref.data());
+    const int64_t n = per_class
+                          ? kh::batched_nms<float>(K, B->set.boxes.data(), B->set.scores.data(), B->set.classes.data(),
+                                                   iou, ws.data(), ref.data())
+                          : kh::nms<float>(K, B->set.boxes.data(), B->set.scores.data(), iou, ws.data(), ref.data());
     if (B->kept != n) chk.fail("kept " + std::to_string(B->kept) + " boxes, the CPU keeps " + std::to_string(n));
     for (int64_t i = 0; i < n && i < B->kept; ++i)
       chk.expect("keep", {n}, i, double(B->keep[size_t(i)]), double(ref[size_t(i)]), Tol::exact());
@@ -207,34 +216,56 @@ void register_cuda_det_entries(Registry& r) {
     const std::string tag = "retina@" + std::to_string(res);
     const int64_t N = kBatch * retina_anchors(res), n = 4 * N;
     const std::string fs = std::to_string(N) + "x" + std::to_string(kClasses);
-    r.push_back(entry(tag + "/focal/fwd", "sigmoid_focal.fwd", fs, [N] { return focal_case(N, kClasses, false); }, def));
-    r.push_back(entry(tag + "/focal/bwd", "sigmoid_focal.bwd", fs, [N] { return focal_case(N, kClasses, true); }, def));
-    r.push_back(entry(tag + "/smooth_l1/fwd", "smooth_l1.fwd", std::to_string(N) + "x4", [n] { return smooth_l1_case(n, false); }, def));
-    r.push_back(entry(tag + "/smooth_l1/bwd", "smooth_l1.bwd", std::to_string(N) + "x4", [n] { return smooth_l1_case(n, true); }, def));
+    r.push_back(entry(
+        tag + "/focal/fwd", "sigmoid_focal.fwd", fs, [N] { return focal_case(N, kClasses, false); }, def));
+    r.push_back(entry(
+        tag + "/focal/bwd", "sigmoid_focal.bwd", fs, [N] { return focal_case(N, kClasses, true); }, def));
+    r.push_back(entry(
+        tag + "/smooth_l1/fwd", "smooth_l1.fwd", std::to_string(N) + "x4", [n] { return smooth_l1_case(n, false); },
+        def));
+    r.push_back(entry(
+        tag + "/smooth_l1/bwd", "smooth_l1.bwd", std::to_string(N) + "x4", [n] { return smooth_l1_case(n, true); },
+        def));
     const std::string ft = "fpn@" + std::to_string(res);
-    r.push_back(entry(ft + "/roi_align/fwd", "roi_align.fwd", "512 RoIs x 256 x 7x7 over P2..P5", [res] { return roi_align_case(res, false); }, def));
-    r.push_back(entry(ft + "/roi_align/bwd", "roi_align.bwd", "512 RoIs x 256 x 7x7 over P2..P5", [res] { return roi_align_case(res, true); }, def));
+    r.push_back(entry(
+        ft + "/roi_align/fwd", "roi_align.fwd", "512 RoIs x 256 x 7x7 over P2..P5",
+        [res] { return roi_align_case(res, false); }, def));
+    r.push_back(entry(
+        ft + "/roi_align/bwd", "roi_align.bwd", "512 RoIs x 256 x 7x7 over P2..P5",
+        [res] { return roi_align_case(res, true); }, def));
     const int64_t P = kBatch * kFpnChannels;
     for (int l = 4; l >= 2; --l) {
       const int64_t H = level_size(res, l + 1), Ho = level_size(res, l);
       const std::string name = ft + "/upsample_P" + std::to_string(l + 1) + "toP" + std::to_string(l);
       const std::string s = nchw(kBatch, kFpnChannels, H, H) + " -> " + std::to_string(Ho) + "x" + std::to_string(Ho);
-      r.push_back(entry(name + "/fwd", "upsample_nearest.fwd", s, [=] {
-        return paired({{P * H * H}}, {P * Ho * Ho},
-                      [=](const Ptrs& i, const Ptrs& o) { kh::upsample_nearest2d_forward<float>(P, H, H, Ho, Ho, i[0], o[0]); },
-                      [=](const Ptrs& i, const Ptrs& o) { kc::upsample_nearest2d_forward(P, H, H, Ho, Ho, i[0], o[0], rt::cuda_stream()); },
-                      Tol::exact(), 4.0 * P * (H * H + Ho * Ho));
-      }, def));
-      r.push_back(entry(name + "/bwd", "upsample_nearest.bwd", s, [=] {
-        return paired({{P * Ho * Ho}}, {P * H * H},
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kh::upsample_nearest2d_backward_input<float>(P, H, H, Ho, Ho, i[0], o[0], ow);
-                      },
-                      [=](const Ptrs& i, const Ptrs& o) {
-                        kc::upsample_nearest2d_backward_input(P, H, H, Ho, Ho, i[0], o[0], ow, rt::cuda_stream());
-                      },
-                      sum_tol(4), 4.0 * P * (H * H + Ho * Ho));
-      }, def));
+      r.push_back(entry(
+          name + "/fwd", "upsample_nearest.fwd", s,
+          [=] {
+            return paired(
+                {{P * H * H}}, {P * Ho * Ho},
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kh::upsample_nearest2d_forward<float>(P, H, H, Ho, Ho, i[0], o[0]);
+                },
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kc::upsample_nearest2d_forward(P, H, H, Ho, Ho, i[0], o[0], rt::cuda_stream());
+                },
+                Tol::exact(), 4.0 * P * (H * H + Ho * Ho));
+          },
+          def));
+      r.push_back(entry(
+          name + "/bwd", "upsample_nearest.bwd", s,
+          [=] {
+            return paired(
+                {{P * Ho * Ho}}, {P * H * H},
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kh::upsample_nearest2d_backward_input<float>(P, H, H, Ho, Ho, i[0], o[0], ow);
+                },
+                [=](const Ptrs& i, const Ptrs& o) {
+                  kc::upsample_nearest2d_backward_input(P, H, H, Ho, Ho, i[0], o[0], ow, rt::cuda_stream());
+                },
+                sum_tol(4), 4.0 * P * (H * H + Ho * Ho));
+          },
+          def));
     }
   }
   for (int64_t K : {1000, 5000})
@@ -250,18 +281,19 @@ void register_cuda_det_entries(Registry& r) {
     sp.lr = 0.02, sp.momentum = 0.9, sp.weight_decay = 4e-5, sp.buffer = MomentumBuffer::Existing;
     // In-place update: each side updates its own copies of p and the buffer,
     // restored from the inputs first so that every call does the same work.
-    return paired({{n}, {n, -0.01f, 0.01f}, {n, -0.01f, 0.01f}}, {n, n},
-                  [=](const Ptrs& i, const Ptrs& o) {
-                    std::copy(i[0], i[0] + n, o[0]);
-                    std::copy(i[2], i[2] + n, o[1]);
-                    kh::sgd_update<float>(n, o[0], i[1], o[1], sp);
-                  },
-                  [=](const Ptrs& i, const Ptrs& o) {
-                    rt::cuda_copy_d2d(o[0], i[0], size_t(n) * 4);
-                    rt::cuda_copy_d2d(o[1], i[2], size_t(n) * 4);
-                    kc::sgd_update(n, o[0], i[1], o[1], sp, rt::cuda_stream());
-                  },
-                  Tol::elementwise(), 4.0 * 7 * n);
+    return paired(
+        {{n}, {n, -0.01f, 0.01f}, {n, -0.01f, 0.01f}}, {n, n},
+        [=](const Ptrs& i, const Ptrs& o) {
+          std::copy(i[0], i[0] + n, o[0]);
+          std::copy(i[2], i[2] + n, o[1]);
+          kh::sgd_update<float>(n, o[0], i[1], o[1], sp);
+        },
+        [=](const Ptrs& i, const Ptrs& o) {
+          rt::cuda_copy_d2d(o[0], i[0], size_t(n) * 4);
+          rt::cuda_copy_d2d(o[1], i[2], size_t(n) * 4);
+          kc::sgd_update(n, o[0], i[1], o[1], sp, rt::cuda_stream());
+        },
+        Tol::elementwise(), 4.0 * 7 * n);
   }));
 }
 

@@ -138,9 +138,8 @@ std::string fmt(const char* f, double v) {
 // The context every JSON line carries.
 std::string json_context(int threads) {
   return "\"machine\":\"" + json_escape(cpu_model()) + "\",\"threads\":" + std::to_string(threads) + ",\"git_rev\":\"" +
-         json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) + "\",\"blas_core\":\"" +
-         json_escape(rt::blas_core_name()) + "\",\"loadavg\":\"" +
-         loadavg() + "\"";
+         json_escape(DETNAS_GIT_REV) + "\",\"build_flags\":\"" + json_escape(DETNAS_BUILD_FLAGS) +
+         "\",\"blas_core\":\"" + json_escape(rt::blas_core_name()) + "\",\"loadavg\":\"" + loadavg() + "\"";
 }
 
 // Memory bandwidth, bytes read + written / min time, two ways: a large copy
@@ -241,12 +240,12 @@ int run_cuda_entries(const Options& o, const std::vector<const Entry*>& sel, int
       const double gbps = c.bytes > 0 ? c.bytes / t.min_s * 1e-9 : 0;
       const double gflops = c.flops > 0 ? c.flops / t.min_s * 1e-9 : 0;
       if (o.json)
-        std::printf("{\"name\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"device\":\"cuda\",\"min_ms\":%.6g,"
-                    "\"median_ms\":%.6g,\"reps\":%d,\"gbps\":%s,\"gflops\":%s,\"checked\":%lld,%s}\n",
-                    e->name.c_str(), e->op.c_str(), json_escape(e->shape).c_str(), t.min_s * 1e3, t.median_s * 1e3,
-                    t.reps, gbps > 0 ? fmt("%.6g", gbps).c_str() : "null",
-                    gflops > 0 ? fmt("%.6g", gflops).c_str() : "null", (long long)chk.checked(),
-                    json_context(threads).c_str());
+        std::printf(
+            "{\"name\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"device\":\"cuda\",\"min_ms\":%.6g,"
+            "\"median_ms\":%.6g,\"reps\":%d,\"gbps\":%s,\"gflops\":%s,\"checked\":%lld,%s}\n",
+            e->name.c_str(), e->op.c_str(), json_escape(e->shape).c_str(), t.min_s * 1e3, t.median_s * 1e3, t.reps,
+            gbps > 0 ? fmt("%.6g", gbps).c_str() : "null", gflops > 0 ? fmt("%.6g", gflops).c_str() : "null",
+            (long long)chk.checked(), json_context(threads).c_str());
       else
         std::printf("%-50s %9.4f %9.4f %6d %8s %8s  %s\n", e->name.c_str(), t.min_s * 1e3, t.median_s * 1e3, t.reps,
                     gbps > 0 ? fmt("%.2f", gbps).c_str() : "-", gflops > 0 ? fmt("%.2f", gflops).c_str() : "-",
@@ -272,9 +271,9 @@ int main(int argc, char** argv) {
   if (o.e2e) {
     o.e2e_opts.json = o.json;
     o.e2e_opts.json_context = json_context(threads);
-    std::fprintf(o.json ? stderr : stdout, "bench --e2e: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n",
-                 cpu_model().c_str(), threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, rt::blas_core_name(),
-                 loadavg().c_str());
+    std::fprintf(o.json ? stderr : stdout,
+                 "bench --e2e: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n", cpu_model().c_str(),
+                 threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, rt::blas_core_name(), loadavg().c_str());
     const int rc = run_e2e(o.e2e_opts);
     std::fprintf(o.json ? stderr : stdout, "bench --e2e: loadavg at the end %s\n", loadavg().c_str());
     return rc;

@@ -32,7 +32,7 @@ struct DetectOptions {
 };
 
 data::Color label_color(int64_t label) {
-  static const data::Color kColors[] = {data::bgr(40, 40, 230), data::bgr(40, 200, 40), data::bgr(230, 120, 30),
+  static const data::Color kColors[] = {data::bgr(40, 40, 230),  data::bgr(40, 200, 40),  data::bgr(230, 120, 30),
                                         data::bgr(20, 200, 230), data::bgr(200, 40, 200), data::bgr(200, 200, 40)};
   return kColors[size_t(label) % 6];
 }
@@ -44,8 +44,8 @@ void run_detect(DetectOptions o) {
   for (const std::string& file : o.images) {  // before the model loads; a device would be read forever
     struct stat st;
     DETNAS_CHECK(::stat(file.c_str(), &st) == 0, "detect: image ", file, " does not exist");
-    DETNAS_CHECK(!S_ISDIR(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode), "detect: image ", file,
-                 " is ", S_ISDIR(st.st_mode) ? "a folder" : "a device", ", not an image file");
+    DETNAS_CHECK(!S_ISDIR(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode), "detect: image ", file, " is ",
+                 S_ISDIR(st.st_mode) ? "a folder" : "a device", ", not an image file");
   }
   LoadedDetector m = load_detector(o.ckpt, o.arch, "detect", dev);
   const int64_t bn_images = m.supernet ? (o.bn_images >= 0 ? o.bn_images : m.bn_images) : 0;
@@ -111,7 +111,8 @@ void setup_detect(CLI::App& root) {
       ->check(in_range(0, 1));
   sub->add_option("--bn-images", o->bn_images,
                   "supernet: training images for BN recalibration of the path (default: as in train; data options "
-                  "as for train)")->check(non_negative());
+                  "as for train)")
+      ->check(non_negative());
   add_data_options(sub, o->d);
   add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")

@@ -67,7 +67,8 @@ void run_eval(EvalOptions o) {
 
 void setup_eval(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* sub = root.add_subcommand("eval", "COCO AP of a trained detector (a supernet path or a standalone network)");
+  CLI::App* sub =
+      root.add_subcommand("eval", "COCO AP of a trained detector (a supernet path or a standalone network)");
   sub->footer(
       "With no options: evaluates runs/train/last (the default `detnas train` run) on the built-in synthetic val set,\n"
       "for a supernet on the path train evaluated. Settings not given come from the checkpoint.");

@@ -43,8 +43,8 @@ void prepare_target(const std::string& dir, bool force) {
 }
 
 void run_make_data(MakeDataOptions o) {
-  DETNAS_CHECK(o.kind == "det" || o.kind == "cls" || o.kind == "both", "make-data: --kind must be det, cls or both, got '",
-               o.kind, "'");
+  DETNAS_CHECK(o.kind == "det" || o.kind == "cls" || o.kind == "both",
+               "make-data: --kind must be det, cls or both, got '", o.kind, "'");
   const bool det = o.kind != "cls", cls = o.kind != "det";
   o.det.seed = o.cls.seed = o.seed;
   o.det.jpeg_quality = o.cls.jpeg_quality = o.quality;

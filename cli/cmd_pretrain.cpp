@@ -22,9 +22,9 @@
 #include "data/synthetic.h"
 #include "nn/backbone.h"
 #include "nn/checkpoint.h"
+#include "nn/layers.h"
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
-#include "nn/layers.h"
 #include "runtime/autograd.h"
 #include "runtime/dist.h"
 #include "runtime/fault.h"
@@ -52,7 +52,7 @@ struct Ctx {
   data::ImageFolder train, val;
   nn::Backbone* net;
   rt::dist::Slice part{};  // this rank's part of every batch (the whole batch with one rank)
-  bool sync_bn = false;     // the training setting
+  bool sync_bn = false;    // the training setting
 };
 
 // Top-1 of `path` on the val folder after re-estimating BN statistics on
@@ -171,7 +171,7 @@ void run_pretrain(PretrainOptions o) {
     }
     double l = loss.item();
     if (fault_point("loss").kind == FaultKind::Nan) l = std::nan("");  // tests: a divergence at an exact iteration
-    rt::dist::allreduce_sum(&l, 1);  // the whole batch's loss
+    rt::dist::allreduce_sum(&l, 1);                                    // the whole batch's loss
     if (!std::isfinite(l))
       loop.stop("non-finite loss", it + 1,
                 detail::cat("loss ", l, " (its only component: softmax cross-entropy, label smoothing ",
@@ -216,9 +216,9 @@ void run_pretrain(PretrainOptions o) {
     loop.record(e.str());
     if (rt::dist::is_root())
       std::fprintf(
-        stderr,
-        "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
-        (long long)done, eval_paths.size(), msg.c_str(), mean, chance);
+          stderr,
+          "pretrain eval at iter %lld: top-1 of %zu random paths (BN recalibrated): %s (mean %.3f, chance %.3f)\n",
+          (long long)done, eval_paths.size(), msg.c_str(), mean, chance);
   };
   loop.meta = [&](nn::CheckpointMeta& m) {
     m.arch = "supernet";
@@ -245,7 +245,8 @@ void setup_pretrain(CLI::App& root) {
       ->capture_default_str()
       ->check(at_least(16));
   sub->add_option("--lr", o->lr, "base learning rate (linear decay to 0; reference: 0.5 at batch 1024)")
-      ->capture_default_str()->check(positive());
+      ->capture_default_str()
+      ->check(positive());
   sub->add_option("--wd", o->wd, "weight decay on conv/linear kernels")->capture_default_str()->check(non_negative());
   sub->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str()->check(in_range(0, 1, false, true));
   sub->add_option("--label-smoothing", o->label_smoothing, "label smoothing")
@@ -254,8 +255,11 @@ void setup_pretrain(CLI::App& root) {
   sub->add_option("--dropout", o->dropout, "dropout before the classifier")
       ->capture_default_str()
       ->check(in_range(0, 1, false, true));
-  sub->add_option("--crop-scale", o->crop_scale, "random-resized-crop minimum area fraction (ImageNet reference 0.08; 0.25 keeps the small synthetic shapes visible)")
-      ->capture_default_str()->check(in_range(0, 1, true, false));
+  sub->add_option("--crop-scale", o->crop_scale,
+                  "random-resized-crop minimum area fraction (ImageNet reference 0.08; 0.25 keeps the small synthetic "
+                  "shapes visible)")
+      ->capture_default_str()
+      ->check(in_range(0, 1, true, false));
   sub->add_option("--flops-bins", o->flops_bins, "LO:HI:STEP (M MACs at 224): rejection-sample paths into FLOPs bins");
   sub->add_option("--eval-every", o->eval_every, "evaluate every N iterations (0: only at the end)")
       ->capture_default_str()

@@ -94,9 +94,11 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
   }
   Chart scatter{std::string(search::strategy_name(evo.config().strategy)) + " search: AP against backbone FLOPs " +
                     "(colour: generation, blue first, red last)",
-                "backbone MMACs at 224x224", "AP", {pts, front}, {}};
-  if (evo.config().flops_budget_m > 0)
-    scatter.vlines.push_back({evo.config().flops_budget_m, "budget", "#d62728"});
+                "backbone MMACs at 224x224",
+                "AP",
+                {pts, front},
+                {}};
+  if (evo.config().flops_budget_m > 0) scatter.vlines.push_back({evo.config().flops_budget_m, "budget", "#d62728"});
   Series best;
   best.label = "best so far";
   best.points = true;
@@ -187,8 +189,7 @@ void run_search(SearchOptions o) {
       const search::Candidate& cand = evo.candidates()[size_t(pend[size_t(rt::dist::rank())])];
       fault_point("search.score");
       search::PathScore s = search::score_path(*m.net, cand.arch, dd.train, dd.val, es);
-      CandidateScore r{cand.index, s.coco.stats[0], s.coco.stats[1], s.coco.stats[2], s.recal_seconds,
-                       s.infer_seconds};
+      CandidateScore r{cand.index, s.coco.stats[0], s.coco.stats[1], s.coco.stats[2], s.recal_seconds, s.infer_seconds};
       mine.assign(reinterpret_cast<const char*>(&r), sizeof(r));
     }
     const std::vector<std::string> all = rt::dist::allgather(mine);
@@ -224,9 +225,9 @@ void run_search(SearchOptions o) {
       const search::Candidate best = evo.top(1)[0];
       if (rt::dist::is_root())
         std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs  %.1fs  | best AP %.4f (%s)  %s\n",
-                     (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation,
-                     cand.origin.c_str(), sc.ap, cand.flops_m, secs, best.fitness,
-                     nn::format_arch(best.arch).c_str(), prog.eta(evo.num_evaluated()).c_str());
+                     (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation, cand.origin.c_str(),
+                     sc.ap, cand.flops_m, secs, best.fitness, nn::format_arch(best.arch).c_str(),
+                     prog.eta(evo.num_evaluated()).c_str());
     }
     if (o.stop_after > 0 && evaluated_now >= o.stop_after) {
       log_info("search: stopping after ", evaluated_now, " candidates as asked; continue with --resume");
@@ -235,8 +236,7 @@ void run_search(SearchOptions o) {
   }
   // Every draw over the budget: nothing was evaluated, so there is no best.
   DETNAS_CHECK(evo.num_evaluated() > 0, "search: no architecture of space ", space.name, " met --flops-budget ",
-               c.flops_budget_m, " MMACs in ", c.population * c.attempt_factor,
-               " random draws (the all-k3 path costs ",
+               c.flops_budget_m, " MMACs in ", c.population * c.attempt_factor, " random draws (the all-k3 path costs ",
                search::arch_cost(space, nn::uniform_arch(space, 0)).backbone.mega_macs(), " MMACs)");
   if (!rt::dist::is_root()) return;
   write_outputs(evo, o.out);
@@ -272,12 +272,16 @@ void setup_search(CLI::App& root) {
       ->check(in_range(0, 1));
   sub->add_option("--flops-budget", o->budget, "backbone MMACs at 224x224 (0: none)")->check(non_negative());
   sub->add_option("--attempt-factor", o->attempt_factor, "give up after this many x the wanted draws")
-      ->capture_default_str()->check(positive());
+      ->capture_default_str()
+      ->check(positive());
   sub->add_option("--bn-images", o->bn_images,
                   "training images for each candidate's BN recalibration (default: as in train; reference 4000)")
-                  ->check(non_negative());
-  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
-      ->capture_default_str()->check(in_range(0, 1));
+      ->check(non_negative());
+  sub->add_option("--bn-momentum", o->bn_momentum,
+                  "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over "
+                  "4000 images)")
+      ->capture_default_str()
+      ->check(in_range(0, 1));
   sub->add_option("--batch", o->batch, "images per batch (default: as in train)")->check(positive());
   add_data_options(sub, o->d);
   add_device_options(sub, &o->dev);

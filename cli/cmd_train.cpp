@@ -22,13 +22,13 @@
 #include "data/json_writer.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
+#include "data/transforms.h"
 #include "detect/postprocess.h"
 #include "detect/retinanet.h"
 #include "nn/checkpoint.h"
+#include "nn/layers.h"
 #include "nn/lr_schedule.h"
 #include "nn/optimizer.h"
-#include "data/transforms.h"
-#include "nn/layers.h"
 #include "runtime/autograd.h"
 #include "runtime/dist.h"
 #include "runtime/fault.h"
@@ -181,7 +181,7 @@ void run_train(TrainOptions o) {
     rt::dist::allreduce_sum(sums.data(), int64_t(sums.size()));
     double total = sums[0];
     std::vector<double> parts(sums.begin() + 1, sums.end());  // of L.parts
-    std::string losses = detail::cat("loss ", total, " (");  // numbers as %.6g
+    std::string losses = detail::cat("loss ", total, " (");   // numbers as %.6g
     for (size_t k = 0; k < parts.size(); ++k) losses += detail::cat(k ? ", " : "", L.parts[k].first, " ", parts[k]);
     losses += ")";
     if (!std::isfinite(total)) loop.stop("non-finite loss", it + 1, losses, hint);
@@ -231,7 +231,7 @@ void run_train(TrainOptions o) {
     loop.record(e.str());
     if (rt::dist::is_root())
       std::fprintf(stderr, "train eval at iter %lld: AP %.3f AP50 %.3f AP75 %.3f (arch %s%s)\n", (long long)done, st[0],
-                 st[1], st[2], eval_arch.c_str(), supernet ? ", BN recalibrated" : "");
+                   st[1], st[2], eval_arch.c_str(), supernet ? ", BN recalibrated" : "");
   };
   loop.meta = [&](nn::CheckpointMeta& m) {
     m.arch = supernet ? "supernet" : nn::format_arch(bo.arch);
@@ -250,7 +250,8 @@ void run_train(TrainOptions o) {
 
 void setup_train(CLI::App& root) {
   auto o = std::make_shared<TrainOptions>();
-  CLI::App* sub = root.add_subcommand("train", "detector training (RetinaNet or FPN Faster R-CNN): supernet fine-tuning or a fixed architecture");
+  CLI::App* sub = root.add_subcommand(
+      "train", "detector training (RetinaNet or FPN Faster R-CNN): supernet fine-tuning or a fixed architecture");
   sub->footer(
       "With no --data, trains on the built-in synthetic detection set (data/synthetic/det, generated on first use).\n"
       "--data ROOT expects ROOT/annotations/instances_{train,val}.json and images in ROOT/train, ROOT/val;\n"
@@ -268,7 +269,8 @@ void setup_train(CLI::App& root) {
       ->capture_default_str()
       ->check(non_negative());
   sub->add_option("--clip-grad", o->clip_grad, "clip the global gradient L2 norm to this (0: off)")
-      ->capture_default_str()->check(non_negative());
+      ->capture_default_str()
+      ->check(non_negative());
   sub->add_option("--wd", o->wd, "weight decay (not on biases)")->capture_default_str()->check(non_negative());
   sub->add_option("--warmup", o->warmup, "linear warm-up iterations from lr/3")
       ->capture_default_str()
@@ -285,16 +287,25 @@ void setup_train(CLI::App& root) {
   sub->add_option("--tower-depth", o->tower_depth, "convs per head tower (reference 4)")
       ->capture_default_str()
       ->check(non_negative());
-  sub->add_option("--anchor-size", o->anchor_size, "smallest anchor (RetinaNet P3, RPN P2), doubling per level (reference 32)")
-      ->capture_default_str()->check(CLI::Range(4, 1024));
-  sub->add_option("--rpn-pre-nms-train", o->rpn_pre_train, "fpn: proposals per level before NMS in training (reference 2000)")
-      ->capture_default_str()->check(positive());
-  sub->add_option("--rpn-post-nms-train", o->rpn_post_train, "fpn: proposals per image after NMS in training (reference 2000)")
-      ->capture_default_str()->check(positive());
+  sub->add_option("--anchor-size", o->anchor_size,
+                  "smallest anchor (RetinaNet P3, RPN P2), doubling per level (reference 32)")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 1024));
+  sub->add_option("--rpn-pre-nms-train", o->rpn_pre_train,
+                  "fpn: proposals per level before NMS in training (reference 2000)")
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--rpn-post-nms-train", o->rpn_post_train,
+                  "fpn: proposals per image after NMS in training (reference 2000)")
+      ->capture_default_str()
+      ->check(positive());
   sub->add_option("--rpn-pre-nms-test", o->rpn_pre_test, "fpn: proposals per level before NMS at test (reference 1000)")
-      ->capture_default_str()->check(positive());
-  sub->add_option("--rpn-post-nms-test", o->rpn_post_test, "fpn: proposals per image after NMS at test (reference 1000)")
-      ->capture_default_str()->check(positive());
+      ->capture_default_str()
+      ->check(positive());
+  sub->add_option("--rpn-post-nms-test", o->rpn_post_test,
+                  "fpn: proposals per image after NMS at test (reference 1000)")
+      ->capture_default_str()
+      ->check(positive());
   sub->add_option("--roi-batch", o->roi_batch, "fpn: sampled RoIs per image (reference 512)")
       ->capture_default_str()
       ->check(positive());
@@ -302,9 +313,13 @@ void setup_train(CLI::App& root) {
       ->capture_default_str()
       ->check(non_negative());
   sub->add_option("--bn-images", o->bn_images, "training images for BN recalibration before a supernet evaluation")
-      ->capture_default_str()->check(non_negative());
-  sub->add_option("--bn-momentum", o->bn_momentum, "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over 4000 images)")
-      ->capture_default_str()->check(in_range(0, 1));
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--bn-momentum", o->bn_momentum,
+                  "BN momentum of the recalibration (0: exact average over the batches; the reference uses 0.1 over "
+                  "4000 images)")
+      ->capture_default_str()
+      ->check(in_range(0, 1));
   sub->add_option("--ckpt-every", o->ckpt_every, "checkpoint every N iterations")
       ->capture_default_str()
       ->check(non_negative());

@@ -3,7 +3,6 @@
 // the subcommand, binds its options and sets a callback that does the work.
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <vector>
 

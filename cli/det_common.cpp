@@ -14,7 +14,8 @@
 namespace detnas::cli {
 
 void add_data_options(CLI::App* sub, DataOptions& d) {
-  sub->add_option("--data", d.data, "COCO-layout root (ROOT/annotations/instances_{train,val}.json, ROOT/train, ROOT/val)");
+  sub->add_option("--data", d.data,
+                  "COCO-layout root (ROOT/annotations/instances_{train,val}.json, ROOT/train, ROOT/val)");
   sub->add_option("--train-json", d.train_json, "training annotations");
   sub->add_option("--train-images", d.train_images, "training image folder");
   sub->add_option("--val-json", d.val_json, "validation annotations");
@@ -131,8 +132,8 @@ LoadedDetector load_detector(const std::string& ckpt_in, const std::string& arch
   } else {
     r.arch = nn::parse_arch(r.meta.arch);
     if (!arch_text.empty())
-      DETNAS_CHECK(nn::parse_arch(arch_text) == r.arch, command, ": ", ckpt, " is the standalone network ",
-                   r.meta.arch, "; --arch ", arch_text, " does not match it");
+      DETNAS_CHECK(nn::parse_arch(arch_text) == r.arch, command, ": ", ckpt, " is the standalone network ", r.meta.arch,
+                   "; --arch ", arch_text, " does not match it");
     bo.kind = nn::NetKind::Standalone;
     bo.arch = r.arch;
     bo.split = nn::ChannelSplit::ShuffleHalve;

@@ -3,13 +3,12 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "core/error.h"
 #include "core/log.h"

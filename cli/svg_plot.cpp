@@ -15,11 +15,16 @@ constexpr double kW = 720, kH = 300, kLeft = 70, kRight = 170, kTop = 34, kBotto
 std::string esc(const std::string& s) {
   std::string r;
   for (char c : s) {
-    if (c == '<') r += "&lt;";
-    else if (c == '>') r += "&gt;";
-    else if (c == '&') r += "&amp;";
-    else if (c == '"') r += "&quot;";
-    else r += c;
+    if (c == '<')
+      r += "&lt;";
+    else if (c == '>')
+      r += "&gt;";
+    else if (c == '&')
+      r += "&amp;";
+    else if (c == '"')
+      r += "&quot;";
+    else
+      r += c;
   }
   return r;
 }
@@ -118,8 +123,8 @@ void render_chart(std::string& s, const Chart& c, double y0) {
     if (se.line && !pts.empty())
       s += "<polyline points=\"" + pts + "\" fill=\"none\" stroke=\"" + se.color + "\" stroke-width=\"1.5\"/>\n";
     if (!se.label.empty()) {
-      s += "<rect x=\"" + num(kW - kRight + 12) + "\" y=\"" + num(legend_y - 9) + "\" width=\"12\" height=\"10\" fill=\"" +
-           se.color + "\"/>\n";
+      s += "<rect x=\"" + num(kW - kRight + 12) + "\" y=\"" + num(legend_y - 9) +
+           "\" width=\"12\" height=\"10\" fill=\"" + se.color + "\"/>\n";
       s += "<text x=\"" + num(kW - kRight + 30) + "\" y=\"" + num(legend_y) + "\">" + esc(se.label) + "</text>\n";
       legend_y += 18;
     }
@@ -130,8 +135,9 @@ void render_chart(std::string& s, const Chart& c, double y0) {
 
 std::string render_svg(const std::vector<Chart>& charts) {
   const double height = kH * double(std::max<size_t>(1, charts.size()));
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kW) + "\" height=\"" + num(height) +
-                  "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::string s =
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kW) + "\" height=\"" + num(height) +
+      "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   for (size_t i = 0; i < charts.size(); ++i) render_chart(s, charts[i], kH * double(i));
   s += "</svg>\n";
   return s;
@@ -149,7 +155,8 @@ std::string ramp_color(double t) {
 std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector<double>& y) {
   std::vector<size_t> idx(std::min(x.size(), y.size()));
   std::iota(idx.begin(), idx.end(), size_t(0));
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return x[a] < x[b] || (x[a] == x[b] && y[a] > y[b]); });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](size_t a, size_t b) { return x[a] < x[b] || (x[a] == x[b] && y[a] > y[b]); });
   std::vector<size_t> front;
   double best = -INFINITY;
   for (size_t i : idx)

@@ -11,12 +11,12 @@
 namespace detnas::cli {
 
 struct Series {
-  std::string label;            // legend entry ("" = none)
-  std::vector<double> x, y;     // non-finite points are skipped
+  std::string label;         // legend entry ("" = none)
+  std::vector<double> x, y;  // non-finite points are skipped
   std::string color = "#1f77b4";
   std::vector<std::string> point_colors;  // per point (scatter), overrides color when non-empty
-  bool line = true;             // polyline through the points in order
-  bool points = false;          // a dot per point
+  bool line = true;                       // polyline through the points in order
+  bool points = false;                    // a dot per point
 };
 
 struct VLine {

@@ -56,7 +56,8 @@ void write_train_plot(const std::string& log_jsonl, const std::string& svg_path,
     }
   }
   static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
-  Chart loss{title + ": training loss (mean of " + std::to_string(window) + " iterations)", "iteration", "loss", {}, {}};
+  Chart loss{
+      title + ": training loss (mean of " + std::to_string(window) + " iterations)", "iteration", "loss", {}, {}};
   for (size_t i = 0; i < order.size(); ++i) {
     const auto& [xs, ys] = sums[order[i]];
     Series se;

@@ -43,8 +43,8 @@ std::string cat(const A&... a) {
 
 // DETNAS_CHECK(cond, "message parts", value, ...): throws detnas::Error naming the
 // expression, file and line. The message should name the op/file/field and value.
-#define DETNAS_CHECK(cond, ...)                                                           \
-  do {                                                                                    \
+#define DETNAS_CHECK(cond, ...)                                                                        \
+  do {                                                                                                 \
     if (!(cond)) throw ::detnas::Error(::detnas::detail::cat(__VA_ARGS__), __FILE__, __LINE__, #cond); \
   } while (0)
 

@@ -20,10 +20,16 @@ LogLevel log_level();
 void log_message(LogLevel level, const std::string& msg);
 
 template <class... A>
-void log_info(const A&... a) { if (log_level() <= LogLevel::Info) log_message(LogLevel::Info, detail::cat(a...)); }
+void log_info(const A&... a) {
+  if (log_level() <= LogLevel::Info) log_message(LogLevel::Info, detail::cat(a...));
+}
 template <class... A>
-void log_warn(const A&... a) { if (log_level() <= LogLevel::Warn) log_message(LogLevel::Warn, detail::cat(a...)); }
+void log_warn(const A&... a) {
+  if (log_level() <= LogLevel::Warn) log_message(LogLevel::Warn, detail::cat(a...));
+}
 template <class... A>
-void log_debug(const A&... a) { if (log_level() <= LogLevel::Debug) log_message(LogLevel::Debug, detail::cat(a...)); }
+void log_debug(const A&... a) {
+  if (log_level() <= LogLevel::Debug) log_message(LogLevel::Debug, detail::cat(a...));
+}
 
 }  // namespace detnas

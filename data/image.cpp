@@ -221,7 +221,9 @@ Image decode_png(const uint8_t* d, size_t n, const std::string& name) {
   const int ch = png_channels(hd, name);
   check_dims(hd.height, hd.width, name);
   PNG_CHECK(hd.color_type != 3 || !pal.empty(), "palette image without a PLTE chunk");
-  struct Pass { int64_t x0, y0, dx, dy; };
+  struct Pass {
+    int64_t x0, y0, dx, dy;
+  };
   static const Pass adam7[7] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
                                 {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
   static const Pass whole[1] = {{0, 0, 1, 1}};
@@ -245,8 +247,8 @@ Image decode_png(const uint8_t* d, size_t n, const std::string& name) {
   std::vector<uint8_t> raw(size_t(total) + 1);
   uLongf got = uLongf(raw.size());  // one spare byte: an over-long stream shows as got > total
   int zr = uncompress(raw.data(), &got, idat.data(), uLong(idat.size()));
-  PNG_CHECK(zr == Z_OK && int64_t(got) == total, "corrupt or truncated image data (zlib: ",
-            zr == Z_OK ? "wrong decompressed size" : zError(zr), ")");
+  PNG_CHECK(zr == Z_OK && int64_t(got) == total,
+            "corrupt or truncated image data (zlib: ", zr == Z_OK ? "wrong decompressed size" : zError(zr), ")");
   Image img(hd.height, hd.width);
   const int maxv = (1 << hd.depth) - 1;
   auto sample = [&](const uint8_t* row, int64_t i) -> int {
@@ -301,9 +303,12 @@ Image decode_png(const uint8_t* d, size_t n, const std::string& name) {
 Image decode_image(const uint8_t* data, size_t size, const std::string& name, DecodeOptions opt) {
   DETNAS_CHECK(data && size > 0, "cannot decode image '", name, "': empty file");
   switch (sniff_image_format(data, size)) {
-    case ImageFormat::Jpeg: return decode_jpeg(data, size, name, opt);
-    case ImageFormat::Png: return decode_png(data, size, name);
-    default: DETNAS_FAIL("cannot decode image '", name, "': not a JPEG or PNG file (", size, " bytes)");
+    case ImageFormat::Jpeg:
+      return decode_jpeg(data, size, name, opt);
+    case ImageFormat::Png:
+      return decode_png(data, size, name);
+    default:
+      DETNAS_FAIL("cannot decode image '", name, "': not a JPEG or PNG file (", size, " bytes)");
   }
 }
 
@@ -355,20 +360,20 @@ struct Glyph {
   uint8_t rows[7];  // 5 bits per row, most significant bit = leftmost pixel
 };
 const Glyph kFont[] = {
-    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},     {'2', {14, 17, 1, 2, 4, 8, 31}},
-    {'3', {31, 2, 4, 2, 1, 17, 14}},     {'4', {2, 6, 10, 18, 31, 2, 2}},    {'5', {31, 16, 30, 1, 1, 17, 14}},
-    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},      {'8', {14, 17, 17, 14, 17, 17, 14}},
+    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},      {'2', {14, 17, 1, 2, 4, 8, 31}},
+    {'3', {31, 2, 4, 2, 1, 17, 14}},     {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},
+    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},       {'8', {14, 17, 17, 14, 17, 17, 14}},
     {'9', {14, 17, 17, 15, 1, 2, 12}},   {'A', {14, 17, 17, 17, 31, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
     {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}}, {'E', {31, 16, 16, 30, 16, 16, 31}},
     {'F', {31, 16, 16, 30, 16, 16, 16}}, {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}},
-    {'I', {14, 4, 4, 4, 4, 4, 14}},      {'J', {7, 2, 2, 2, 2, 18, 12}},     {'K', {17, 18, 20, 24, 20, 18, 17}},
+    {'I', {14, 4, 4, 4, 4, 4, 14}},      {'J', {7, 2, 2, 2, 2, 18, 12}},      {'K', {17, 18, 20, 24, 20, 18, 17}},
     {'L', {16, 16, 16, 16, 16, 16, 31}}, {'M', {17, 27, 21, 21, 17, 17, 17}}, {'N', {17, 17, 25, 21, 19, 17, 17}},
     {'O', {14, 17, 17, 17, 17, 17, 14}}, {'P', {30, 17, 17, 30, 16, 16, 16}}, {'Q', {14, 17, 17, 17, 21, 18, 13}},
-    {'R', {30, 17, 17, 30, 20, 18, 17}}, {'S', {15, 16, 16, 14, 1, 1, 30}},  {'T', {31, 4, 4, 4, 4, 4, 4}},
-    {'U', {17, 17, 17, 17, 17, 17, 14}}, {'V', {17, 17, 17, 17, 17, 10, 4}}, {'W', {17, 17, 17, 21, 21, 21, 10}},
-    {'X', {17, 17, 10, 4, 10, 17, 17}},  {'Y', {17, 17, 17, 10, 4, 4, 4}},   {'Z', {31, 1, 2, 4, 8, 16, 31}},
-    {'.', {0, 0, 0, 0, 0, 12, 12}},      {':', {0, 12, 12, 0, 12, 12, 0}},   {'-', {0, 0, 0, 31, 0, 0, 0}},
-    {'_', {0, 0, 0, 0, 0, 0, 31}},       {'%', {24, 25, 2, 4, 8, 19, 3}},    {'/', {0, 1, 2, 4, 8, 16, 0}},
+    {'R', {30, 17, 17, 30, 20, 18, 17}}, {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},
+    {'U', {17, 17, 17, 17, 17, 17, 14}}, {'V', {17, 17, 17, 17, 17, 10, 4}},  {'W', {17, 17, 17, 21, 21, 21, 10}},
+    {'X', {17, 17, 10, 4, 10, 17, 17}},  {'Y', {17, 17, 17, 10, 4, 4, 4}},    {'Z', {31, 1, 2, 4, 8, 16, 31}},
+    {'.', {0, 0, 0, 0, 0, 12, 12}},      {':', {0, 12, 12, 0, 12, 12, 0}},    {'-', {0, 0, 0, 31, 0, 0, 0}},
+    {'_', {0, 0, 0, 0, 0, 0, 31}},       {'%', {24, 25, 2, 4, 8, 19, 3}},     {'/', {0, 1, 2, 4, 8, 16, 0}},
 };
 const Glyph* find_glyph(char c) {
   if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');

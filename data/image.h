@@ -33,8 +33,8 @@ struct Image {
   std::vector<uint8_t> pixels;  // height * width * 3 bytes, row-major, B G R per pixel
 
   Image() = default;
-  Image(int64_t h, int64_t w);               // black
-  Image(int64_t h, int64_t w, Color fill);   // filled
+  Image(int64_t h, int64_t w);              // black
+  Image(int64_t h, int64_t w, Color fill);  // filled
   bool empty() const { return height == 0 || width == 0; }
   int64_t row_bytes() const { return width * kChannels; }
   uint8_t* row(int64_t y) { return pixels.data() + y * row_bytes(); }

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 
-#include "runtime/fs.h"
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/transforms.h"
+#include "runtime/fs.h"
 #include "runtime/rng.h"
 
 namespace detnas::data {

@@ -53,13 +53,27 @@ void append_escaped(std::string& out, std::string_view s) {
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -91,7 +105,8 @@ void JsonWriter::newline_indent(size_t depth) {
 
 void JsonWriter::before_value(const char* what) {
   if (stack_.empty()) {
-    DETNAS_CHECK(!top_done_, "JsonWriter: ", what, " after the complete top-level value (call reset() for a new document)");
+    DETNAS_CHECK(!top_done_, "JsonWriter: ", what,
+                 " after the complete top-level value (call reset() for a new document)");
     return;
   }
   if (stack_.back() == Ctx::Object) {
@@ -133,7 +148,8 @@ JsonWriter& JsonWriter::begin_array() {
 }
 
 JsonWriter& JsonWriter::end_object() {
-  DETNAS_CHECK(!stack_.empty() && stack_.back() == Ctx::Object, "JsonWriter: end_object without a matching begin_object");
+  DETNAS_CHECK(!stack_.empty() && stack_.back() == Ctx::Object,
+               "JsonWriter: end_object without a matching begin_object");
   DETNAS_CHECK(!key_pending_, "JsonWriter: end_object right after a key (the key has no value)");
   bool had = has_items_.back();
   stack_.pop_back();

@@ -54,14 +54,24 @@ Shape make_shape(Kind kind, double cx, double cy, double r, double angle) {
   };
   const double t = kCrossArm, w = kBarHalfWidth;
   switch (kind) {
-    case Kind::Square: polar(4, kPi / 4, 1, 1); break;
-    case Kind::Triangle: polar(3, -kPi / 2, 1, 1); break;
-    case Kind::Star: polar(10, -kPi / 2, 1, kStarInner); break;
-    case Kind::Cross:
-      local = {{t, -1}, {t, -t}, {1, -t}, {1, t}, {t, t}, {t, 1}, {-t, 1}, {-t, t}, {-1, t}, {-1, -t}, {-t, -t}, {-t, -1}};
+    case Kind::Square:
+      polar(4, kPi / 4, 1, 1);
       break;
-    case Kind::Bar: local = {{-1, -w}, {1, -w}, {1, w}, {-1, w}}; break;
-    default: return s;  // disc, ring
+    case Kind::Triangle:
+      polar(3, -kPi / 2, 1, 1);
+      break;
+    case Kind::Star:
+      polar(10, -kPi / 2, 1, kStarInner);
+      break;
+    case Kind::Cross:
+      local = {{t, -1}, {t, -t}, {1, -t}, {1, t},   {t, t},   {t, 1},
+               {-t, 1}, {-t, t}, {-1, t}, {-1, -t}, {-t, -t}, {-t, -1}};
+      break;
+    case Kind::Bar:
+      local = {{-1, -w}, {1, -w}, {1, w}, {-1, w}};
+      break;
+    default:
+      return s;  // disc, ring
   }
   const double c = std::cos(angle), sn = std::sin(angle);
   for (auto [x, y] : local) {
@@ -95,8 +105,10 @@ double unit_area(Kind kind) {
 // Calls f(pixel index) for every pixel of the S x S image whose centre is inside.
 template <class F>
 void raster(const Shape& s, int64_t S, F&& f) {
-  int64_t x0 = std::max<int64_t>(0, int64_t(std::floor(s.cx - s.r))), x1 = std::min<int64_t>(S - 1, int64_t(s.cx + s.r));
-  int64_t y0 = std::max<int64_t>(0, int64_t(std::floor(s.cy - s.r))), y1 = std::min<int64_t>(S - 1, int64_t(s.cy + s.r));
+  int64_t x0 = std::max<int64_t>(0, int64_t(std::floor(s.cx - s.r))),
+          x1 = std::min<int64_t>(S - 1, int64_t(s.cx + s.r));
+  int64_t y0 = std::max<int64_t>(0, int64_t(std::floor(s.cy - s.r))),
+          y1 = std::min<int64_t>(S - 1, int64_t(s.cy + s.r));
   for (int64_t y = y0; y <= y1; ++y)
     for (int64_t x = x0; x <= x1; ++x)
       if (inside(s, x + 0.5, y + 0.5)) f(y * S + x);
@@ -107,12 +119,23 @@ Color hsv_color(double h, double s, double v) {
   double hh = 6 * (h - std::floor(h)), f = hh - std::floor(hh);
   double p = v * (1 - s), q = v * (1 - f * s), t = v * (1 - (1 - f) * s), r, g, b;
   switch (int(hh) % 6) {
-    case 0: r = v, g = t, b = p; break;
-    case 1: r = q, g = v, b = p; break;
-    case 2: r = p, g = v, b = t; break;
-    case 3: r = p, g = q, b = v; break;
-    case 4: r = t, g = p, b = v; break;
-    default: r = v, g = p, b = q;
+    case 0:
+      r = v, g = t, b = p;
+      break;
+    case 1:
+      r = q, g = v, b = p;
+      break;
+    case 2:
+      r = p, g = v, b = t;
+      break;
+    case 3:
+      r = p, g = q, b = v;
+      break;
+    case 4:
+      r = t, g = p, b = v;
+      break;
+    default:
+      r = v, g = p, b = q;
   }
   return bgr(uint8_t(b * 255 + 0.5), uint8_t(g * 255 + 0.5), uint8_t(r * 255 + 0.5));
 }
@@ -174,9 +197,11 @@ Image render_background(int64_t S, Rng& rng) {
   std::vector<double> grid;
   if (type == 1)
     for (int64_t i = 0; i < G * G * 3; ++i) grid.push_back(rng.uniform(-40, 40));
-  if (type == 2) c1 = bgr(clamp_u8(c0.b + rng.uniform(-50, 50)), clamp_u8(c0.g + rng.uniform(-50, 50)),
-                          clamp_u8(c0.r + rng.uniform(-50, 50)));
-  const double base0[3] = {double(c0.b), double(c0.g), double(c0.r)}, base1[3] = {double(c1.b), double(c1.g), double(c1.r)};
+  if (type == 2)
+    c1 = bgr(clamp_u8(c0.b + rng.uniform(-50, 50)), clamp_u8(c0.g + rng.uniform(-50, 50)),
+             clamp_u8(c0.r + rng.uniform(-50, 50)));
+  const double base0[3] = {double(c0.b), double(c0.g), double(c0.r)},
+               base1[3] = {double(c1.b), double(c1.g), double(c1.r)};
   for (int64_t y = 0; y < S; ++y)
     for (int64_t x = 0; x < S; ++x) {
       uint8_t* o = img.at(y, x);
@@ -211,10 +236,9 @@ struct ClsClass {
   Kind kind;
   ClsTexture texture;
 };
-const ClsClass kClsClasses[10] = {{Kind::Bar, kNone},    {Kind::Disc, kChecker}, {Kind::Cross, kNone},
-                                  {Kind::Disc, kNone},   {Kind::Disc, kDots},    {Kind::Ring, kNone},
-                                  {Kind::Square, kNone}, {Kind::Star, kNone},    {Kind::Disc, kStripes},
-                                  {Kind::Triangle, kNone}};
+const ClsClass kClsClasses[10] = {
+    {Kind::Bar, kNone},  {Kind::Disc, kChecker}, {Kind::Cross, kNone}, {Kind::Disc, kNone},    {Kind::Disc, kDots},
+    {Kind::Ring, kNone}, {Kind::Square, kNone},  {Kind::Star, kNone},  {Kind::Disc, kStripes}, {Kind::Triangle, kNone}};
 }  // namespace
 
 std::string synthetic_det_dir(const std::string& root) { return path_join(root, "det"); }
@@ -222,7 +246,8 @@ std::string synthetic_cls_dir(const std::string& root) { return path_join(root, 
 bool synthetic_set_complete(const std::string& dir) { return file_exists(path_join(dir, kMarker)); }
 
 const std::vector<SyntheticCategory>& synthetic_det_categories() {
-  static const std::vector<SyntheticCategory> c = {{1, "square"}, {3, "disc"}, {7, "triangle"}, {10, "ring"}, {15, "cross"}};
+  static const std::vector<SyntheticCategory> c = {
+      {1, "square"}, {3, "disc"}, {7, "triangle"}, {10, "ring"}, {15, "cross"}};
   return c;
 }
 const std::vector<std::string>& synthetic_cls_classes() {
@@ -351,8 +376,10 @@ Image render_classification_sample(uint64_t seed, SyntheticSplit split, int64_t 
       for (int64_t x = 0; x < S; ++x) {
         double u = ((x + 0.5) * ca + (y + 0.5) * sa + ox) / P, v = (-(x + 0.5) * sa + (y + 0.5) * ca + oy) / P;
         bool on;
-        if (tex == kChecker) on = (int64_t(std::floor(u)) + int64_t(std::floor(v))) & 1;
-        else if (tex == kStripes) on = int64_t(std::floor(u)) & 1;
+        if (tex == kChecker)
+          on = (int64_t(std::floor(u)) + int64_t(std::floor(v))) & 1;
+        else if (tex == kStripes)
+          on = int64_t(std::floor(u)) & 1;
         else {
           double fu = u - std::floor(u) - 0.5, fv = v - std::floor(v) - 0.5;
           on = fu * fu + fv * fv <= 0.09;
@@ -362,8 +389,8 @@ Image render_classification_sample(uint64_t seed, SyntheticSplit split, int64_t 
     return img;
   }
   const double r = S * rng.uniform(0.22, 0.42);
-  Shape s = make_shape(kClsClasses[cls].kind, S / 2.0 + S * rng.uniform(-0.15, 0.15), S / 2.0 + S * rng.uniform(-0.15, 0.15),
-                       r, rng.uniform(0, 2 * kPi));
+  Shape s = make_shape(kClsClasses[cls].kind, S / 2.0 + S * rng.uniform(-0.15, 0.15),
+                       S / 2.0 + S * rng.uniform(-0.15, 0.15), r, rng.uniform(0, 2 * kPi));
   std::vector<int64_t> pix;
   raster(s, S, [&](int64_t p) { pix.push_back(p); });
   Color c = contrasting_color(rng, mean_color(img, pix));
@@ -439,8 +466,12 @@ SyntheticDetStats make_detection_set(const std::string& out_dir, const Synthetic
     w.key("licenses").begin_array().end_array();
     w.key("images").begin_array();
     for (int64_t i = 0; i < n; ++i)
-      w.begin_object().field("id", id0 + i).field("file_name", file_name(i)).field("width", p.image_size)
-          .field("height", p.image_size).end_object();
+      w.begin_object()
+          .field("id", id0 + i)
+          .field("file_name", file_name(i))
+          .field("width", p.image_size)
+          .field("height", p.image_size)
+          .end_object();
     w.end_array().key("annotations").begin_array();
     int64_t ann_id = 1;
     for (int64_t i = 0; i < n; ++i)
@@ -471,8 +502,8 @@ SyntheticDetStats make_detection_set(const std::string& out_dir, const Synthetic
 
 void make_classification_set(const std::string& out_dir, const SyntheticClsParams& p) {
   check_common(p.train_per_class, p.val_per_class, p.jpeg_quality, "make_classification_set");
-  DETNAS_CHECK(p.image_size >= 16 && p.image_size <= 4096,
-               "make_classification_set: image size must be 16..4096, got ", p.image_size);
+  DETNAS_CHECK(p.image_size >= 16 && p.image_size <= 4096, "make_classification_set: image size must be 16..4096, got ",
+               p.image_size);
   const auto& classes = synthetic_cls_classes();
   const int64_t nc = int64_t(classes.size());
   const JpegParams jp{p.jpeg_quality, JpegSubsampling::S444};
@@ -487,8 +518,7 @@ void make_classification_set(const std::string& out_dir, const SyntheticClsParam
       char buf[32];
       std::snprintf(buf, sizeof buf, "%06lld.jpg", static_cast<long long>(i));
       Image img = render_classification_sample(p.seed, split, c, i, p.image_size);
-      write_jpeg(path_join(path_join(path_join(out_dir, name), classes[size_t(c)]), buf), img, jp,
-                 Durability::NoSync);
+      write_jpeg(path_join(path_join(path_join(out_dir, name), classes[size_t(c)]), buf), img, jp, Durability::NoSync);
     });
   }
   JsonWriter m(JsonStyle::Pretty);

@@ -37,8 +37,8 @@ std::vector<Tap> make_taps(int64_t out, int64_t start, int64_t len) {
 Image resize_bilinear(const Image& src, CropRect r, int64_t out_h, int64_t out_w) {
   DETNAS_CHECK(out_h > 0 && out_w > 0, "resize_bilinear: output size must be positive, got ", out_w, "x", out_h);
   DETNAS_CHECK(r.w > 0 && r.h > 0 && r.x >= 0 && r.y >= 0 && r.x + r.w <= src.width && r.y + r.h <= src.height,
-               "resize_bilinear: region x=", r.x, " y=", r.y, " w=", r.w, " h=", r.h, " is not inside the ",
-               src.width, "x", src.height, " image");
+               "resize_bilinear: region x=", r.x, " y=", r.y, " w=", r.w, " h=", r.h, " is not inside the ", src.width,
+               "x", src.height, " image");
   Image out(out_h, out_w);
   const std::vector<Tap> xt = make_taps(out_w, r.x, r.w), yt = make_taps(out_h, r.y, r.h);
 #pragma omp parallel for schedule(static) if (out_h * out_w > 65536)
@@ -75,8 +75,8 @@ Image crop(const Image& src, CropRect r) {
 }
 
 ImageSize short_side_size(ImageSize in, int64_t short_side, int64_t max_size) {
-  DETNAS_CHECK(in.height > 0 && in.width > 0 && short_side > 0, "short_side_size: bad input ", in.width, "x",
-               in.height, " or short side ", short_side);
+  DETNAS_CHECK(in.height > 0 && in.width > 0 && short_side > 0, "short_side_size: bad input ", in.width, "x", in.height,
+               " or short side ", short_side);
   const int64_t w = in.width, h = in.height;
   int64_t size = short_side;
   if (max_size > 0) {

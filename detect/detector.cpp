@@ -4,9 +4,9 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "runtime/dist.h"
 #include "detect/faster_rcnn.h"
 #include "detect/retinanet.h"
+#include "runtime/dist.h"
 
 namespace detnas::det {
 
@@ -73,8 +73,8 @@ DetectorConfig DetectorConfig::from_map(const std::map<std::string, std::string>
   if (auto it = m.find("nms_iou"); it != m.end()) {
     char* end = nullptr;
     c.nms_iou = std::strtof(it->second.c_str(), &end);
-    DETNAS_CHECK(end && *end == 0 && !it->second.empty() && c.nms_iou < 1, where, ": config 'nms_iou' = '",
-                 it->second, "' is not a number below 1");
+    DETNAS_CHECK(end && *end == 0 && !it->second.empty() && c.nms_iou < 1, where, ": config 'nms_iou' = '", it->second,
+                 "' is not a number below 1");
   }
   DETNAS_CHECK(c.anchor_size >= 4 && c.anchor_size <= 1024, where, ": config 'anchor_size' = ", c.anchor_size,
                " is outside 4..1024");

@@ -24,7 +24,7 @@ namespace detnas::det {
 
 // Ground truth of one image, in the coordinates of the (resized, unpadded) input.
 struct Targets {
-  std::vector<float> boxes;    // (M,4) x1,y1,x2,y2
+  std::vector<float> boxes;     // (M,4) x1,y1,x2,y2
   std::vector<int64_t> labels;  // (M) in [0, K)
 };
 
@@ -85,15 +85,15 @@ struct DetectorConfig {
   std::string kind = "retinanet";  // "retinanet" or "fpn"
   int64_t num_classes = 80;
   int64_t fpn_channels = 256;
-  int64_t head_depth = 4;           // RetinaNet: convs per tower; FPN: convs of the box head
-  int64_t fc_dim = 1024;            // FPN: box-head FC width
-  float nms_iou = -1;               // < 0: the detector's reference value (0.4 / 0.5)
-  int64_t anchor_size = 32;         // smallest anchor (P3 RetinaNet, P2 RPN); x2 per level; reference 32
+  int64_t head_depth = 4;    // RetinaNet: convs per tower; FPN: convs of the box head
+  int64_t fc_dim = 1024;     // FPN: box-head FC width
+  float nms_iou = -1;        // < 0: the detector's reference value (0.4 / 0.5)
+  int64_t anchor_size = 32;  // smallest anchor (P3 RetinaNet, P2 RPN); x2 per level; reference 32
   // FPN Faster R-CNN sizes (<= 0: the reference values of DETNAS.md):
   int64_t rpn_pre_nms_train = 0, rpn_post_nms_train = 0;  // 2000, 2000
   int64_t rpn_pre_nms_test = 0, rpn_post_nms_test = 0;    // 1000, 1000
   int64_t roi_batch = 0;                                  // 512 sampled RoIs per image
-  uint64_t seed = 0;                // init stream of everything but the backbone
+  uint64_t seed = 0;                                      // init stream of everything but the backbone
 
   std::map<std::string, std::string> to_map() const;
   // From a checkpoint's config; missing keys keep their defaults, bad values throw naming `where`.

@@ -26,11 +26,10 @@ FasterRcnn::FasterRcnn(const nn::BackboneOptions& bo, const FasterRcnnOptions& o
   fo.channels = o.fpn_channels;
   fo.bn_momentum = o.bn_momentum;
   fpn_ = register_module("fpn", std::make_unique<FpnBn>(fo, rng));
-  rpn_ = register_module("rpn", std::make_unique<RpnHead>(o.fpn_channels, anchors_.num_anchors_per_location(0),
-                                                          o.rpn.init_std, rng));
-  box_head_ = register_module("box_head", std::make_unique<BoxHead>(o.fpn_channels, o.roi.pooler.pooled_h,
-                                                                    o.head_depth, o.fc_dim, o.num_classes,
-                                                                    o.bn_momentum, rng));
+  rpn_ = register_module(
+      "rpn", std::make_unique<RpnHead>(o.fpn_channels, anchors_.num_anchors_per_location(0), o.rpn.init_std, rng));
+  box_head_ = register_module("box_head", std::make_unique<BoxHead>(o.fpn_channels, o.roi.pooler.pooled_h, o.head_depth,
+                                                                    o.fc_dim, o.num_classes, o.bn_momentum, rng));
   DETNAS_CHECK(o.roi.pooler.pooled_h == o.roi.pooler.pooled_w, "FasterRcnn: the box head needs a square pooler, got ",
                o.roi.pooler.pooled_h, "x", o.roi.pooler.pooled_w);
 }
@@ -69,8 +68,8 @@ std::vector<Proposals> FasterRcnn::proposals(const RpnOutputs& r, const std::vec
 
 DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
                                     const nn::Arch& path) {
-  DETNAS_CHECK(images.dim() == 4 && int64_t(targets.size()) == images.size(0), "FasterRcnn::forward_train: ",
-               targets.size(), " targets for images ", rt::shape_str(images.shape()));
+  DETNAS_CHECK(images.dim() == 4 && int64_t(targets.size()) == images.size(0),
+               "FasterRcnn::forward_train: ", targets.size(), " targets for images ", rt::shape_str(images.shape()));
   for (size_t n = 0; n < targets.size(); ++n)
     for (size_t j = 0; j < targets[n].labels.size(); ++j)
       DETNAS_CHECK(targets[n].labels[j] >= 0 && targets[n].labels[j] < o_.num_classes,
@@ -78,20 +77,19 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
                    " outside [0, ", o_.num_classes, ")");
   RpnOutputs r = forward_rpn(images, path);
   const int64_t N = images.size(0);
-  RpnLosses rl = rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors,
-                          targets, o_.rpn, rng_, part_);
+  RpnLosses rl =
+      rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors, targets, o_.rpn, rng_, part_);
   std::vector<HW> sizes(size_t(N), HW{images.size(2), images.size(3)});
   std::vector<Proposals> props = proposals(r, sizes, true);
   std::vector<std::vector<float>> boxes;
   for (Proposals& p : props) boxes.push_back(std::move(p.boxes));
   RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_, part_);
   std::vector<int64_t> order;
-  rt::Tensor feats =
-      multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, s.rois, o_.roi.pooler, &order);
+  rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, s.rois, o_.roi.pooler, &order);
   RoiLosses ll;
   if (order.empty()) {
-    ll = roi_loss(rt::Tensor::zeros({0, o_.num_classes + 1}), rt::Tensor::zeros({0, 4 * (o_.num_classes + 1)}), {},
-                  {}, o_.roi, part_);  // still a collective with part_ across ranks
+    ll = roi_loss(rt::Tensor::zeros({0, o_.num_classes + 1}), rt::Tensor::zeros({0, 4 * (o_.num_classes + 1)}), {}, {},
+                  o_.roi, part_);  // still a collective with part_ across ranks
   } else {
     std::vector<int64_t> labels;
     std::vector<float> bt;

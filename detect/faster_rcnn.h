@@ -32,8 +32,8 @@ struct FasterRcnnOptions {
   int64_t fpn_channels = 256;  // FPN and box-head conv width
   int64_t head_depth = 4;      // box-head convs
   int64_t fc_dim = 1024;
-  float anchor_size = 32;      // P2 RPN anchor size (reference 32: sizes 32..512 on P2..P6)
-  float bn_momentum = 0.1f;    // FPN and box-head BNs
+  float anchor_size = 32;    // P2 RPN anchor size (reference 32: sizes 32..512 on P2..P6)
+  float bn_momentum = 0.1f;  // FPN and box-head BNs
   RpnOptions rpn;
   RoiHeadsOptions roi;
   uint64_t seed = 0;  // init stream of FPN and heads, and the sampler stream
@@ -44,8 +44,7 @@ class FasterRcnn : public Detector {
   FasterRcnn(const nn::BackboneOptions& bo, const FasterRcnnOptions& o);
 
   const char* kind() const override { return "fpn"; }
-  DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
-                          const nn::Arch& path) override;
+  DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets, const nn::Arch& path) override;
   void forward_features(const rt::Tensor& images, const nn::Arch& path) override;
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                              const nn::Arch& path) override;
@@ -61,11 +60,11 @@ class FasterRcnn : public Detector {
 
   // The shared part of all forwards: P2..P6 and the per-level RPN outputs.
   struct RpnOutputs {
-    std::vector<rt::Tensor> features;         // P2..P6
-    std::vector<rt::Tensor> objectness;       // per level (N,T_l,1)
-    std::vector<rt::Tensor> deltas;           // per level (N,T_l,4)
-    std::vector<rt::Tensor> anchors;          // per level (T_l,4)
-    rt::Tensor all_anchors;                   // (T,4), the levels concatenated
+    std::vector<rt::Tensor> features;    // P2..P6
+    std::vector<rt::Tensor> objectness;  // per level (N,T_l,1)
+    std::vector<rt::Tensor> deltas;      // per level (N,T_l,4)
+    std::vector<rt::Tensor> anchors;     // per level (T_l,4)
+    rt::Tensor all_anchors;              // (T,4), the levels concatenated
     std::vector<HW> feature_sizes;
   };
   RpnOutputs forward_rpn(const rt::Tensor& images, const nn::Arch& path);

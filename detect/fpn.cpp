@@ -19,8 +19,7 @@ void kaiming_uniform_a1(rt::Tensor& weight, Rng& rng) {
   for (int64_t i = 0, n = weight.numel(); i < n; ++i) p[i] = float(rng.uniform(-bound, bound));
 }
 
-static nn::Conv2d* make_conv(const std::string& name, int64_t in, int64_t out, int64_t k,
-                             int64_t stride, Rng& rng,
+static nn::Conv2d* make_conv(const std::string& name, int64_t in, int64_t out, int64_t k, int64_t stride, Rng& rng,
                              const std::function<nn::Conv2d*(const std::string&, std::unique_ptr<nn::Conv2d>)>& reg) {
   nn::ConvOptions co;
   co.in = in;

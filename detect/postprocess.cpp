@@ -22,8 +22,8 @@ void decode_clip(const BoxCoder& coder, const float* anchor, const float* code, 
 LevelCandidates level_top_candidates(const float* scores, int64_t count, int64_t per_anchor,
                                      std::optional<float> min_score, int64_t top_n, const BoxCoder& coder,
                                      const float* anchors, const float* codes, float height, float width) {
-  DETNAS_CHECK(count >= 0 && per_anchor > 0 && count % per_anchor == 0, "level_top_candidates: ", count,
-               " scores for ", per_anchor, " per anchor");
+  DETNAS_CHECK(count >= 0 && per_anchor > 0 && count % per_anchor == 0, "level_top_candidates: ", count, " scores for ",
+               per_anchor, " per anchor");
   LevelCandidates c;
   std::vector<int64_t>& cand = c.index;
   if (min_score) {
@@ -34,9 +34,8 @@ LevelCandidates level_top_candidates(const float* scores, int64_t count, int64_t
     std::iota(cand.begin(), cand.end(), int64_t(0));
   }
   const int64_t keep = std::clamp<int64_t>(top_n, 0, int64_t(cand.size()));
-  std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), [&](int64_t a, int64_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
+  std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(),
+                    [&](int64_t a, int64_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
   cand.resize(static_cast<size_t>(keep));
   c.boxes.resize(static_cast<size_t>(keep) * 4);
   for (int64_t j = 0; j < keep; ++j) {
@@ -107,9 +106,9 @@ std::vector<std::vector<Detection>> retinanet_postprocess(const std::vector<rt::
       const float* logit = cls_h[l].data() + n * T * K;
       std::vector<float> sc(size_t(T * K));
       for (int64_t i = 0; i < T * K; ++i) sc[size_t(i)] = float(1.0 / (1.0 + std::exp(-double(logit[i]))));
-      const LevelCandidates c = level_top_candidates(sc.data(), T * K, K, p.score_thresh, p.pre_nms_top_n, coder,
-                                                     anc_h[l].data(), box_h[l].data() + n * T * 4, float(m.height),
-                                                     float(m.width));
+      const LevelCandidates c =
+          level_top_candidates(sc.data(), T * K, K, p.score_thresh, p.pre_nms_top_n, coder, anc_h[l].data(),
+                               box_h[l].data() + n * T * 4, float(m.height), float(m.width));
       boxes.insert(boxes.end(), c.boxes.begin(), c.boxes.end());
       for (int64_t i : c.index) {
         scores.push_back(sc[size_t(i)]);

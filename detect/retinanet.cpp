@@ -63,8 +63,8 @@ rt::Tensor flatten_head_output(const rt::Tensor& x_in, int64_t C) {
 
 // ---- RetinaHead -----------------------------------------------------------
 
-RetinaHead::RetinaHead(int64_t channels, int64_t num_anchors, int64_t num_classes, int64_t tower_depth,
-                       float init_std, float prior_prob, Rng& rng) {
+RetinaHead::RetinaHead(int64_t channels, int64_t num_anchors, int64_t num_classes, int64_t tower_depth, float init_std,
+                       float prior_prob, Rng& rng) {
   DETNAS_CHECK(channels > 0 && num_anchors > 0 && num_classes > 0 && tower_depth >= 0,
                "RetinaHead: bad sizes channels=", channels, " anchors=", num_anchors, " classes=", num_classes,
                " tower_depth=", tower_depth);
@@ -110,9 +110,9 @@ RetinaNet::RetinaNet(const nn::BackboneOptions& bo, const RetinaNetOptions& o)
   fo.in_channels = {widths[1], widths[2], widths[3]};
   fo.channels = o.fpn_channels;
   fpn_ = register_module("fpn", std::make_unique<RetinaFpn>(fo, rng));
-  head_ = register_module("head", std::make_unique<RetinaHead>(o.fpn_channels, anchors_.num_anchors_per_location(0),
-                                                               o.num_classes, o.tower_depth, o.head_init_std,
-                                                               o.prior_prob, rng));
+  head_ = register_module(
+      "head", std::make_unique<RetinaHead>(o.fpn_channels, anchors_.num_anchors_per_location(0), o.num_classes,
+                                           o.tower_depth, o.head_init_std, o.prior_prob, rng));
 }
 
 RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::Arch& path) {

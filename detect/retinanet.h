@@ -26,8 +26,8 @@ namespace detnas::det {
 struct RetinaNetOptions {
   int64_t num_classes = 80;  // K (contiguous labels 0..K-1; no background class)
   int64_t fpn_channels = 256;
-  int64_t tower_depth = 4;    // conv3x3 + ReLU layers per tower
-  float prior_prob = 0.01f;   // class bias = -log((1 - p) / p)
+  int64_t tower_depth = 4;   // conv3x3 + ReLU layers per tower
+  float prior_prob = 0.01f;  // class bias = -log((1 - p) / p)
   float head_init_std = 0.01f;
   MatcherParams matcher{0.5f, 0.4f, LowQualityMatches::Allow};
   BoxCoderWeights box_weights{10, 10, 5, 5};
@@ -36,7 +36,7 @@ struct RetinaNetOptions {
   float box_loss_norm = 4.0f;  // box loss / max(1, box_loss_norm * num_pos)
   PostprocessParams post;
   float anchor_size = 32;  // P3 anchor size (reference 32: sizes 32..512 on P3..P7)
-  uint64_t seed = 0;  // init stream of the FPN and head (the backbone has its own)
+  uint64_t seed = 0;       // init stream of the FPN and head (the backbone has its own)
 };
 
 struct Losses {
@@ -94,8 +94,7 @@ class RetinaNet : public Detector {
   Outputs forward_heads(const rt::Tensor& images, const nn::Arch& path);
   // Detector interface: losses "cls" and "box"; forward_features = forward_heads.
   const char* kind() const override { return "retinanet"; }
-  DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
-                          const nn::Arch& path) override;
+  DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets, const nn::Arch& path) override;
   void forward_features(const rt::Tensor& images, const nn::Arch& path) override { forward_heads(images, path); }
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                              const nn::Arch& path) override;

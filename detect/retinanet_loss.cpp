@@ -92,8 +92,8 @@ Losses retinanet_loss(const rt::Tensor& cls, const rt::Tensor& box, const rt::Te
   Losses l;
   const rt::Device dev = cls.device();  // targets are built on the host
   rt::Tensor logits = cls.reshape({N * T, K});
-  l.cls = rt::ops::sigmoid_focal_loss(logits, rt::Tensor::from_vector({N * T, K}, ct).to(dev), o.focal,
-                                      Reduction::Sum, rt::Tensor::from_vector({N * T}, rw).to(dev));
+  l.cls = rt::ops::sigmoid_focal_loss(logits, rt::Tensor::from_vector({N * T, K}, ct).to(dev), o.focal, Reduction::Sum,
+                                      rt::Tensor::from_vector({N * T}, rw).to(dev));
   l.cls = rt::ops::mul_scalar(l.cls, float(1.0 / double(num_pos_all + images_all)));
   rt::Tensor deltas = box.reshape({N * T, 4});
   l.box = rt::ops::smooth_l1_loss(deltas, rt::Tensor::from_vector({N * T, 4}, bt).to(dev), o.smooth_l1_beta,

@@ -19,7 +19,7 @@ int64_t fpn_roi_level(const float* b, int64_t k_min, int64_t k_max) {
   const double area = (double(b[2]) - b[0]) * (double(b[3]) - b[1]);
   const double s = std::sqrt(std::max(area, 0.0));
   const double k = std::floor(4.0 + std::log2(s / 224.0) + 1e-6);  // log2(0) = -inf: clamped below
-  if (!(k >= double(k_min))) return k_min;  // also NaN
+  if (!(k >= double(k_min))) return k_min;                         // also NaN
   if (k >= double(k_max)) return k_max;
   return int64_t(k);
 }
@@ -81,10 +81,10 @@ BoxHead::BoxHead(int64_t channels, int64_t pooled, int64_t depth, int64_t fc_dim
   const double bound = std::sqrt(3.0 / double(in));  // kaiming_uniform_(a=1)
   float* w = fc6_->weight.data();
   for (int64_t i = 0, n = fc6_->weight.numel(); i < n; ++i) w[i] = float(rng.uniform(-bound, bound));
-  cls_score_ = register_module("cls_score", std::make_unique<nn::Linear>(fc_dim, num_classes + 1, nn::Bias::With, rng,
-                                                                          0.01f));
-  bbox_pred_ = register_module("bbox_pred", std::make_unique<nn::Linear>(fc_dim, 4 * (num_classes + 1),
-                                                                          nn::Bias::With, rng, 0.001f));
+  cls_score_ =
+      register_module("cls_score", std::make_unique<nn::Linear>(fc_dim, num_classes + 1, nn::Bias::With, rng, 0.01f));
+  bbox_pred_ = register_module(
+      "bbox_pred", std::make_unique<nn::Linear>(fc_dim, 4 * (num_classes + 1), nn::Bias::With, rng, 0.001f));
 }
 
 std::pair<rt::Tensor, rt::Tensor> BoxHead::forward(const rt::Tensor& x_in) {
@@ -125,8 +125,8 @@ RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const s
     SampledIndices si = balanced_sample(lab, o.batch_size_per_image, o.positive_fraction, img_rng);
     for (int64_t i : si.pos) {
       const int64_t g = m[size_t(i)];
-      DETNAS_CHECK(t.labels[size_t(g)] >= 0, "sample_rois: image ", n, " label ", t.labels[size_t(g)],
-                   " of box ", g, " is negative");
+      DETNAS_CHECK(t.labels[size_t(g)] >= 0, "sample_rois: image ", n, " label ", t.labels[size_t(g)], " of box ", g,
+                   " is negative");
       s.rois.push_back(float(n));
       s.rois.insert(s.rois.end(), props.begin() + i * 4, props.begin() + i * 4 + 4);
       s.labels.push_back(t.labels[size_t(g)] + 1);
@@ -162,8 +162,8 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
     return l;
   }
   for (int64_t i = 0; i < R; ++i)
-    DETNAS_CHECK(labels[size_t(i)] >= 0 && labels[size_t(i)] < K1, "roi_loss: label ", labels[size_t(i)], " of RoI ",
-                 i, " outside [0, ", K1, ")");
+    DETNAS_CHECK(labels[size_t(i)] >= 0 && labels[size_t(i)] < K1, "roi_loss: label ", labels[size_t(i)], " of RoI ", i,
+                 " outside [0, ", K1, ")");
   l.cls = rt::ops::softmax_cross_entropy(cls, labels, 0.0f, Reduction::Mean);
   // The mean over this process's RoIs as its share of the mean over the batch's
   // (exactly the mean when one process holds the whole batch).
@@ -177,9 +177,9 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
     std::copy(box_targets.begin() + i * 4, box_targets.begin() + i * 4 + 4, t.begin() + int64_t(row));
     std::fill(w.begin() + int64_t(row), w.begin() + int64_t(row) + 4, 1.0f);
   }
-  l.box = rt::ops::smooth_l1_loss(deltas.reshape({R * K1, 4}), rt::Tensor::from_vector({R * K1, 4}, t).to(deltas.device()),
-                                  o.smooth_l1_beta, Reduction::Sum,
-                                  rt::Tensor::from_vector({R * K1, 4}, w).to(deltas.device()));
+  l.box = rt::ops::smooth_l1_loss(deltas.reshape({R * K1, 4}),
+                                  rt::Tensor::from_vector({R * K1, 4}, t).to(deltas.device()), o.smooth_l1_beta,
+                                  Reduction::Sum, rt::Tensor::from_vector({R * K1, 4}, w).to(deltas.device()));
   l.box = rt::ops::mul_scalar(l.box, float(1.0 / double(R_all)));
   return l;
 }
@@ -187,8 +187,8 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
 // ---- inference --------------------------------------------------------------------
 
 std::vector<std::vector<Detection>> roi_postprocess(const rt::Tensor& cls, const rt::Tensor& deltas,
-                                                    const std::vector<float>& rois,
-                                                    const std::vector<ImageMeta>& metas, const RoiHeadsOptions& o) {
+                                                    const std::vector<float>& rois, const std::vector<ImageMeta>& metas,
+                                                    const RoiHeadsOptions& o) {
   DETNAS_CHECK(cls.dim() == 2 && deltas.dim() == 2 && cls.size(0) == deltas.size(0) &&
                    deltas.size(1) == 4 * cls.size(1) && int64_t(rois.size()) == 5 * cls.size(0) && cls.size(1) >= 2,
                "roi_postprocess: logits ", rt::shape_str(cls.shape()), ", deltas ", rt::shape_str(deltas.shape()),

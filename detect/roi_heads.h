@@ -71,8 +71,8 @@ class BoxHead : public nn::Module {
 
 // Sampled training RoIs of a batch and their targets (plain data).
 struct RoiSamples {
-  std::vector<float> rois;       // (R,5) batch_index, x1, y1, x2, y2
-  std::vector<int64_t> labels;   // (R) 0 = background, k+1 = dataset label k
+  std::vector<float> rois;         // (R,5) batch_index, x1, y1, x2, y2
+  std::vector<int64_t> labels;     // (R) 0 = background, k+1 = dataset label k
   std::vector<float> box_targets;  // (R,4) encoded (weights box_weights); 0 for background
   int64_t num_pos = 0;
 };
@@ -98,7 +98,7 @@ RoiLosses roi_loss(const rt::Tensor& cls, const rt::Tensor& deltas, const std::v
 // per-class NMS, the detections_per_image best; boxes mapped back to original
 // image coordinates. Background is never reported.
 std::vector<std::vector<Detection>> roi_postprocess(const rt::Tensor& cls, const rt::Tensor& deltas,
-                                                    const std::vector<float>& rois,
-                                                    const std::vector<ImageMeta>& metas, const RoiHeadsOptions& o);
+                                                    const std::vector<float>& rois, const std::vector<ImageMeta>& metas,
+                                                    const RoiHeadsOptions& o);
 
 }  // namespace detnas::det

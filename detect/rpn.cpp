@@ -79,8 +79,8 @@ SampledIndices balanced_sample(const std::vector<int>& labels, int64_t batch_siz
 // ---- loss -------------------------------------------------------------------
 
 static void check_targets(const char* op, const Targets& t, int64_t image) {
-  DETNAS_CHECK(t.boxes.size() == 4 * t.labels.size(), op, ": image ", image, " has ", t.boxes.size() / 4,
-               " boxes and ", t.labels.size(), " labels");
+  DETNAS_CHECK(t.boxes.size() == 4 * t.labels.size(), op, ": image ", image, " has ", t.boxes.size() / 4, " boxes and ",
+               t.labels.size(), " labels");
   for (size_t j = 0; j < t.labels.size(); ++j) {
     const float* b = t.boxes.data() + 4 * j;
     DETNAS_CHECK(std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]) &&
@@ -93,8 +93,8 @@ static void check_targets(const char* op, const Targets& t, int64_t image) {
 RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const rt::Tensor& anchors,
                    const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part) {
   DETNAS_CHECK(objectness.dim() == 3 && objectness.size(2) == 1 && deltas.dim() == 3 && deltas.size(2) == 4 &&
-                   objectness.size(0) == deltas.size(0) && objectness.size(1) == deltas.size(1) &&
-                   anchors.dim() == 2 && anchors.size(1) == 4 && anchors.size(0) == objectness.size(1),
+                   objectness.size(0) == deltas.size(0) && objectness.size(1) == deltas.size(1) && anchors.dim() == 2 &&
+                   anchors.size(1) == 4 && anchors.size(0) == objectness.size(1),
                "rpn_loss: objectness ", rt::shape_str(objectness.shape()), ", deltas ", rt::shape_str(deltas.shape()),
                ", anchors ", rt::shape_str(anchors.shape()), " do not agree");
   const int64_t N = objectness.size(0), T = objectness.size(1);
@@ -142,9 +142,8 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
 // ---- proposals ----------------------------------------------------------------
 
 std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectness,
-                                          const std::vector<rt::Tensor>& deltas,
-                                          const std::vector<rt::Tensor>& anchors, const std::vector<HW>& sizes,
-                                          const ProposalParams& p) {
+                                          const std::vector<rt::Tensor>& deltas, const std::vector<rt::Tensor>& anchors,
+                                          const std::vector<HW>& sizes, const ProposalParams& p) {
   const size_t L = objectness.size();
   DETNAS_CHECK(L > 0 && deltas.size() == L && anchors.size() == L, "generate_proposals: ", objectness.size(),
                " objectness, ", deltas.size(), " delta and ", anchors.size(), " anchor levels");
@@ -155,9 +154,8 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
   std::vector<int64_t> T(L);
   for (size_t l = 0; l < L; ++l) {
     const rt::Tensor& ob = objectness[l];
-    DETNAS_CHECK((ob.dim() == 2 || (ob.dim() == 3 && ob.size(2) == 1)) && ob.size(0) == N,
-                 "generate_proposals: level ", l, " objectness ", rt::shape_str(ob.shape()), " is not (", N,
-                 ",T) or (", N, ",T,1)");
+    DETNAS_CHECK((ob.dim() == 2 || (ob.dim() == 3 && ob.size(2) == 1)) && ob.size(0) == N, "generate_proposals: level ",
+                 l, " objectness ", rt::shape_str(ob.shape()), " is not (", N, ",T) or (", N, ",T,1)");
     T[l] = ob.size(1);
     DETNAS_CHECK(deltas[l].dim() == 3 && deltas[l].size(0) == N && deltas[l].size(1) == T[l] && deltas[l].size(2) == 4,
                  "generate_proposals: level ", l, " deltas ", rt::shape_str(deltas[l].shape()), " vs objectness ",
@@ -179,8 +177,8 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
     std::vector<int64_t> levels;
     for (size_t l = 0; l < L; ++l) {
       const float* sc = obj_h[l].data() + n * T[l];
-      const LevelCandidates c = level_top_candidates(sc, T[l], 1, std::nullopt, p.pre_nms_top_n, coder,
-                                                     anc_h[l].data(), del_h[l].data() + n * T[l] * 4, H, W);
+      const LevelCandidates c = level_top_candidates(sc, T[l], 1, std::nullopt, p.pre_nms_top_n, coder, anc_h[l].data(),
+                                                     del_h[l].data() + n * T[l] * 4, H, W);
       for (size_t k = 0; k < c.index.size(); ++k) {
         const int64_t i = c.index[k];
         DETNAS_CHECK(std::isfinite(sc[i]), "generate_proposals: non-finite objectness ", sc[i], " at image ", n,

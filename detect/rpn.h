@@ -80,7 +80,7 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
                    const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part = {});
 
 struct ProposalParams {
-  int64_t pre_nms_top_n = 1000;  // per level
+  int64_t pre_nms_top_n = 1000;   // per level
   int64_t post_nms_top_n = 1000;  // per image, over all levels
   float nms_thresh = 0.7f;
   float min_size = 1e-3f;
@@ -92,8 +92,7 @@ struct Proposals {
 // objectness[l] (N,T_l,1) or (N,T_l), deltas[l] (N,T_l,4), anchors[l] (T_l,4);
 // sizes[n] = (height, width) to clip image n to. Reads values only (no gradient).
 std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectness,
-                                          const std::vector<rt::Tensor>& deltas,
-                                          const std::vector<rt::Tensor>& anchors, const std::vector<HW>& sizes,
-                                          const ProposalParams& p);
+                                          const std::vector<rt::Tensor>& deltas, const std::vector<rt::Tensor>& anchors,
+                                          const std::vector<HW>& sizes, const ProposalParams& p);
 
 }  // namespace detnas::det

@@ -34,13 +34,13 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
 }
 
 // Aborts with a message: libFuzzer saves the input as a crash.
-#define FUZZ_REQUIRE(cond, ...)                                                                                 \
-  do {                                                                                                          \
-    if (!(cond)) {                                                                                              \
-      std::fprintf(stderr, "fuzz property failed: %s: %s (%s:%d)\n", #cond,                                     \
-                   ::detnas::detail::cat(__VA_ARGS__).c_str(), __FILE__, __LINE__);                             \
-      std::abort();                                                                                             \
-    }                                                                                                           \
+#define FUZZ_REQUIRE(cond, ...)                                                     \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "fuzz property failed: %s: %s (%s:%d)\n", #cond,         \
+                   ::detnas::detail::cat(__VA_ARGS__).c_str(), __FILE__, __LINE__); \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 // /dev/shm/detnas-fuzz-<pid> (or $TMPDIR / /tmp when there is no /dev/shm),
@@ -50,8 +50,10 @@ inline const std::string& scratch_dir() {
     std::string dir;
     Scratch() {
       const char* tmp = std::getenv("TMPDIR");
-      dir = std::string(dir_exists("/dev/shm") ? "/dev/shm" : tmp ? tmp : "/tmp") + "/detnas-fuzz-" +
-            std::to_string(::getpid());
+      dir = std::string(dir_exists("/dev/shm") ? "/dev/shm"
+                        : tmp                  ? tmp
+                                               : "/tmp") +
+            "/detnas-fuzz-" + std::to_string(::getpid());
       remove_all(dir);
       make_dirs(dir);
     }

@@ -7,7 +7,6 @@
 
 using namespace detnas;
 
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nn::SearchSpace& space = nn::space_by_name("tiny");
   const search::EvolutionConfig cfg = fuzz::fuzz_search_config();

@@ -11,8 +11,8 @@
 #include <functional>
 
 #include "data/coco.h"
-#include "fuzz/fuzz_common.h"
 #include "data/image.h"
+#include "fuzz/fuzz_common.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
 #include "nn/space.h"
@@ -81,8 +81,11 @@ std::string make_png(int w, int h, int color_type, int depth, int interlace, int
     for (int i = 0; i < palette_entries; ++i) pal += char(i * 40), pal += char(255 - i * 30), pal += char(i * 7);
     chunk(png, "PLTE", pal);
   }
-  struct Pass { int x0, y0, dx, dy; };
-  const Pass adam7[7] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+  struct Pass {
+    int x0, y0, dx, dy;
+  };
+  const Pass adam7[7] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                         {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
   const Pass whole = {0, 0, 1, 1};
   unsigned seed = 1;
   for (int p = 0; p < (interlace ? 7 : 1); ++p) {
@@ -160,9 +163,11 @@ const char* kInstances[][2] = {
   "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 1},
   {"segmentation": {"counts": [0, 5, 95], "size": [10, 10]}, "id": 10, "image_id": 3, "category_id": 2,
   "bbox": [2, 2, 0, 3], "area": 0, "iscrowd": 0, "extra": true}]})"},
-    {"no_annotations.json", R"({"categories": [{"id": 5, "name": "e"}], "images": [{"id": 1, "width": 1, "height": 1, "file_name": "z"}]})"},
+    {"no_annotations.json",
+     R"({"categories": [{"id": 5, "name": "e"}], "images": [{"id": 1, "width": 1, "height": 1, "file_name": "z"}]})"},
     {"empty_lists.json", R"({"images": [], "categories": [], "annotations": []})"},
-    {"compact.json", R"({"images":[{"id":-4,"width":2147483647,"height":1,"file_name":""}],"categories":[{"id":9007199254740993,"name":"big"}],"annotations":[{"id":0,"image_id":-4,"category_id":9007199254740993,"bbox":[1e-300,0,1e300,0.5],"area":1e2,"iscrowd":0}]})"},
+    {"compact.json",
+     R"({"images":[{"id":-4,"width":2147483647,"height":1,"file_name":""}],"categories":[{"id":9007199254740993,"name":"big"}],"annotations":[{"id":0,"image_id":-4,"category_id":9007199254740993,"bbox":[1e-300,0,1e300,0.5],"area":1e2,"iscrowd":0}]})"},
 };
 
 const char* kResults[][2] = {

@@ -78,8 +78,8 @@ __global__ void __launch_bounds__(cuda_plan::kBnBlock)
   const double sum_dy = block_sum<cuda_plan::kBnBlock>(sd, red);
   const double sum_dy_xc = block_sum<cuda_plan::kBnBlock>(sdx, red);
   if (threadIdx.x == 0) {
-    const BnDxMeans m = bn_backward_channel(c, sum_dy, sum_dy_xc, invstd, n, batch_stats != 0, dgamma, dgamma_mode,
-                                            dbeta, dbeta_mode);
+    const BnDxMeans m =
+        bn_backward_channel(c, sum_dy, sum_dy_xc, invstd, n, batch_stats != 0, dgamma, dgamma_mode, dbeta, dbeta_mode);
     stats[2 * c] = m.mean_dy;
     stats[2 * c + 1] = m.mean_dy_xhat;
   }
@@ -102,8 +102,8 @@ __global__ void bn_backward_dx_kernel(int64_t N, int64_t C, int64_t HW, const fl
 void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
                              double eps, double update_factor, float* y, float* save_mean, float* save_invstd,
                              float* running_mean, float* running_var, void* workspace, cudaStream_t stream) {
-  DETNAS_CHECK(N * HW > 1, "batch_norm (cuda): batch statistics need more than one value per channel (N*HW = ",
-               N * HW, ")");
+  DETNAS_CHECK(N * HW > 1, "batch_norm (cuda): batch statistics need more than one value per channel (N*HW = ", N * HW,
+               ")");
   DETNAS_CHECK(workspace != nullptr, "batch_norm (cuda): null workspace");
   double* stats = static_cast<double*>(workspace);
   DETNAS_LAUNCH(bn_stats_kernel, cuda_plan::bn_channel_grid(C), cuda_plan::kBnBlock, 0, stream, N, C, HW, x, eps,
@@ -115,8 +115,8 @@ void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const float* x, c
 }
 
 void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
-                            const float* running_mean, const float* running_var, double eps, float* y,
-                            float* save_mean, float* save_invstd, void* workspace, cudaStream_t stream) {
+                            const float* running_mean, const float* running_var, double eps, float* y, float* save_mean,
+                            float* save_invstd, void* workspace, cudaStream_t stream) {
   if (C == 0) return;
   DETNAS_CHECK(workspace != nullptr, "batch_norm (cuda): null workspace");
   double* stats = static_cast<double*>(workspace);

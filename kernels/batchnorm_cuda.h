@@ -3,8 +3,8 @@
 // tree order: deterministic), the normalisation as an elementwise kernel, and the
 // backward as a per-channel reduction plus an elementwise dx kernel. The math is
 // the CPU's, from kernels/batchnorm.h (bn_sq_dev, bn_finish_batch_stats,
-// bn_save_running_stats, bn_normalize, bn_dy_xc, bn_backward_channel, bn_train_dx). workspace: batchnorm_workspace_bytes(C) bytes of
-// device memory (per-channel doubles handed from the reduction to the elementwise
+// bn_save_running_stats, bn_normalize, bn_dy_xc, bn_backward_channel, bn_train_dx). workspace:
+// batchnorm_workspace_bytes(C) bytes of device memory (per-channel doubles handed from the reduction to the elementwise
 // pass). Not here: mode bookkeeping and autograd (runtime/ops_norm.cpp).
 #pragma once
 #include <cstddef>
@@ -30,8 +30,8 @@ void batchnorm_forward_batch(int64_t N, int64_t C, int64_t HW, const float* x, c
                              double eps, double update_factor, float* y, float* save_mean, float* save_invstd,
                              float* running_mean, float* running_var, void* workspace, cudaStream_t stream);
 void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
-                            const float* running_mean, const float* running_var, double eps, float* y,
-                            float* save_mean, float* save_invstd, void* workspace, cudaStream_t stream);
+                            const float* running_mean, const float* running_var, double eps, float* y, float* save_mean,
+                            float* save_invstd, void* workspace, cudaStream_t stream);
 void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, BatchNormMode mode,
                         const cpu::BatchNormGrads<float>& g, void* workspace, cudaStream_t stream);

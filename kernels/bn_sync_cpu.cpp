@@ -100,13 +100,13 @@ void bn_sync_backward_input(int64_t N, int64_t C, int64_t HW, const T* x, const 
   }
 }
 
-#define DETNAS_INST(T)                                                                                              \
-  template void bn_sync_forward_sums<T>(int64_t, int64_t, int64_t, const T*, double*);                              \
-  template void bn_sync_normalize<T>(int64_t, int64_t, int64_t, const T*, const double*, const double*, const T*,   \
-                                     const T*, T*);                                                                 \
-  template void bn_sync_backward_sums<T>(int64_t, int64_t, int64_t, const T*, const T*, const double*,              \
-                                         const double*, double*, T*, GradientMode, T*, GradientMode);               \
-  template void bn_sync_backward_input<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const double*,   \
+#define DETNAS_INST(T)                                                                                                \
+  template void bn_sync_forward_sums<T>(int64_t, int64_t, int64_t, const T*, double*);                                \
+  template void bn_sync_normalize<T>(int64_t, int64_t, int64_t, const T*, const double*, const double*, const T*,     \
+                                     const T*, T*);                                                                   \
+  template void bn_sync_backward_sums<T>(int64_t, int64_t, int64_t, const T*, const T*, const double*, const double*, \
+                                         double*, T*, GradientMode, T*, GradientMode);                                \
+  template void bn_sync_backward_input<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const double*,     \
                                           const double*, const double*, int64_t, T*, GradientMode);
 DETNAS_INST(float)
 DETNAS_INST(double)

@@ -73,8 +73,8 @@ __global__ void __launch_bounds__(cuda_plan::kBnSyncBlock)
 __global__ void bn_sync_backward_input_kernel(int64_t N, int64_t C, int64_t HW, const float* __restrict__ x,
                                               const float* __restrict__ dy, const float* __restrict__ gamma,
                                               const double* __restrict__ mean, const double* __restrict__ invstd,
-                                              const double* __restrict__ global_sums, int64_t m,
-                                              float* __restrict__ dx, GradientMode mode) {
+                                              const double* __restrict__ global_sums, int64_t m, float* __restrict__ dx,
+                                              GradientMode mode) {
   const int64_t total = N * C * HW;
   for (int64_t i = global_thread(); i < total; i += global_stride()) {
     const int64_t c = nchw_channel_of(i, C, HW);
@@ -85,8 +85,8 @@ __global__ void bn_sync_backward_input_kernel(int64_t N, int64_t C, int64_t HW, 
 
 void bn_sync_forward_sums(int64_t N, int64_t C, int64_t HW, const float* x, double* sums, cudaStream_t stream) {
   if (C == 0) return;
-  DETNAS_LAUNCH(bn_sync_forward_sums_kernel, cuda_plan::bn_sync_channel_grid(C), cuda_plan::kBnSyncBlock, 0, stream,
-                N, C, HW, x, sums);
+  DETNAS_LAUNCH(bn_sync_forward_sums_kernel, cuda_plan::bn_sync_channel_grid(C), cuda_plan::kBnSyncBlock, 0, stream, N,
+                C, HW, x, sums);
   DETNAS_CUDA_CHECK_LAUNCH("bn_sync_forward_sums_kernel");
 }
 
@@ -103,8 +103,8 @@ void bn_sync_backward_sums(int64_t N, int64_t C, int64_t HW, const float* x, con
                            const double* invstd, double* sums, float* dgamma, GradientMode dgamma_mode, float* dbeta,
                            GradientMode dbeta_mode, cudaStream_t stream) {
   if (C == 0) return;
-  DETNAS_LAUNCH(bn_sync_backward_sums_kernel, cuda_plan::bn_sync_channel_grid(C), cuda_plan::kBnSyncBlock, 0, stream,
-                N, C, HW, x, dy, mean, invstd, sums, dgamma, dgamma_mode, dbeta, dbeta_mode);
+  DETNAS_LAUNCH(bn_sync_backward_sums_kernel, cuda_plan::bn_sync_channel_grid(C), cuda_plan::kBnSyncBlock, 0, stream, N,
+                C, HW, x, dy, mean, invstd, sums, dgamma, dgamma_mode, dbeta, dbeta_mode);
   DETNAS_CUDA_CHECK_LAUNCH("bn_sync_backward_sums_kernel");
 }
 

@@ -81,15 +81,14 @@ void generalized_box_iou_forward(int64_t N, int64_t M, const float* a, const flo
 }
 
 namespace {
-int64_t nms_impl(int64_t K, const float* boxes, const float* scores, const int64_t* classes, float thr,
-                 void* workspace, int64_t* keep, cudaStream_t stream) {
+int64_t nms_impl(int64_t K, const float* boxes, const float* scores, const int64_t* classes, float thr, void* workspace,
+                 int64_t* keep, cudaStream_t stream) {
   if (K == 0) return 0;
   const size_t ws_bytes = cuda_plan::nms_workspace_bytes(K);  // checks K
   (void)ws_bytes;
   DETNAS_CHECK(workspace != nullptr && keep != nullptr, "nms (cuda): null workspace or keep");
   int64_t* order = static_cast<int64_t*>(workspace);
-  auto* mask =
-      reinterpret_cast<unsigned long long*>(static_cast<char*>(workspace) + cuda_plan::nms_order_bytes(K));
+  auto* mask = reinterpret_cast<unsigned long long*>(static_cast<char*>(workspace) + cuda_plan::nms_order_bytes(K));
   const int64_t cols = cuda_plan::nms_col_blocks(K);
   DETNAS_LAUNCH(nms_rank_kernel, cuda_plan::grid_1d(K, kBlock), kBlock, 0, stream, K, scores, order);
   DETNAS_CUDA_CHECK_LAUNCH("nms_rank_kernel");

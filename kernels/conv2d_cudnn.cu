@@ -45,8 +45,8 @@ struct Plan {
   size_t ws_fwd = 0, ws_data = 0, ws_filter = 0;
 };
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool>;
+using Key =
+    std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
 Key key_of(const Conv2dShape& s) {
   return Key{s.N, s.C, s.H, s.W, s.Cout, s.KH, s.KW, s.S, s.P, s.G, s.x_batch_stride, tf32_enabled()};
 }
@@ -61,8 +61,8 @@ const Perf* pick(const Perf* perf, int n, bool deterministic) {
 }
 
 Plan build(const Conv2dShape& s) {
-  DETNAS_CHECK(s.G >= 1 && s.C % s.G == 0 && s.Cout % s.G == 0, "conv2d (cuDNN): groups ", s.G, " do not divide C=",
-               s.C, " and Cout=", s.Cout);
+  DETNAS_CHECK(s.G >= 1 && s.C % s.G == 0 && s.Cout % s.G == 0, "conv2d (cuDNN): groups ", s.G,
+               " do not divide C=", s.C, " and Cout=", s.Cout);
   Plan p;
   const int N = to_int(s.N, "N"), C = to_int(s.C, "C"), H = to_int(s.H, "H"), W = to_int(s.W, "W");
   const int Co = to_int(s.Cout, "Cout"), Ho = to_int(s.Ho(), "Ho"), Wo = to_int(s.Wo(), "Wo");
@@ -108,8 +108,7 @@ Plan build(const Conv2dShape& s) {
   p.bwd_filter = w->algo;
   // The exact sizes for the chosen algorithms (the perf entries are estimates).
   DETNAS_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd, &p.ws_fwd));
-  DETNAS_CUDNN_CHECK(
-      cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.dx, p.bwd_data, &p.ws_data));
+  DETNAS_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.dx, p.bwd_data, &p.ws_data));
   DETNAS_CUDNN_CHECK(
       cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter, &p.ws_filter));
   return p;
@@ -148,8 +147,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   cudnnHandle_t h = handle();
   DETNAS_CUDNN_CHECK(cudnnSetStream(h, stream));
   const float one = 1.0f, zero = 0.0f;
-  DETNAS_CUDNN_CHECK(
-      cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv, p.fwd, ws, p.ws_fwd, &zero, p.y, y));
+  DETNAS_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv, p.fwd, ws, p.ws_fwd, &zero, p.y, y));
   if (b) bias_add(s.N, s.Cout, s.Ho() * s.Wo(), b, y, stream);
 }
 
@@ -161,8 +159,8 @@ void conv2d_backward_input(const Conv2dShape& s, const float* w, const float* dy
   cudnnHandle_t h = handle();
   DETNAS_CUDNN_CHECK(cudnnSetStream(h, stream));
   const float one = 1.0f, beta = mode == GradientMode::Accumulate ? 1.0f : 0.0f;
-  DETNAS_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv, p.bwd_data, ws, p.ws_data, &beta,
-                                                  p.dx, dx));
+  DETNAS_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv, p.bwd_data, ws, p.ws_data, &beta, p.dx, dx));
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, GradientMode mode,
@@ -173,8 +171,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   cudnnHandle_t h = handle();
   DETNAS_CUDNN_CHECK(cudnnSetStream(h, stream));
   const float one = 1.0f, beta = mode == GradientMode::Accumulate ? 1.0f : 0.0f;
-  DETNAS_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv, p.bwd_filter, ws, p.ws_filter,
-                                                    &beta, p.w, dw));
+  DETNAS_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv, p.bwd_filter, ws, p.ws_filter, &beta, p.w, dw));
 }
 
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, GradientMode mode, cudaStream_t stream) {

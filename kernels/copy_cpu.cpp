@@ -1,8 +1,8 @@
 // CPU strided copy. The innermost dimension is copied as a run when both sides
 // are unit-stride there, which covers contiguous() of channel-narrowed views.
-#include "kernels/copy.h"
-
 #include <cstring>
+
+#include "kernels/copy.h"
 
 namespace detnas::kernels::cpu {
 

@@ -9,12 +9,11 @@
 
 #include "core/error.h"
 
-#define DETNAS_CUDA_CHECK(call)                                                                            \
-  do {                                                                                                     \
-    cudaError_t e_ = (call);                                                                               \
-    if (e_ != cudaSuccess)                                                                                 \
-      throw ::detnas::Error(::detnas::detail::cat("CUDA error: ", cudaGetErrorString(e_)), __FILE__, __LINE__, \
-                            #call);                                                                        \
+#define DETNAS_CUDA_CHECK(call)                                                                                        \
+  do {                                                                                                                 \
+    cudaError_t e_ = (call);                                                                                           \
+    if (e_ != cudaSuccess)                                                                                             \
+      throw ::detnas::Error(::detnas::detail::cat("CUDA error: ", cudaGetErrorString(e_)), __FILE__, __LINE__, #call); \
   } while (0)
 
 namespace detnas::kernels::cuda {
@@ -32,8 +31,8 @@ inline void check_launch(const char* name, const char* file, int line) {
   const char* call = "cudaGetLastError()";
   if (e == cudaSuccess && sync_debug()) e = cudaDeviceSynchronize(), call = "cudaDeviceSynchronize()";
   if (e != cudaSuccess)
-    throw ::detnas::Error(::detnas::detail::cat("CUDA error after launching ", name, ": ", cudaGetErrorString(e)),
-                          file, line, call);
+    throw ::detnas::Error(::detnas::detail::cat("CUDA error after launching ", name, ": ", cudaGetErrorString(e)), file,
+                          line, call);
 }
 }  // namespace detnas::kernels::cuda
 
@@ -45,20 +44,20 @@ inline void check_launch(const char* name, const char* file, int line) {
 // cuBLAS and cuDNN status checks in the same style. Include <cublas_v2.h> or
 // <cudnn.h> before using them.
 #if defined(CUBLAS_V2_H_) || defined(CUBLAS_API_H_)
-#define DETNAS_CUBLAS_CHECK(call)                                                                         \
-  do {                                                                                                    \
-    cublasStatus_t s_ = (call);                                                                           \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                      \
+#define DETNAS_CUBLAS_CHECK(call)                                                                             \
+  do {                                                                                                        \
+    cublasStatus_t s_ = (call);                                                                               \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                          \
       throw ::detnas::Error(::detnas::detail::cat("cuBLAS error ", int(s_), ": ", cublasGetStatusString(s_)), \
-                            __FILE__, __LINE__, #call);                                                   \
+                            __FILE__, __LINE__, #call);                                                       \
   } while (0)
 #endif
 #if defined(CUDNN_H_)
-#define DETNAS_CUDNN_CHECK(call)                                                                          \
-  do {                                                                                                    \
-    cudnnStatus_t s_ = (call);                                                                            \
-    if (s_ != CUDNN_STATUS_SUCCESS)                                                                       \
-      throw ::detnas::Error(::detnas::detail::cat("cuDNN error: ", cudnnGetErrorString(s_)), __FILE__,     \
-                            __LINE__, #call);                                                             \
+#define DETNAS_CUDNN_CHECK(call)                                                                                 \
+  do {                                                                                                           \
+    cudnnStatus_t s_ = (call);                                                                                   \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                              \
+      throw ::detnas::Error(::detnas::detail::cat("cuDNN error: ", cudnnGetErrorString(s_)), __FILE__, __LINE__, \
+                            #call);                                                                              \
   } while (0)
 #endif

@@ -101,16 +101,16 @@ double sum_squares(int64_t n, const T* x) {
   return sq;
 }
 
-#define DETNAS_INST(T)                                                                   \
-  template void relu_forward<T>(int64_t, const T*, T*);                                  \
-  template void relu_backward<T>(int64_t, const T*, const T*, T*, GradientMode);         \
-  template void add_forward<T>(int64_t, const T*, const T*, T*);                         \
-  template void scale_backward<T>(int64_t, T, const T*, T*, GradientMode);               \
-  template void mul_forward<T>(int64_t, const T*, const T*, T*);                         \
-  template void mul_backward<T>(int64_t, const T*, const T*, T*, GradientMode);          \
-  template void scale<T>(int64_t, T, const T*, T*);                                      \
-  template void sum_forward<T>(int64_t, const T*, T*);                                   \
-  template void broadcast_scalar<T>(int64_t, const T*, T*, GradientMode);                \
+#define DETNAS_INST(T)                                                           \
+  template void relu_forward<T>(int64_t, const T*, T*);                          \
+  template void relu_backward<T>(int64_t, const T*, const T*, T*, GradientMode); \
+  template void add_forward<T>(int64_t, const T*, const T*, T*);                 \
+  template void scale_backward<T>(int64_t, T, const T*, T*, GradientMode);       \
+  template void mul_forward<T>(int64_t, const T*, const T*, T*);                 \
+  template void mul_backward<T>(int64_t, const T*, const T*, T*, GradientMode);  \
+  template void scale<T>(int64_t, T, const T*, T*);                              \
+  template void sum_forward<T>(int64_t, const T*, T*);                           \
+  template void broadcast_scalar<T>(int64_t, const T*, T*, GradientMode);        \
   template double sum_squares<T>(int64_t, const T*);
 DETNAS_INST(float)
 DETNAS_INST(double)

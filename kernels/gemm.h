@@ -13,7 +13,7 @@ namespace detnas::kernels::cpu {
 
 // C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C; row-major, leading dims given.
 template <typename T>
-void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc);
 
 }  // namespace detnas::kernels::cpu

@@ -1,14 +1,13 @@
 // cblas wrappers. Sizes are checked to fit the int that cblas takes.
 // Not here: the choice of OpenBLAS core, OMP_WAIT_POLICY and the thread count
 // (runtime/threads.h); this file never reads the environment.
-#include "kernels/gemm.h"
-
 #include <cblas.h>
 
 #include <algorithm>
 #include <climits>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 
 extern "C" void openblas_set_num_threads(int);
 

@@ -34,8 +34,8 @@ int to_int(int64_t v, const char* what) {
 void set_tf32(bool on) { g_tf32.store(on); }
 bool tf32_enabled() { return g_tf32.load(); }
 
-void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream) {
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream) {
   if (M == 0 || N == 0) return;
   cublasHandle_t h = handle();
   DETNAS_CUBLAS_CHECK(cublasSetStream(h, stream));

@@ -19,8 +19,8 @@ void set_tf32(bool on);
 bool tf32_enabled();
 
 // C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C; row-major, leading dims given.
-void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream);
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream);
 
 // Same contracts as kernels::cpu::linear_* (kernels/conv2d.h).
 void linear_forward(int64_t N, int64_t Cin, int64_t Cout, const float* x, const float* w, const float* b, float* y,

@@ -6,7 +6,8 @@
 #include <cstdint>
 
 #if defined(__CUDACC__)
-#define DETNAS_LAUNCH(kernel, grid, block, shmem, stream, ...) kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
+#define DETNAS_LAUNCH(kernel, grid, block, shmem, stream, ...) \
+  kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
 #elif defined(DETNAS_EMU)
 // Test build only: the CPU SIMT emulator (tests/emu/emu.h) runs the kernel.
 #define DETNAS_LAUNCH(kernel, grid, block, shmem, stream, ...) \

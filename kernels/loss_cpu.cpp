@@ -170,8 +170,8 @@ void smooth_l1_backward_block(int64_t lo, int64_t hi, const T* __restrict x, con
 }
 
 template <GradientMode kX, typename T, typename G>
-void smooth_l1_backward_t(GradientMode mode_t, int64_t lo, int64_t hi, const T* x, const T* t, const T* w, T beta,
-                          G g, T* dx, T* dt) {
+void smooth_l1_backward_t(GradientMode mode_t, int64_t lo, int64_t hi, const T* x, const T* t, const T* w, T beta, G g,
+                          T* dx, T* dt) {
   if (mode_t == GradientMode::Ignore)
     smooth_l1_backward_block<kX, GradientMode::Ignore>(lo, hi, x, t, w, beta, g, dx, dt);
   else if (mode_t == GradientMode::Overwrite)
@@ -181,8 +181,8 @@ void smooth_l1_backward_t(GradientMode mode_t, int64_t lo, int64_t hi, const T* 
 }
 
 template <typename T, typename G>
-void smooth_l1_backward_modes(GradientMode mode_x, GradientMode mode_t, int64_t lo, int64_t hi, const T* x,
-                              const T* t, const T* w, T beta, G g, T* dx, T* dt) {
+void smooth_l1_backward_modes(GradientMode mode_x, GradientMode mode_t, int64_t lo, int64_t hi, const T* x, const T* t,
+                              const T* w, T beta, G g, T* dx, T* dt) {
   if (mode_x == GradientMode::Ignore)
     smooth_l1_backward_t<GradientMode::Ignore>(mode_t, lo, hi, x, t, w, beta, g, dx, dt);
   else if (mode_x == GradientMode::Overwrite)
@@ -203,10 +203,11 @@ void smooth_l1_backward(int64_t n, const T* x, const T* t, const T* w, T beta, L
     const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
     if (dloss.stride == 0) {
       const T g0 = dloss.at(0);  // a reduced loss: one upstream value (same product as at(i))
-      smooth_l1_backward_modes(mode_x, mode_t, lo, hi, x, t, w, beta, [g0](int64_t) { return g0; }, dx, dt);
+      smooth_l1_backward_modes(
+          mode_x, mode_t, lo, hi, x, t, w, beta, [g0](int64_t) { return g0; }, dx, dt);
     } else {
-      smooth_l1_backward_modes(mode_x, mode_t, lo, hi, x, t, w, beta, [&dloss](int64_t i) { return dloss.at(i); },
-                               dx, dt);
+      smooth_l1_backward_modes(
+          mode_x, mode_t, lo, hi, x, t, w, beta, [&dloss](int64_t i) { return dloss.at(i); }, dx, dt);
     }
   }
 }

@@ -70,9 +70,8 @@ __global__ void bce_logits_forward_kernel(int64_t n, const float* __restrict__ x
 }
 
 __global__ void bce_logits_backward_kernel(int64_t n, const float* __restrict__ x, const float* __restrict__ t,
-                                           const float* __restrict__ w, LossGrad<float> dloss,
-                                           float* __restrict__ dx, GradientMode mode_x, float* __restrict__ dt,
-                                           GradientMode mode_t) {
+                                           const float* __restrict__ w, LossGrad<float> dloss, float* __restrict__ dx,
+                                           GradientMode mode_x, float* __restrict__ dt, GradientMode mode_t) {
   for (int64_t i = global_thread(); i < n; i += global_stride()) {
     const float g = bce_weighted_upstream(dloss.at(i), w, i);
     if (mode_x != GradientMode::Ignore) write_grad(dx + i, g * bce_logits_grad(x[i], t[i]), mode_x);
@@ -264,8 +263,8 @@ int64_t sigmoid_focal_forward(int64_t N, int64_t K, const float* x, const float*
 void sigmoid_focal_backward(int64_t N, int64_t K, const float* x, const float* t, const float* row_w, FocalParams p,
                             LossGrad<float> dloss, float* dx, GradientMode mode, cudaStream_t stream) {
   if (N * K == 0 || mode == GradientMode::Ignore) return;
-  DETNAS_LAUNCH(focal_backward_kernel, cuda_plan::grid_1d(N * K, kBlock), kBlock, 0, stream, N, K, x, t, row_w,
-                p.alpha, p.gamma, dloss, dx, mode);
+  DETNAS_LAUNCH(focal_backward_kernel, cuda_plan::grid_1d(N * K, kBlock), kBlock, 0, stream, N, K, x, t, row_w, p.alpha,
+                p.gamma, dloss, dx, mode);
   DETNAS_CUDA_CHECK_LAUNCH("focal_backward_kernel");
 }
 
@@ -319,8 +318,8 @@ int64_t giou_loss_forward(int64_t N, const float* a, const float* b, float eps, 
 void giou_loss_backward(int64_t N, const float* a, const float* b, float eps, LossGrad<float> dloss, float* da,
                         GradientMode mode_a, float* db, GradientMode mode_b, cudaStream_t stream) {
   if (N == 0 || (mode_a == GradientMode::Ignore && mode_b == GradientMode::Ignore)) return;
-  DETNAS_LAUNCH(giou_backward_kernel, cuda_plan::grid_1d(N, kBlock), kBlock, 0, stream, N, a, b, eps, dloss, da,
-                mode_a, db, mode_b);
+  DETNAS_LAUNCH(giou_backward_kernel, cuda_plan::grid_1d(N, kBlock), kBlock, 0, stream, N, a, b, eps, dloss, da, mode_a,
+                db, mode_b);
   DETNAS_CUDA_CHECK_LAUNCH("giou_backward_kernel");
 }
 

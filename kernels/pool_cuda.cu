@@ -99,8 +99,8 @@ void global_avg_pool_forward(int64_t planes, int64_t HW, const float* x, float* 
 void global_avg_pool_backward_input(int64_t planes, int64_t HW, const float* dy, float* dx, GradientMode mode,
                                     cudaStream_t stream) {
   if (planes * HW == 0 || mode == GradientMode::Ignore) return;
-  DETNAS_LAUNCH(global_avg_pool_backward_kernel, cuda_plan::grid_1d(planes * HW, kBlock), kBlock, 0, stream, planes,
-                HW, dy, dx, mode);
+  DETNAS_LAUNCH(global_avg_pool_backward_kernel, cuda_plan::grid_1d(planes * HW, kBlock), kBlock, 0, stream, planes, HW,
+                dy, dx, mode);
   DETNAS_CUDA_CHECK_LAUNCH("global_avg_pool_backward_kernel");
 }
 
@@ -108,8 +108,8 @@ void upsample_nearest2d_forward(int64_t planes, int64_t H, int64_t W, int64_t Ho
                                 cudaStream_t stream) {
   const int64_t total = planes * Ho * Wo;
   if (total == 0) return;
-  DETNAS_LAUNCH(upsample_nearest_forward_kernel, cuda_plan::grid_1d(total, kBlock), kBlock, 0, stream, planes, H, W,
-                Ho, Wo, x, y);
+  DETNAS_LAUNCH(upsample_nearest_forward_kernel, cuda_plan::grid_1d(total, kBlock), kBlock, 0, stream, planes, H, W, Ho,
+                Wo, x, y);
   DETNAS_CUDA_CHECK_LAUNCH("upsample_nearest_forward_kernel");
 }
 

@@ -47,8 +47,8 @@ void roi_align_forward(const RoiAlignParams& p, int64_t N, int64_t C, int64_t H,
                        const float* boxes, float* y, cudaStream_t stream) {
   const int64_t total = K * C * p.pooled_h * p.pooled_w;
   if (total == 0) return;
-  DETNAS_LAUNCH(roi_align_forward_kernel, cuda_plan::grid_1d(total, kBlock), kBlock, 0, stream, p, C, H, W, K, x,
-                boxes, y);
+  DETNAS_LAUNCH(roi_align_forward_kernel, cuda_plan::grid_1d(total, kBlock), kBlock, 0, stream, p, C, H, W, K, x, boxes,
+                y);
   DETNAS_CUDA_CHECK_LAUNCH("roi_align_forward_kernel");
 }
 

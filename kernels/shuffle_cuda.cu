@@ -87,8 +87,8 @@ void copy_rows(int64_t N, int64_t L, const float* src, int64_t src_stride, float
   if (N * L == 0 || mode == GradientMode::Ignore) return;
   if (cuda_plan::rows_vec4(src, src_stride, dst, dst_stride, L)) {
     DETNAS_LAUNCH(copy_rows_vec4_kernel, cuda_plan::grid_1d(N * L / 4, kBlock), kBlock, 0, stream, N, L / 4,
-                  reinterpret_cast<const float4*>(src), src_stride / 4, reinterpret_cast<float4*>(dst),
-                  dst_stride / 4, mode);
+                  reinterpret_cast<const float4*>(src), src_stride / 4, reinterpret_cast<float4*>(dst), dst_stride / 4,
+                  mode);
     DETNAS_CUDA_CHECK_LAUNCH("copy_rows_vec4_kernel");
     return;
   }
@@ -120,13 +120,13 @@ void split_even_odd_forward(int64_t N, int64_t C, int64_t HW, const float* x, fl
                             cudaStream_t stream) {
   DETNAS_CHECK(C % 2 == 0, "split_even_odd (cuda): odd channel count ", C);
   if (N * C * HW == 0) return;
-  DETNAS_LAUNCH(split_even_odd_kernel, cuda_plan::grid_1d(N * C / 2 * HW, kBlock), kBlock, 0, stream, N, C, HW, x,
-                even, odd);
+  DETNAS_LAUNCH(split_even_odd_kernel, cuda_plan::grid_1d(N * C / 2 * HW, kBlock), kBlock, 0, stream, N, C, HW, x, even,
+                odd);
   DETNAS_CUDA_CHECK_LAUNCH("split_even_odd_kernel");
 }
 
-void split_even_odd_backward_input(int64_t N, int64_t C, int64_t HW, const float* d_even, const float* d_odd,
-                                   float* dx, GradientMode mode, cudaStream_t stream) {
+void split_even_odd_backward_input(int64_t N, int64_t C, int64_t HW, const float* d_even, const float* d_odd, float* dx,
+                                   GradientMode mode, cudaStream_t stream) {
   DETNAS_CHECK(C % 2 == 0, "split_even_odd (cuda): odd channel count ", C);
   if (N * C * HW == 0 || mode == GradientMode::Ignore) return;
   DETNAS_LAUNCH(split_even_odd_backward_kernel, cuda_plan::grid_1d(N * C / 2 * HW, kBlock), kBlock, 0, stream, N, C, HW,

@@ -28,8 +28,8 @@ void channel_shuffle_backward_input(int64_t N, int64_t C, int64_t HW, int64_t G,
                                     GradientMode mode, cudaStream_t stream);
 void split_even_odd_forward(int64_t N, int64_t C, int64_t HW, const float* x, float* even, float* odd,
                             cudaStream_t stream);
-void split_even_odd_backward_input(int64_t N, int64_t C, int64_t HW, const float* d_even, const float* d_odd,
-                                   float* dx, GradientMode mode, cudaStream_t stream);
+void split_even_odd_backward_input(int64_t N, int64_t C, int64_t HW, const float* d_even, const float* d_odd, float* dx,
+                                   GradientMode mode, cudaStream_t stream);
 void concat_forward(int64_t N, int64_t Ci, int64_t Ctot, int64_t HW, int64_t c_offset, const float* x,
                     int64_t x_stride_n, float* y, cudaStream_t stream);
 void concat_backward_input(int64_t N, int64_t Ci, int64_t Ctot, int64_t HW, int64_t c_offset, const float* dy,

@@ -70,8 +70,7 @@ const Arch& Backbone::resolve(const Arch& path) const {
 
 std::vector<rt::Tensor> Backbone::forward_features(const rt::Tensor& x, const Arch& path_in) {
   const Arch& path = resolve(path_in);
-  DETNAS_CHECK(x.dim() == 4 && x.size(1) == 3, "backbone: expected input (N, 3, H, W), got ",
-               rt::shape_str(x.shape()));
+  DETNAS_CHECK(x.dim() == 4 && x.size(1) == 3, "backbone: expected input (N, 3, H, W), got ", rt::shape_str(x.shape()));
   // The one place a batch reaches the network's device (a no-op when it is there already).
   rt::Tensor y = stem_->forward(x.to(device()));
   std::vector<rt::Tensor> feats;

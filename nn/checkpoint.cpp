@@ -89,8 +89,9 @@ void save_checkpoint(const std::string& path_in, const Module& model, const Sgd*
   }
   j << "\n  }\n}\n";
   const std::string sidecar = j.str();
-  save_safetensors(base + ".safetensors", tensors,
-                   {{"detnas_step", std::to_string(meta.step)}, {"detnas_kind", meta.kind}, {"detnas_checkpoint", sidecar}});
+  save_safetensors(
+      base + ".safetensors", tensors,
+      {{"detnas_step", std::to_string(meta.step)}, {"detnas_kind", meta.kind}, {"detnas_checkpoint", sidecar}});
   fault_point("ckpt.between", path_filename(base));
   write_file_atomic(base + ".json", sidecar);
 }

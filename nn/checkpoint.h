@@ -19,10 +19,10 @@
 namespace detnas::nn {
 
 struct CheckpointMeta {
-  std::string kind;         // "pretrain", "train", ...
-  int64_t step = 0;         // iterations completed
-  std::string space;        // search space name
-  std::string arch;         // "supernet" or "2,1,0,..."
+  std::string kind;                                          // "pretrain", "train", ...
+  int64_t step = 0;                                          // iterations completed
+  std::string space;                                         // search space name
+  std::string arch;                                          // "supernet" or "2,1,0,..."
   std::map<std::string, std::pair<uint64_t, uint64_t>> rng;  // stream name -> Rng state
   std::map<std::string, std::string> config;                 // run options, as text
 };

@@ -27,8 +27,10 @@ double LrSchedule::at(int64_t it) const {
 
 std::string LrSchedule::describe() const {
   std::ostringstream os;
-  os << (kind == ScheduleKind::Linear ? "linear" : kind == ScheduleKind::Step ? "step" : "constant") << " lr "
-     << base_lr;
+  os << (kind == ScheduleKind::Linear ? "linear"
+         : kind == ScheduleKind::Step ? "step"
+                                      : "constant")
+     << " lr " << base_lr;
   if (kind == ScheduleKind::Linear) os << " -> 0 over " << total_iters;
   if (kind == ScheduleKind::Step) {
     os << " x" << gamma << " at";

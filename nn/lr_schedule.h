@@ -16,7 +16,7 @@ struct LrSchedule {
   int64_t total_iters = 1;          // Linear: lr reaches 0 at total_iters
   std::vector<int64_t> milestones;  // Step: lr *= gamma at each milestone
   double gamma = 0.1;
-  int64_t warmup_iters = 0;         // linear warm-up from warmup_factor * lr
+  int64_t warmup_iters = 0;  // linear warm-up from warmup_factor * lr
   double warmup_factor = 1.0 / 3.0;
 
   // LR used for iteration `it` (0-based).

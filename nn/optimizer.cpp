@@ -101,8 +101,8 @@ int64_t Sgd::allreduce_grads() {
   int64_t c[4] = {int64_t(grads.size()), numel, -int64_t(grads.size()), -numel};
   rt::dist::allreduce_max(c, 4);
   DETNAS_CHECK(c[0] == -c[2] && c[1] == -c[3], "data parallel: ", rt::dist::where(), " has gradients for ",
-               grads.size(), " parameters (", numel, " values) but another rank has ", c[0] == int64_t(grads.size()) ? -c[2] : c[0],
-               " (the ranks must train the same path)");
+               grads.size(), " parameters (", numel, " values) but another rank has ",
+               c[0] == int64_t(grads.size()) ? -c[2] : c[0], " (the ranks must train the same path)");
   // One bucket per device (a model lives on one device; keep it general).
   std::vector<rt::Tensor> cpu, cuda;
   for (rt::Tensor& g : grads) (g.device() == rt::Device::CUDA ? cuda : cpu).push_back(g);

@@ -16,11 +16,21 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      case '\r': o += "\\r"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char b[8];
@@ -136,8 +146,8 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     uint64_t b = 0, e = 0;
     DETNAS_CHECK(!offs.at(0).get(b) && !offs.at(1).get(e) && b <= e, what, ": tensor '", name,
                  "' has bad data_offsets");
-    DETNAS_CHECK(e <= data_len, what, ": tensor '", name, "' data [", b, ", ", e, ") extends past the end of the data (",
-                 data_len, " bytes): file truncated?");
+    DETNAS_CHECK(e <= data_len, what, ": tensor '", name, "' data [", b, ", ", e,
+                 ") extends past the end of the data (", data_len, " bytes): file truncated?");
     DETNAS_CHECK(e - b == uint64_t(rt::shape_numel(s)) * sizeof(float), what, ": tensor '", name, "' shape ",
                  rt::shape_str(s), " needs ", rt::shape_numel(s) * 4, " bytes but data_offsets give ", e - b);
     ranges.push_back({b, e});

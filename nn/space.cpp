@@ -34,7 +34,6 @@ const std::vector<SearchSpace>& builtin_spaces() {
   return spaces;
 }
 
-
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;

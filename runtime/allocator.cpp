@@ -40,8 +40,8 @@ void* CachingHostAllocator::allocate(size_t bytes) {
       free_.clear();
       p = std::aligned_alloc(kAlign, size);
     }
-    DETNAS_CHECK(p != nullptr, "host allocator: out of memory allocating ", size, " bytes (",
-                 st_.bytes_in_use, " bytes in use)");
+    DETNAS_CHECK(p != nullptr, "host allocator: out of memory allocating ", size, " bytes (", st_.bytes_in_use,
+                 " bytes in use)");
     st_.system_allocs++;
     st_.bytes_reserved += int64_t(size);
   }

@@ -11,10 +11,10 @@
 namespace detnas::rt {
 
 struct AllocStats {
-  int64_t bytes_in_use = 0;       // bytes of live blocks (rounded sizes)
-  int64_t high_water = 0;         // max of bytes_in_use since the last reset_high_water()
-  int64_t bytes_reserved = 0;     // bytes held from the system (live + cached)
-  int64_t system_allocs = 0;      // calls to the system allocator since start
+  int64_t bytes_in_use = 0;    // bytes of live blocks (rounded sizes)
+  int64_t high_water = 0;      // max of bytes_in_use since the last reset_high_water()
+  int64_t bytes_reserved = 0;  // bytes held from the system (live + cached)
+  int64_t system_allocs = 0;   // calls to the system allocator since start
   int64_t system_frees = 0;
   int64_t cache_hits = 0;
 };

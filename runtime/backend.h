@@ -110,19 +110,19 @@ struct Kernels {
   // ---- synchronized batch norm (kernels/bn_sync.h): per-channel sums, mean,
   // invstd (C) and the global sums as doubles on the device ----
   void (*bn_sync_forward_sums)(int64_t N, int64_t C, int64_t HW, const float* x, double* sums);
-  void (*bn_sync_normalize)(int64_t N, int64_t C, int64_t HW, const float* x, const double* mean,
-                            const double* invstd, const float* gamma, const float* beta, float* y);
+  void (*bn_sync_normalize)(int64_t N, int64_t C, int64_t HW, const float* x, const double* mean, const double* invstd,
+                            const float* gamma, const float* beta, float* y);
   void (*bn_sync_backward_sums)(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const double* mean,
                                 const double* invstd, double* sums, float* dgamma, GradientMode dgamma_mode,
                                 float* dbeta, GradientMode dbeta_mode);
-  void (*bn_sync_backward_input)(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy,
-                                 const float* gamma, const double* mean, const double* invstd,
-                                 const double* global_sums, int64_t m, float* dx, GradientMode mode);
+  void (*bn_sync_backward_input)(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
+                                 const double* mean, const double* invstd, const double* global_sums, int64_t m,
+                                 float* dx, GradientMode mode);
 
   // ---- losses (kernels/loss.h): forwards return the first non-finite input's
   // flat index or -1; labels are int64 on the device; ws: reduce_workspace_bytes ----
-  int64_t (*softmax_xent_forward)(int64_t N, int64_t K, const float* x, const int64_t* labels, float eps,
-                                  float* loss, float* lse, void* ws);
+  int64_t (*softmax_xent_forward)(int64_t N, int64_t K, const float* x, const int64_t* labels, float eps, float* loss,
+                                  float* lse, void* ws);
   void (*softmax_xent_backward)(int64_t N, int64_t K, const float* x, const int64_t* labels, float eps,
                                 const float* lse, kernels::LossGrad<float> dloss, float* dx, GradientMode mode);
   int64_t (*sigmoid_focal_forward)(int64_t N, int64_t K, const float* x, const float* t, const float* row_w,
@@ -135,9 +135,8 @@ struct Kernels {
                              kernels::LossGrad<float> dloss, float* dx, GradientMode mode_x, float* dt,
                              GradientMode mode_t);
   int64_t (*bce_logits_forward)(int64_t n, const float* x, const float* t, const float* w, float* loss, void* ws);
-  void (*bce_logits_backward)(int64_t n, const float* x, const float* t, const float* w,
-                              kernels::LossGrad<float> dloss, float* dx, GradientMode mode_x, float* dt,
-                              GradientMode mode_t);
+  void (*bce_logits_backward)(int64_t n, const float* x, const float* t, const float* w, kernels::LossGrad<float> dloss,
+                              float* dx, GradientMode mode_x, float* dt, GradientMode mode_t);
   int64_t (*giou_loss_forward)(int64_t N, const float* a, const float* b, float eps, float* loss, void* ws);
   void (*giou_loss_backward)(int64_t N, const float* a, const float* b, float eps, kernels::LossGrad<float> dloss,
                              float* da, GradientMode mode_a, float* db, GradientMode mode_b);

@@ -126,10 +126,18 @@ void* cuda_malloc(size_t bytes) {
   DETNAS_CUDA_CHECK(cudaMalloc(&p, bytes));
   return p;
 }
-void cuda_free(void* p) { if (p) cudaFree(p); }
-void cuda_copy_h2d(void* dst, const void* src, size_t bytes) { DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice)); }
-void cuda_copy_d2h(void* dst, const void* src, size_t bytes) { DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost)); }
-void cuda_copy_d2d(void* dst, const void* src, size_t bytes) { DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice)); }
+void cuda_free(void* p) {
+  if (p) cudaFree(p);
+}
+void cuda_copy_h2d(void* dst, const void* src, size_t bytes) {
+  DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+void cuda_copy_d2h(void* dst, const void* src, size_t bytes) {
+  DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+void cuda_copy_d2d(void* dst, const void* src, size_t bytes) {
+  DETNAS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
 #else
 void* cuda_malloc(size_t) { DETNAS_FAIL("CUDA memory requested but detnas was built without CUDA"); }
 void cuda_free(void*) {}

@@ -69,13 +69,13 @@ std::vector<std::string> gather_impl(const std::string& mine, int root, bool all
   DETNAS_CHECK(!receives || total < INT_MAX, "dist gather: ", total, " bytes in all is too large");
   std::string buf(receives ? size_t(total) : 0, '\0');
   if (all)
-    check_mpi(MPI_Allgatherv(mine.data(), len, MPI_BYTE, buf.data(), lens.data(), displs.data(), MPI_BYTE,
-                             MPI_COMM_WORLD),
-              "allgatherv");
+    check_mpi(
+        MPI_Allgatherv(mine.data(), len, MPI_BYTE, buf.data(), lens.data(), displs.data(), MPI_BYTE, MPI_COMM_WORLD),
+        "allgatherv");
   else
-    check_mpi(MPI_Gatherv(mine.data(), len, MPI_BYTE, buf.data(), lens.data(), displs.data(), MPI_BYTE, root,
-                          MPI_COMM_WORLD),
-              "gatherv");
+    check_mpi(
+        MPI_Gatherv(mine.data(), len, MPI_BYTE, buf.data(), lens.data(), displs.data(), MPI_BYTE, root, MPI_COMM_WORLD),
+        "gatherv");
   std::vector<std::string> out;
   if (!receives) return out;
   for (int r = 0; r < g_size; ++r) out.push_back(buf.substr(size_t(displs[size_t(r)]), size_t(lens[size_t(r)])));

@@ -59,12 +59,17 @@ std::vector<Entry> parse(const std::string& spec) {
       e.kind = FaultKind::Nan;
     } else {
       e.kind = FaultKind::Errno;
-      if (e.action == "enospc") e.err = ENOSPC;
-      else if (e.action == "eacces") e.err = EACCES;
-      else if (e.action == "eio") e.err = EIO;
-      else if (e.action == "erofs") e.err = EROFS;
-      else DETNAS_FAIL("DETNAS_FAULT: entry '", item, "': unknown action '", e.action,
-                       "' (kill, throw, nan, enospc, eacces, eio, erofs)");
+      if (e.action == "enospc")
+        e.err = ENOSPC;
+      else if (e.action == "eacces")
+        e.err = EACCES;
+      else if (e.action == "eio")
+        e.err = EIO;
+      else if (e.action == "erofs")
+        e.err = EROFS;
+      else
+        DETNAS_FAIL("DETNAS_FAULT: entry '", item, "': unknown action '", e.action,
+                    "' (kill, throw, nan, enospc, eacces, eio, erofs)");
     }
     DETNAS_CHECK(!e.point.empty(), "DETNAS_FAULT: entry '", item, "' names no point");
     out.push_back(std::move(e));

@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <cctype>
 
 #include "core/error.h"
 #include "runtime/fault.h"
@@ -178,7 +178,8 @@ int64_t remove_stale_temporaries(const std::string& dir) {
     if (dot_pid == std::string::npos || dot_pid < 4 || name.compare(dot_pid - 4, 4, ".tmp") != 0) continue;
     const std::string pid_s = name.substr(dot_pid + 1, dot_n - dot_pid - 1), n_s = name.substr(dot_n + 1);
     auto digits = [](const std::string& s) {
-      return !s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+      return !s.empty() && s.size() < 12 &&
+             std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     if (!digits(pid_s) || !digits(n_s)) continue;
     const pid_t pid = pid_t(std::stoll(pid_s));

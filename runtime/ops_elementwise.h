@@ -9,10 +9,10 @@
 namespace detnas::rt::ops {
 
 Tensor relu(const Tensor& x);
-Tensor add(const Tensor& a, const Tensor& b);    // same shapes
+Tensor add(const Tensor& a, const Tensor& b);  // same shapes
 Tensor mul_scalar(const Tensor& x, float alpha);
-Tensor mul(const Tensor& a, const Tensor& b);    // elementwise product, same shapes
-Tensor sum(const Tensor& x);                     // scalar; double accumulation
+Tensor mul(const Tensor& a, const Tensor& b);  // elementwise product, same shapes
+Tensor sum(const Tensor& x);                   // scalar; double accumulation
 // Inverted dropout: zeroes each element with probability p and scales the rest
 // by 1/(1-p); the mask comes from `rng`: one rng.uniform() per element in flat
 // order, dropped when < p (data-parallel ranks rely on this order:

@@ -68,8 +68,8 @@ Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   dist::allreduce_sum(sums.data(), int64_t(sums.size()));
   const int64_t m = int64_t(sums[size_t(2 * C)]);
   DETNAS_CHECK(m > 1, "batch_norm: synchronized ", mode_name(mode),
-               " mode needs more than one value per channel over all ranks (sum of N*H*W > 1), got ", m,
-               " for input ", shape_str(x.shape()), dist::size() > 1 ? " on " + dist::where() : std::string());
+               " mode needs more than one value per channel over all ranks (sum of N*H*W > 1), got ", m, " for input ",
+               shape_str(x.shape()), dist::size() > 1 ? " on " + dist::where() : std::string());
   // stats = [mean (C), invstd (C)]; the running stats updated on host copies.
   std::vector<double> stats(size_t(2 * C));
   std::vector<float> rm_h(static_cast<size_t>(C)), rv_h(static_cast<size_t>(C));

@@ -31,7 +31,8 @@ class Rng {
   uint64_t below(uint64_t n) {
     uint64_t limit = ~uint64_t(0) - (~uint64_t(0) % n);
     uint64_t x;
-    do x = next_u64(); while (x >= limit);
+    do x = next_u64();
+    while (x >= limit);
     return x % n;
   }
   // Standard normal by Box-Muller (no cached second value: state stays two words).
@@ -42,7 +43,10 @@ class Rng {
   }
   uint64_t state0() const { return s0_; }
   uint64_t state1() const { return s1_; }
-  void set_state(uint64_t a, uint64_t b) { s0_ = a; s1_ = b; }
+  void set_state(uint64_t a, uint64_t b) {
+    s0_ = a;
+    s1_ = b;
+  }
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

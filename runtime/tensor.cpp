@@ -290,8 +290,8 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   int64_t r = dim();
   if (d < 0) d += r;
   DETNAS_CHECK(d >= 0 && d < r, "narrow: dimension ", d, " out of range for shape ", shape_str(shape()));
-  DETNAS_CHECK(start >= 0 && length >= 0 && start + length <= size(d), "narrow: range [", start, ", ",
-               start + length, ") out of bounds for dimension ", d, " of shape ", shape_str(shape()));
+  DETNAS_CHECK(start >= 0 && length >= 0 && start + length <= size(d), "narrow: range [", start, ", ", start + length,
+               ") out of bounds for dimension ", d, " of shape ", shape_str(shape()));
   Shape s = shape();
   s[size_t(d)] = length;
   Tensor y = make_view(*this, s, strides(), offset() + start * strides()[size_t(d)]);
@@ -326,8 +326,8 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   Shape ys(static_cast<size_t>(r)), src_st(static_cast<size_t>(r));
   for (int64_t i = 0; i < r; ++i) {
     const int64_t d = dims[size_t(i)];
-    DETNAS_CHECK(d >= 0 && d < r && !seen[size_t(d)], "permute: dims are not a permutation of 0..", r - 1,
-                 " (shape ", shape_str(x.shape()), ")");
+    DETNAS_CHECK(d >= 0 && d < r && !seen[size_t(d)], "permute: dims are not a permutation of 0..", r - 1, " (shape ",
+                 shape_str(x.shape()), ")");
     seen[size_t(d)] = true;
     ys[size_t(i)] = x.size(d);
     src_st[size_t(i)] = x.strides()[size_t(d)];
@@ -344,16 +344,15 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
       const Shape xst = contiguous_strides(x.shape());
       Shape dst_st(dims.size());
       for (size_t i = 0; i < dims.size(); ++i) dst_st[i] = xst[size_t(dims[i])];
-      if (y.numel() > 0) strided_copy_on(x.device(), layout_of(y.shape(), contiguous_strides(y.shape()), dst_st),
-                                         gy.data(), g.ptr, g.mode);
+      if (y.numel() > 0)
+        strided_copy_on(x.device(), layout_of(y.shape(), contiguous_strides(y.shape()), dst_st), gy.data(), g.ptr,
+                        g.mode);
     });
   }
   return y;
 }
 
-Tensor Tensor::detach() const {
-  return make_view(*this, shape(), strides(), offset());
-}
+Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
 Tensor& Tensor::requires_grad_(bool on) {
@@ -388,8 +387,8 @@ void check_defined(const char* op, const Tensor& a, const char* what) {
 void require_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
     if (t && t->defined())
-      DETNAS_CHECK(t->device() == Device::CPU, op, ": no CUDA implementation yet (tensor on ",
-                   device_name(t->device()), ")");
+      DETNAS_CHECK(t->device() == Device::CPU, op, ": no CUDA implementation yet (tensor on ", device_name(t->device()),
+                   ")");
 }
 
 }  // namespace detnas::rt

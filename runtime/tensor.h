@@ -52,26 +52,26 @@ class Tensor {
   // Pointer to element 0 (storage base + offset). Valid for the tensor's device.
   float* data();
   const float* data() const;
-  float item() const;                   // single-element CPU tensor
+  float item() const;                    // single-element CPU tensor
   std::vector<float> to_vector() const;  // row-major host copy
 
-  Tensor to(Device d) const;  // copy to another device (same device: returns *this)
-  Tensor clone() const;       // contiguous copy (no autograd)
+  Tensor to(Device d) const;          // copy to another device (same device: returns *this)
+  Tensor clone() const;               // contiguous copy (no autograd)
   void copy_from(const Tensor& src);  // same shape; any strides and devices (no autograd)
   void fill_(float value);            // no autograd; on CUDA one upload of a host copy
 
   // Autograd-aware views and layout changes.
-  Tensor contiguous() const;                // *this if contiguous, else a copy
-  Tensor reshape(const Shape& shape) const; // one dim may be -1
+  Tensor contiguous() const;                 // *this if contiguous, else a copy
+  Tensor reshape(const Shape& shape) const;  // one dim may be -1
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
-  Tensor detach() const;                    // shares storage, no grad history
+  Tensor detach() const;  // shares storage, no grad history
 
   // Autograd state. Gradients are contiguous tensors of the same shape.
   bool requires_grad() const;
   Tensor& requires_grad_(bool on = true);
-  Tensor grad() const;        // undefined if no gradient has flowed
+  Tensor grad() const;  // undefined if no gradient has flowed
   void set_grad(const Tensor& g);
-  void reset_grad();          // drops the gradient (next backward overwrites)
+  void reset_grad();  // drops the gradient (next backward overwrites)
 
   TensorImpl* impl() const { return impl_.get(); }
   bool same_as(const Tensor& o) const { return impl_ == o.impl_; }

@@ -30,8 +30,8 @@ void ensure_blas_core(char** argv) {
     std::string core = blas_core_name();
     for (char& c : core) c = char(std::tolower((unsigned char)c));
     // Cores without AVX2 that OpenBLAS uses as fallbacks for unknown CPUs.
-    static const char* const kGeneric[] = {"prescott", "core2", "penryn", "dunnington", "nehalem",
-                                           "atom", "katmai", "northwood", "banias", "unknown"};
+    static const char* const kGeneric[] = {"prescott", "core2",  "penryn",    "dunnington", "nehalem",
+                                           "atom",     "katmai", "northwood", "banias",     "unknown"};
     bool generic = false;
     for (const char* g : kGeneric) generic = generic || core == g;
     if (generic && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -49,7 +49,9 @@ void ensure_blas_core(char** argv) {
              "' kernels; restarting with OPENBLAS_CORETYPE=", want,
              " (set OPENBLAS_CORETYPE or DETNAS_BLAS_CORE=keep to choose yourself)");
   else
-    log_debug("threads: restarting with OMP_WAIT_POLICY=passive (set OMP_WAIT_POLICY or DETNAS_BLAS_CORE=keep to choose yourself)");
+    log_debug(
+        "threads: restarting with OMP_WAIT_POLICY=passive (set OMP_WAIT_POLICY or DETNAS_BLAS_CORE=keep to choose "
+        "yourself)");
   if (want) setenv("OPENBLAS_CORETYPE", want, 1);
   if (set_wait) setenv("OMP_WAIT_POLICY", "passive", 1);
   setenv("DETNAS_BLAS_CORE", "keep", 1);  // never loop

@@ -22,9 +22,9 @@ struct EvalSettings {
   int64_t batch = 4;
   int64_t short_side = 256;
   int64_t max_size = 320;
-  int64_t bn_images = 0;     // 0: keep the network's BN statistics
+  int64_t bn_images = 0;   // 0: keep the network's BN statistics
   double bn_momentum = 0;  // EMA momentum of the re-estimation (reference 0.1 over 500 batches); 0: exact average
-  uint64_t seed = 1;         // of the recalibration batches (train transforms)
+  uint64_t seed = 1;       // of the recalibration batches (train transforms)
   // Under mpirun (rt::dist): every rank takes its part of each recalibration
   // batch, with synchronized BN, and every size()-th evaluation batch; the
   // detections are gathered on every rank. The result equals one process's. Every

@@ -238,8 +238,7 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
       c.evaluated = bool(ce["evaluated"].get_bool());
       c.fitness = double(ce["fitness"].get_double());
       c.seconds = double(ce["seconds"].get_double());
-      DETNAS_CHECK(c.index == int64_t(e.cands_.size()), where, ": candidate ", e.cands_.size(), " has index ",
-                   c.index);
+      DETNAS_CHECK(c.index == int64_t(e.cands_.size()), where, ": candidate ", e.cands_.size(), " has index ", c.index);
       const Candidate* prev = e.cands_.empty() ? nullptr : &e.cands_.back();
       DETNAS_CHECK(c.generation >= (prev ? prev->generation : 0) && c.generation <= e.generation_, where,
                    ": candidate ", c.index, " has generation ", c.generation, " (expected ",
@@ -248,8 +247,9 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
                    " is evaluated but candidate ", c.index - 1, " is not");
       e.cands_.push_back(std::move(c));
     }
-    DETNAS_CHECK(e.generation_ < 0 || e.exhausted_ || (!e.cands_.empty() && e.cands_.back().generation == e.generation_),
-                 where, ": generation ", e.generation_, " has no candidates but the search is not marked exhausted");
+    DETNAS_CHECK(
+        e.generation_ < 0 || e.exhausted_ || (!e.cands_.empty() && e.cands_.back().generation == e.generation_), where,
+        ": generation ", e.generation_, " has no candidates but the search is not marked exhausted");
   } catch (const simdjson::simdjson_error& ex) {
     DETNAS_FAIL(where, ": malformed search state (", ex.what(), ")");
   }
@@ -257,8 +257,7 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
 }
 
 std::vector<Candidate> run_search(Evolution& evo, const std::function<double(const nn::Arch&)>& fitness,
-                                  const std::function<void(const Evolution&, const Candidate&)>& on_result,
-                                  int64_t k) {
+                                  const std::function<void(const Evolution&, const Candidate&)>& on_result, int64_t k) {
   while (!evo.done()) {
     const nn::Arch arch = evo.next().arch;
     const auto t0 = std::chrono::steady_clock::now();

@@ -47,15 +47,15 @@ struct EvolutionConfig {
 };
 
 struct Candidate {
-  int64_t index = 0;       // order of proposal, from 0
+  int64_t index = 0;  // order of proposal, from 0
   int64_t generation = 0;
-  std::string origin;      // "random", "mutation", "crossover"
+  std::string origin;  // "random", "mutation", "crossover"
   nn::Arch arch;
-  double flops_m = 0;      // backbone MMACs at 224x224
-  double params_m = 0;     // backbone parameters, millions
+  double flops_m = 0;   // backbone MMACs at 224x224
+  double params_m = 0;  // backbone parameters, millions
   bool evaluated = false;
   double fitness = 0;
-  double seconds = 0;      // evaluation wall time
+  double seconds = 0;  // evaluation wall time
 };
 
 class Evolution {

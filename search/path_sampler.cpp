@@ -33,8 +33,8 @@ FlopsBins parse_flops_bins(const std::string& text) {
   if (text.empty()) return b;
   char tail = 0;
   int n = std::sscanf(text.c_str(), "%lf:%lf:%lf%c", &b.lo_m, &b.hi_m, &b.step_m, &tail);
-  DETNAS_CHECK(n == 3 && b.hi_m > b.lo_m && b.step_m > 0, "--flops-bins: expected LO:HI:STEP in millions with HI > LO, got '",
-               text, "'");
+  DETNAS_CHECK(n == 3 && b.hi_m > b.lo_m && b.step_m > 0,
+               "--flops-bins: expected LO:HI:STEP in millions with HI > LO, got '", text, "'");
   return b;
 }
 

@@ -48,10 +48,10 @@ DETNAS_EMU_KERNEL_TEST("bn_stats_kernel bn_eval_stats_kernel bn_apply_kernel",
     std::vector<char> ws(plan::batchnorm_workspace_bytes(d.C));
     // Batch statistics.
     std::vector<float> ry(static_cast<size_t>(n)), rsm(size_t(2 * d.C)), rsi(static_cast<size_t>(d.C)), rrm = rm0,
-        rrv = rv0;
+                                                                                                        rrv = rv0;
     std::vector<float> y(size_t(n), NAN), sm(size_t(2 * d.C), NAN), si(size_t(d.C), NAN), rm = rm0, rv = rv0;
-    kcpu::batchnorm_forward_batch(d.N, d.C, d.HW, x.data(), gamma.data(), beta.data(), 1e-5, 0.1, ry.data(),
-                                  rsm.data(), rsi.data(), rrm.data(), rrv.data());
+    kcpu::batchnorm_forward_batch(d.N, d.C, d.HW, x.data(), gamma.data(), beta.data(), 1e-5, 0.1, ry.data(), rsm.data(),
+                                  rsi.data(), rrm.data(), rrv.data());
     kc::batchnorm_forward_batch(d.N, d.C, d.HW, x.data(), gamma.data(), beta.data(), 1e-5, 0.1, y.data(), sm.data(),
                                 si.data(), rm.data(), rv.data(), ws.data(), nullptr);
     CHECK(close("bn y", y, ry));
@@ -96,10 +96,10 @@ DETNAS_EMU_KERNEL_TEST("bn_backward_reduce_kernel bn_backward_dx_kernel",
       for (int combo = 0; combo < 3; ++combo) {
         CAPTURE(int(mode));
         CAPTURE(combo);
-        const GradientMode mdx = combo == 0 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Accumulate
-                                                                                    : GradientMode::Ignore);
-        const GradientMode mdg = combo == 2 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Ignore
-                                                                                    : GradientMode::Accumulate);
+        const GradientMode mdx =
+            combo == 0 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Accumulate : GradientMode::Ignore);
+        const GradientMode mdg =
+            combo == 2 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Ignore : GradientMode::Accumulate);
         const GradientMode mdb = combo == 1 ? GradientMode::Overwrite : GradientMode::Accumulate;
         std::vector<float> rdx = dx0, rdg = dg0, rdb = db0, gdx = dx0, gdg = dg0, gdb = db0;
         kcpu::BatchNormGrads<float> rg{rdx.data(), mdx, rdg.data(), mdg, rdb.data(), mdb};

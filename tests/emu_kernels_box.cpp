@@ -27,7 +27,8 @@ std::vector<float> clustered_boxes(int64_t K, uint64_t seed) {
   for (int64_t i = 0; i < K; ++i) {
     const float cx = float(i % 5) * 6.0f + r[size_t(4 * i)], cy = float(i % 3) * 6.0f + r[size_t(4 * i + 1)];
     const float w = 1.0f + 2.0f * std::fabs(r[size_t(4 * i + 2)]), h = 1.0f + 2.0f * std::fabs(r[size_t(4 * i + 3)]);
-    b[size_t(4 * i)] = cx - w, b[size_t(4 * i + 1)] = cy - h, b[size_t(4 * i + 2)] = cx + w, b[size_t(4 * i + 3)] = cy + h;
+    b[size_t(4 * i)] = cx - w, b[size_t(4 * i + 1)] = cy - h, b[size_t(4 * i + 2)] = cx + w,
+                 b[size_t(4 * i + 3)] = cy + h;
   }
   return b;
 }
@@ -36,9 +37,9 @@ std::vector<float> clustered_boxes(int64_t K, uint64_t seed) {
 DETNAS_EMU_KERNEL_TEST("box_iou_kernel", "box_iou_kernel matches cpu IoU and GIoU matrices") {
   const int64_t N = 9, M = 13;
   std::vector<float> a = clustered_boxes(N, 121), b = clustered_boxes(M, 122);
-  for (int k = 0; k < 4; ++k) b[size_t(k)] = a[size_t(k)];                     // identical
-  b[4] = a[2], b[5] = a[1], b[6] = a[2] + 1.0f, b[7] = a[3];                  // touching
-  b[8] = 1.0f, b[9] = 1.0f, b[10] = 1.0f, b[11] = 3.0f;                       // zero area
+  for (int k = 0; k < 4; ++k) b[size_t(k)] = a[size_t(k)];    // identical
+  b[4] = a[2], b[5] = a[1], b[6] = a[2] + 1.0f, b[7] = a[3];  // touching
+  b[8] = 1.0f, b[9] = 1.0f, b[10] = 1.0f, b[11] = 3.0f;       // zero area
   std::vector<float> ref(static_cast<size_t>(N * M)), got(static_cast<size_t>(N * M));
   kcpu::box_iou_forward(N, M, a.data(), b.data(), ref.data());
   kc::box_iou_forward(N, M, a.data(), b.data(), got.data(), nullptr);

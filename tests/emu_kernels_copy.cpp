@@ -28,10 +28,10 @@ StridedLayout layout(std::vector<int64_t> shape, std::vector<int64_t> src, std::
 
 DETNAS_EMU_KERNEL_TEST("strided_copy_kernel", "strided_copy_kernel matches cpu::strided_copy") {
   const StridedLayout cases[] = {
-      layout({5, 7}, {1, 5}, {7, 1}),                                   // transpose
-      layout({2, 3, 4, 5}, {120, 20, 5, 1}, {60, 20, 5, 1}),            // channel slice 3 of 6 -> contiguous
-      layout({2, 3, 2, 3, 2}, {1, 2, 6, 12, 36}, {36, 12, 6, 2, 1}),    // rank-5 permutation
-      layout({}, {}, {}),                                               // one element
+      layout({5, 7}, {1, 5}, {7, 1}),                                 // transpose
+      layout({2, 3, 4, 5}, {120, 20, 5, 1}, {60, 20, 5, 1}),          // channel slice 3 of 6 -> contiguous
+      layout({2, 3, 2, 3, 2}, {1, 2, 6, 12, 36}, {36, 12, 6, 2, 1}),  // rank-5 permutation
+      layout({}, {}, {}),                                             // one element
   };
   for (const StridedLayout& L : cases) {
     CAPTURE(L.rank);

@@ -19,7 +19,7 @@ namespace detnas::kernels::cuda {
 __global__ void dwconv_tile_kernel(DwconvShape s, const float* x, const float* w, const float* b, int flip, float* y,
                                    GradientMode mode, int in_w, int in_h, int tiles_w);
 __global__ void dwconv_input_grad_kernel(DwconvShape s, const float* w, const float* dy, float* dx, GradientMode mode);
-}
+}  // namespace detnas::kernels::cuda
 
 using namespace detnas;
 using kernels::DwconvShape;
@@ -52,7 +52,13 @@ using test::same;
 DETNAS_EMU_KERNEL_TEST("dwconv_tile_kernel", "dwconv_tile_kernel matches cpu::dwconv_forward") {
   for (const Case& c : kCases) {
     const DwconvShape s = shape_of(c);
-    CAPTURE(s.N); CAPTURE(s.C); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.K); CAPTURE(s.S); CAPTURE(s.P);
+    CAPTURE(s.N);
+    CAPTURE(s.C);
+    CAPTURE(s.H);
+    CAPTURE(s.W);
+    CAPTURE(s.K);
+    CAPTURE(s.S);
+    CAPTURE(s.P);
     const std::vector<float> x = test::randn_f(s.N * s.x_batch_stride, 11), w = test::randn_f(s.C * s.K * s.K, 12),
                              b = test::randn_f(s.C, 13);
     const int64_t ny = s.N * s.C * s.Ho() * s.Wo();
@@ -78,8 +84,15 @@ DETNAS_EMU_KERNEL_TEST("dwconv_tile_kernel dwconv_input_grad_kernel",
   for (const Case& c : kCases) {
     DwconvShape s = shape_of(c);
     s.x_batch_stride = s.C * s.H * s.W;
-    CAPTURE(s.N); CAPTURE(s.C); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.K); CAPTURE(s.S); CAPTURE(s.P);
-    const std::vector<float> w = test::randn_f(s.C * s.K * s.K, 21), dy = test::randn_f(s.N * s.C * s.Ho() * s.Wo(), 22);
+    CAPTURE(s.N);
+    CAPTURE(s.C);
+    CAPTURE(s.H);
+    CAPTURE(s.W);
+    CAPTURE(s.K);
+    CAPTURE(s.S);
+    CAPTURE(s.P);
+    const std::vector<float> w = test::randn_f(s.C * s.K * s.K, 21),
+                             dy = test::randn_f(s.N * s.C * s.Ho() * s.Wo(), 22);
     const int64_t nx = s.N * s.C * s.H * s.W;
     const std::vector<float> dx0 = test::randn_f(nx, 23);
     for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
@@ -110,9 +123,16 @@ DETNAS_EMU_KERNEL_TEST("dwconv_weight_grad_kernel", "dwconv_weight_grad_kernel m
     const DwconvShape s = shape_of(c);
     // One block of 256 threads per (channel, tap): the larger cases run in the forward order only.
     if (s.C * s.K * s.K > 50 && order != emu::ThreadOrder::Forward) continue;
-    CAPTURE(s.N); CAPTURE(s.C); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.K); CAPTURE(s.S); CAPTURE(s.P);
+    CAPTURE(s.N);
+    CAPTURE(s.C);
+    CAPTURE(s.H);
+    CAPTURE(s.W);
+    CAPTURE(s.K);
+    CAPTURE(s.S);
+    CAPTURE(s.P);
     const std::vector<float> x = test::randn_f(s.N * s.x_batch_stride, 31),
-                             dy = test::randn_f(s.N * s.C * s.Ho() * s.Wo(), 32), dw0 = test::randn_f(s.C * s.K * s.K, 33);
+                             dy = test::randn_f(s.N * s.C * s.Ho() * s.Wo(), 32),
+                             dw0 = test::randn_f(s.C * s.K * s.K, 33);
     for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
       if (mode == GradientMode::Accumulate && s.K > 3) continue;  // the write mode is K-independent; keep it fast
       CAPTURE(int(mode));

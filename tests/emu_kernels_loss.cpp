@@ -61,8 +61,8 @@ DETNAS_EMU_KERNEL_TEST("focal_forward_kernel focal_backward_kernel", "focal loss
   for (int64_t i = 0; i < n; ++i) t[size_t(i)] = i % 3 == 0 ? 1.0f : (i % 7 == 0 ? 0.3f : 0.0f);
   x[3] = 100.0f, x[4] = -100.0f, x[5] = 0.0f, x[6] = 30.0f;
   rw[2] = 0.0f;
-  for (FocalParams p : {FocalParams{0.25f, 2.0f}, FocalParams{-1.0f, 0.0f}, FocalParams{0.5f, 1.0f},
-                        FocalParams{0.25f, 1.5f}})
+  for (FocalParams p :
+       {FocalParams{0.25f, 2.0f}, FocalParams{-1.0f, 0.0f}, FocalParams{0.5f, 1.0f}, FocalParams{0.25f, 1.5f}})
     for (const float* w : {static_cast<const float*>(nullptr), static_cast<const float*>(rw.data())}) {
       CAPTURE(p.alpha);
       CAPTURE(p.gamma);
@@ -87,10 +87,11 @@ DETNAS_EMU_KERNEL_TEST("focal_forward_kernel focal_backward_kernel", "focal loss
   x[40] = NAN, t[17] = INFINITY, x[80] = -INFINITY;
   std::vector<float> ref(static_cast<size_t>(n)), loss(static_cast<size_t>(n));
   std::vector<char> ws = workspace(n);
-  const int64_t want = kcpu::sigmoid_focal_forward(N, K, x.data(), t.data(), static_cast<const float*>(nullptr), FocalParams{}, ref.data());
+  const int64_t want = kcpu::sigmoid_focal_forward(N, K, x.data(), t.data(), static_cast<const float*>(nullptr),
+                                                   FocalParams{}, ref.data());
   CHECK(want == 17);
-  CHECK(kc::sigmoid_focal_forward(N, K, x.data(), t.data(), nullptr, FocalParams{}, loss.data(), ws_ptr(ws),
-                                  nullptr) == want);
+  CHECK(kc::sigmoid_focal_forward(N, K, x.data(), t.data(), nullptr, FocalParams{}, loss.data(), ws_ptr(ws), nullptr) ==
+        want);
 }
 
 DETNAS_EMU_KERNEL_TEST("loss_sum_partial_kernel loss_sum_final_kernel",
@@ -199,11 +200,13 @@ DETNAS_EMU_KERNEL_TEST("giou_forward_kernel giou_backward_kernel", "GIoU loss ke
   for (int64_t i = 0; i < N; ++i) {
     float ax = r[size_t(8 * i)], ay = r[size_t(8 * i + 1)], bx = r[size_t(8 * i + 2)], by = r[size_t(8 * i + 3)];
     a[size_t(4 * i)] = ax, a[size_t(4 * i + 1)] = ay;
-    a[size_t(4 * i + 2)] = ax + 1.0f + std::fabs(r[size_t(8 * i + 4)]), a[size_t(4 * i + 3)] = ay + 0.5f + std::fabs(r[size_t(8 * i + 5)]);
+    a[size_t(4 * i + 2)] = ax + 1.0f + std::fabs(r[size_t(8 * i + 4)]),
+                     a[size_t(4 * i + 3)] = ay + 0.5f + std::fabs(r[size_t(8 * i + 5)]);
     b[size_t(4 * i)] = bx, b[size_t(4 * i + 1)] = by;
-    b[size_t(4 * i + 2)] = bx + 1.0f + std::fabs(r[size_t(8 * i + 6)]), b[size_t(4 * i + 3)] = by + 0.5f + std::fabs(r[size_t(8 * i + 7)]);
+    b[size_t(4 * i + 2)] = bx + 1.0f + std::fabs(r[size_t(8 * i + 6)]),
+                     b[size_t(4 * i + 3)] = by + 0.5f + std::fabs(r[size_t(8 * i + 7)]);
   }
-  for (int k = 0; k < 4; ++k) b[size_t(k)] = a[size_t(k)];  // identical boxes: ties in every max/min
+  for (int k = 0; k < 4; ++k) b[size_t(k)] = a[size_t(k)];    // identical boxes: ties in every max/min
   b[4] = a[6], b[5] = a[5], b[6] = a[6] + 2.0f, b[7] = a[7];  // touching
   const float eps = 1e-7f;
   std::vector<float> ref(static_cast<size_t>(N)), loss(static_cast<size_t>(N));

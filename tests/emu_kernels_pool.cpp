@@ -40,8 +40,8 @@ DETNAS_EMU_KERNEL_TEST("max_pool_forward_kernel max_pool_backward_kernel",
   std::vector<float> x = test::randn_f(planes * H * W, 101);
   for (int64_t i = 0; i < planes * H * W; i += 4) x[size_t(i)] = 0.5f;  // ties
   x[10] = NAN;
-  for (PoolWindow win : {PoolWindow{3, 2, 1}, PoolWindow{2, 2, 0}, PoolWindow{3, 1, 1}, PoolWindow{5, 3, 2},
-                         PoolWindow{1, 1, 0}}) {
+  for (PoolWindow win :
+       {PoolWindow{3, 2, 1}, PoolWindow{2, 2, 0}, PoolWindow{3, 1, 1}, PoolWindow{5, 3, 2}, PoolWindow{1, 1, 0}}) {
     CAPTURE(win.K);
     CAPTURE(win.S);
     CAPTURE(win.P);

@@ -35,7 +35,10 @@ const Dims kDims[] = {{1, 2, 1, 2}, {2, 6, 7, 2}, {3, 6, 5, 3}, {2, 12, 9, 4}, {
 
 DETNAS_EMU_KERNEL_TEST("channel_shuffle_kernel", "channel_shuffle_kernel matches cpu channel shuffle fwd/bwd") {
   for (const Dims& d : kDims) {
-    CAPTURE(d.N); CAPTURE(d.C); CAPTURE(d.HW); CAPTURE(d.G);
+    CAPTURE(d.N);
+    CAPTURE(d.C);
+    CAPTURE(d.HW);
+    CAPTURE(d.G);
     const int64_t n = d.N * d.C * d.HW;
     const std::vector<float> x = test::randn_f(n, 41), dx0 = test::randn_f(n, 42);
     std::vector<float> ref(static_cast<size_t>(n)), y(size_t(n), NAN);
@@ -56,7 +59,9 @@ DETNAS_EMU_KERNEL_TEST("channel_shuffle_kernel", "channel_shuffle_kernel matches
 DETNAS_EMU_KERNEL_TEST("split_even_odd_kernel split_even_odd_backward_kernel",
                        "split_even_odd kernels match the cpu split fwd/bwd") {
   for (const Dims& d : kDims) {
-    CAPTURE(d.N); CAPTURE(d.C); CAPTURE(d.HW);
+    CAPTURE(d.N);
+    CAPTURE(d.C);
+    CAPTURE(d.HW);
     const int64_t n = d.N * d.C * d.HW, h = n / 2;
     const std::vector<float> x = test::randn_f(n, 43), de = test::randn_f(h, 44), dod = test::randn_f(h, 45),
                              dx0 = test::randn_f(n, 46);
@@ -67,7 +72,8 @@ DETNAS_EMU_KERNEL_TEST("split_even_odd_kernel split_even_odd_backward_kernel",
     CHECK(same("split odd", o, ro));
     for (GradientMode mode : kModes)
       for (int nulls = 0; nulls < 3; ++nulls) {
-        CAPTURE(int(mode)); CAPTURE(nulls);
+        CAPTURE(int(mode));
+        CAPTURE(nulls);
         const float* pe = nulls == 1 ? nullptr : de.data();
         const float* po = nulls == 2 ? nullptr : dod.data();
         std::vector<float> r = dx0, g = dx0;
@@ -82,10 +88,15 @@ DETNAS_EMU_KERNEL_TEST("copy_rows_kernel copy_rows_vec4_kernel", "concat kernels
   struct C {
     int64_t N, Ci, Ctot, HW, off, extra;  // extra: the input's sample stride is (Ci + extra) * HW
   };
-  const C cases[] = {{2, 3, 7, 5, 2, 0}, {3, 2, 6, 4, 4, 2}, {1, 1, 1, 9, 0, 0}, {2, 4, 8, 16, 0, 4}, {2, 1, 3, 7, 1, 1}};
+  const C cases[] = {
+      {2, 3, 7, 5, 2, 0}, {3, 2, 6, 4, 4, 2}, {1, 1, 1, 9, 0, 0}, {2, 4, 8, 16, 0, 4}, {2, 1, 3, 7, 1, 1}};
   bool saw_vec = false, saw_scalar = false;
   for (const C& c : cases) {
-    CAPTURE(c.N); CAPTURE(c.Ci); CAPTURE(c.Ctot); CAPTURE(c.HW); CAPTURE(c.off);
+    CAPTURE(c.N);
+    CAPTURE(c.Ci);
+    CAPTURE(c.Ctot);
+    CAPTURE(c.HW);
+    CAPTURE(c.off);
     const int64_t xs = (c.Ci + c.extra) * c.HW, ny = c.N * c.Ctot * c.HW, nx = c.N * c.Ci * c.HW;
     std::vector<float> xbuf = test::randn_f(c.N * xs + 4, 47);
     const float* x = xbuf.data() + 4;  // 16-byte aligned like the vector itself

@@ -93,8 +93,8 @@ GoldenCase load_golden_case(const std::string& path) {
   return c;
 }
 
-static const GoldenTensor& get(const std::map<std::string, GoldenTensor>& m, const std::string& k,
-                               const GoldenCase& c, const char* where) {
+static const GoldenTensor& get(const std::map<std::string, GoldenTensor>& m, const std::string& k, const GoldenCase& c,
+                               const char* where) {
   auto it = m.find(k);
   if (it == m.end()) throw std::runtime_error(c.file + ": missing " + where + "." + k);
   return it->second;
@@ -118,7 +118,9 @@ static double as_num(dom::element e) {
 }
 double GoldenCase::num(const std::string& k) const { return as_num(params[k]); }
 bool GoldenCase::flag(const std::string& k) const { return bool(params[k].get_bool()); }
-std::string GoldenCase::str(const std::string& k) const { return std::string(std::string_view(params[k].get_string())); }
+std::string GoldenCase::str(const std::string& k) const {
+  return std::string(std::string_view(params[k].get_string()));
+}
 std::vector<double> GoldenCase::list(const std::string& k) const {
   std::vector<double> v;
   for (auto e : params[k].get_array()) v.push_back(as_num(e));
@@ -159,9 +161,10 @@ TEST_CASE("golden: every operator case in every golden root") {
   if (!only.empty()) std::printf("golden ops: restricted to %s\n", only_env);
   for (const std::string& root : golden_roots()) {
     std::string dir = root + "/ops";
-    REQUIRE_MESSAGE(is_dir(dir), "golden folder not found: " << dir
-                                                             << " (run from the repository root with ../shared beside it,"
-                                                                " or set DETNAS_GOLDEN_DIR)");
+    REQUIRE_MESSAGE(is_dir(dir),
+                    "golden folder not found: " << dir
+                                                << " (run from the repository root with ../shared beside it,"
+                                                   " or set DETNAS_GOLDEN_DIR)");
     auto files = json_files(dir);
     CHECK_MESSAGE(!files.empty(), "no golden cases in " << dir);
     for (const std::string& f : files) {

@@ -50,10 +50,10 @@ std::map<std::string, GoldenHandler>& golden_handlers();
 #define DETNAS_GOLDEN_CAT2(a, b) a##b
 #define DETNAS_GOLDEN_CAT(a, b) DETNAS_GOLDEN_CAT2(a, b)
 // DETNAS_GOLDEN_OP("depthwise_conv2d") { ... uses `c` (const GoldenCase&) ... }
-#define DETNAS_GOLDEN_OP(opname)                                                                        \
-  static void DETNAS_GOLDEN_CAT(golden_fn_, __LINE__)(const ::detnas::test::GoldenCase& c);             \
-  static ::detnas::test::GoldenRegistrar DETNAS_GOLDEN_CAT(golden_reg_, __LINE__)(                       \
-      opname, DETNAS_GOLDEN_CAT(golden_fn_, __LINE__));                                                  \
+#define DETNAS_GOLDEN_OP(opname)                                                            \
+  static void DETNAS_GOLDEN_CAT(golden_fn_, __LINE__)(const ::detnas::test::GoldenCase& c); \
+  static ::detnas::test::GoldenRegistrar DETNAS_GOLDEN_CAT(golden_reg_, __LINE__)(          \
+      opname, DETNAS_GOLDEN_CAT(golden_fn_, __LINE__));                                     \
   static void DETNAS_GOLDEN_CAT(golden_fn_, __LINE__)(const ::detnas::test::GoldenCase& c)
 
 // Golden roots to read: ../shared/golden (from the repo root) plus $DETNAS_GOLDEN_DIR.

@@ -4,7 +4,6 @@
 // names the file, field or value. One tiny generated data set and one tiny
 // trained supernet checkpoint, built once on first use, are shared by the cases.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <string>
@@ -38,9 +37,34 @@ struct Fixture {
       setup_error = "make-data: " + r.describe() + "\n" + r.out;
       return;
     }
-    r = test::run_argv({bin, "train", "--data", det, "--iters", "1", "--batch", "2", "--short-side", "64", "--max-size",
-                        "64", "--fpn-channels", "16", "--tower-depth", "1", "--eval-every", "0", "--bn-images", "2",
-                        "--warmup", "1", "--workers", "1", "--seed", "3", "--out", dir + "/t"});
+    r = test::run_argv({bin,
+                        "train",
+                        "--data",
+                        det,
+                        "--iters",
+                        "1",
+                        "--batch",
+                        "2",
+                        "--short-side",
+                        "64",
+                        "--max-size",
+                        "64",
+                        "--fpn-channels",
+                        "16",
+                        "--tower-depth",
+                        "1",
+                        "--eval-every",
+                        "0",
+                        "--bn-images",
+                        "2",
+                        "--warmup",
+                        "1",
+                        "--workers",
+                        "1",
+                        "--seed",
+                        "3",
+                        "--out",
+                        dir + "/t"});
     if (r.exit_code() != 0) {
       setup_error = "train: " + r.describe() + "\n" + r.out;
       return;
@@ -133,8 +157,8 @@ class Cases {
     for (size_t i = 0; i < rs.size(); ++i) {
       const test::RunResult& r = rs[i];
       const std::string cmd = "detnas " + join({cmds_[i].begin() + 1, cmds_[i].end()});
-      CHECK_MESSAGE((r.exited() && r.exit_code() != 0),
-                    cmd << "\n  ended with " << r.describe() << ", output:\n" << r.out);
+      CHECK_MESSAGE((r.exited() && r.exit_code() != 0), cmd << "\n  ended with " << r.describe() << ", output:\n"
+                                                            << r.out);
       for (const std::string& n : needles_[i])
         CHECK_MESSAGE(r.out.find(n) != std::string::npos, cmd << "\n  output does not name '" << n << "':\n" << r.out);
     }
@@ -158,8 +182,8 @@ class Cases {
 TEST_CASE("bad input: make-data") {
   BAD_INPUT_SETUP();
   const std::string out = f.dir + "/md";
-  const std::vector<std::string> small{"--train", "2", "--val", "1", "--size", "64", "--cls-train", "1", "--cls-val",
-                                       "1", "--cls-size", "24"};
+  const std::vector<std::string> small{"--train",     "2", "--val",     "1", "--size",     "64",
+                                       "--cls-train", "1", "--cls-val", "1", "--cls-size", "24"};
   auto with = [&](const std::vector<std::string>& a, const std::string& o) {
     std::vector<std::string> r{"make-data", "--out", o};
     r.insert(r.end(), small.begin(), small.end());
@@ -186,10 +210,10 @@ TEST_CASE("bad input: make-data") {
 TEST_CASE("bad input: pretrain") {
   BAD_INPUT_SETUP();
   auto pt = [&](const std::vector<std::string>& a, const std::string& data = "") {
-    return merge({"pretrain", "--data", data.empty() ? f.cls : data, "--iters", "2", "--batch", "4", "--input", "16",
-                  "--eval-every", "0", "--eval-paths", "1", "--recal-batches", "1", "--workers", "1", "--out",
-                  f.dir + "/pt"},
-                 a);
+    return merge(
+        {"pretrain", "--data", data.empty() ? f.cls : data, "--iters", "2", "--batch", "4", "--input", "16",
+         "--eval-every", "0", "--eval-paths", "1", "--recal-batches", "1", "--workers", "1", "--out", f.dir + "/pt"},
+        a);
   };
   // Missing folder, a file where a folder belongs.
   c.fail(pt({}, f.dir + "/nowhere"), {f.dir + "/nowhere/train"});
@@ -246,22 +270,25 @@ TEST_CASE("bad input: flops") {
   c.fail({"flops", "--space", "300M", "--arch", "2,1,x"}, {"bad value 'x'"});
   c.fail({"flops", "--space", "5G", "--arch", "1,2"}, {"5G"});
   c.fail({"flops", "--space", "300M", "--arch", "2,1,2,0,2,1,1,2,3,3,1,3,0,0,3,1,3,1,3,2", "--input", "0"},
-              {"--input", "0"});
+         {"--input", "0"});
   c.fail({"flops", "--space", "300M", "--arch", "2,1,2,0,2,1,1,2,3,3,1,3,0,0,3,1,3,1,3,2", "--input", "224x"},
-              {"224x"});
+         {"224x"});
   c.fail({"flops", "--space", "300M", "--arch", "2,1,2,0,2,1,1,2,3,3,1,3,0,0,3,1,3,1,3,2", "--classes", "0"},
-              {"--classes", "0"});
+         {"--classes", "0"});
   c.fail({"flops", "--space", "300M"}, {"--arch"});
   c.run();
 }
 
 TEST_CASE("bad input: coco-eval") {
   BAD_INPUT_SETUP();
-  const std::string dt = f.dir + "/bad/dt.json", dt_cut = f.dir + "/bad/dt_cut.json", dt_img = f.dir + "/bad/dt_img.json";
+  const std::string dt = f.dir + "/bad/dt.json", dt_cut = f.dir + "/bad/dt_cut.json",
+                    dt_img = f.dir + "/bad/dt_img.json";
   const std::string gt = f.val_json;
-  write_file_atomic(dt, std::string("[{\"image_id\": 424242, \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"score\": 0.9}]"));
+  write_file_atomic(
+      dt, std::string("[{\"image_id\": 424242, \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"score\": 0.9}]"));
   write_file_atomic(dt_cut, std::string("[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 2,"));
-  write_file_atomic(dt_img, std::string("[{\"image_id\": \"one\", \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"score\": 0.9}]"));
+  write_file_atomic(
+      dt_img, std::string("[{\"image_id\": \"one\", \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"score\": 0.9}]"));
   c.fail({"coco-eval", "--gt", f.dir + "/no_gt.json", "--dt", dt}, {f.dir + "/no_gt.json"});
   c.fail({"coco-eval", "--gt", f.half_json, "--dt", dt}, {f.half_json});
   c.fail({"coco-eval", "--gt", f.jpg, "--dt", dt}, {f.jpg});
@@ -278,9 +305,10 @@ TEST_CASE("bad input: coco-eval") {
 namespace {
 std::vector<std::string> train_args(const std::string& detector, const std::string& out,
                                     const std::vector<std::string>& extra) {
-  return merge({"train", "--detector", detector, "--data", fx().det, "--iters", "1", "--batch", "2", "--short-side",
-                "64", "--max-size", "64", "--fpn-channels", "16", "--tower-depth", "1", "--eval-every", "0",
-                "--bn-images", "2", "--warmup", "1", "--workers", "1", "--out", out},
+  return merge({"train", "--detector",   detector, "--data",      fx().det, "--iters",        "1",  "--batch",
+                "2",     "--short-side", "64",     "--max-size",  "64",     "--fpn-channels", "16", "--tower-depth",
+                "1",     "--eval-every", "0",      "--bn-images", "2",      "--warmup",       "1",  "--workers",
+                "1",     "--out",        out},
                extra);
 }
 
@@ -428,9 +456,9 @@ TEST_CASE("bad input: detect") {
 TEST_CASE("bad input: search") {
   BAD_INPUT_SETUP();
   auto se = [&](const std::string& ckpt, const std::string& out, const std::vector<std::string>& extra) {
-    return merge({"search", "--ckpt", ckpt, "--data", f.det, "--val-split", "2", "--bn-images", "2", "--population",
-                  "2", "--parents", "1", "--mutants", "0", "--crossovers", "0", "--generations", "1",
-                  "--flops-budget", "0", "--out", out},
+    return merge({"search", "--ckpt",        ckpt, "--data",         f.det, "--val-split", "2", "--bn-images",
+                  "2",      "--population",  "2",  "--parents",      "1",   "--mutants",   "0", "--crossovers",
+                  "0",      "--generations", "1",  "--flops-budget", "0",   "--out",       out},
                  extra);
   };
   const std::string out = f.dir + "/se";
@@ -447,7 +475,8 @@ TEST_CASE("bad input: search") {
   make_dirs(s1);
   make_dirs(s2);
   make_dirs(s3);
-  write_file_atomic(s1 + "/state.json", std::string("{\"format\": \"detnas-search-1\", \"config\": {\"population\": 2,"));
+  write_file_atomic(s1 + "/state.json",
+                    std::string("{\"format\": \"detnas-search-1\", \"config\": {\"population\": 2,"));
   write_file_atomic(s2 + "/state.json", read_file(f.jpg));
   write_file_atomic(s3 + "/state.json", std::string("[1, 2, 3]"));
   c.fail(se(f.ckpt, s1, {"--resume"}), {s1 + "/state.json"});

@@ -15,7 +15,6 @@
 // The timer kills draw their delays from a seed printed with the case
 // (DETNAS_CRASH_SEED=N repeats a run).
 #include <doctest/doctest.h>
-
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -24,10 +23,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <cstdlib>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -177,7 +176,7 @@ bool all_finite(const std::string& safetensors_path) {
 // built once, on first use, and removed at exit.
 struct Fixture {
   std::string bin, dir;
-  std::string train;  // train command line without --out
+  std::string train;   // train command line without --out
   std::string search;  // search command line without --out
   std::string pretrain;
   std::string search_best;  // what the uninterrupted search printed on stdout
@@ -189,9 +188,10 @@ struct Fixture {
     dir = "/tmp/detnas_crash_" + std::to_string(::getpid());
     make_dirs(dir);
     int st = 0;
-    std::string out = test::run_capture(bin + " make-data --kind both --out " + dir +
-                                            "/d --train 4 --val 2 --size 64 --cls-train 3 --cls-val 1 --cls-size 24 2>&1",
-                                        &st);
+    std::string out =
+        test::run_capture(bin + " make-data --kind both --out " + dir +
+                              "/d --train 4 --val 2 --size 64 --cls-train 3 --cls-val 1 --cls-size 24 2>&1",
+                          &st);
     REQUIRE_MESSAGE(st == 0, out);
     // RetinaNet supernet, 6 iterations, checkpoints after 2, 4 and 6, AP at the end.
     train = train_with("--ckpt-every 2 --warmup 2");
@@ -266,11 +266,11 @@ TEST_CASE("crash safety: train killed at named points resumes to byte-identical 
   };
   // Each step is killed where its fault says; the comment gives the state it leaves.
   const Step steps[] = {
-      {"kill@train.iter:2", false, ""},                          // iteration 1 logged, no checkpoint
+      {"kill@train.iter:2", false, ""},                                           // iteration 1 logged, no checkpoint
       {"kill@atomic.mid/last.safetensors:1", true, "starting from iteration 0"},  // torn temporary weights
       {"kill@atomic.before_rename/last.json:1", true, "starting from iteration 0"},  // weights of 2, no .json
-      {"kill@jsonl.mid/log.jsonl:2", true, "a save interrupted before it"},  // from 2; record of 4 torn
-      {"kill@ckpt.between/last:2", true, "at iteration 2"},     // pair of 4, then weights of 6 + .json of 4
+      {"kill@jsonl.mid/log.jsonl:2", true, "a save interrupted before it"},          // from 2; record of 4 torn
+      {"kill@ckpt.between/last:2", true, "at iteration 2"},  // pair of 4, then weights of 6 + .json of 4
       {"kill@atomic.before_rename/last.safetensors:1", true, "not the sidecar"},  // at the end: re-save cut
   };
   int k = 0;
@@ -306,8 +306,9 @@ TEST_CASE("crash safety: train killed by a timer at random moments resumes to by
   Rng rng(crash_seed() * 2 + 1);
   MESSAGE("crash safety: timer seed " << crash_seed() << " (DETNAS_CRASH_SEED)");
   std::string states;
-  const int kills = kill_by_timer(cmd, out, fx.train_seconds, rng, [&] { check_train_matches_reference(fx, out); },
-                                  [&] { return describe_run(out, "last.safetensors", "log.jsonl"); }, &states);
+  const int kills = kill_by_timer(
+      cmd, out, fx.train_seconds, rng, [&] { check_train_matches_reference(fx, out); },
+      [&] { return describe_run(out, "last.safetensors", "log.jsonl"); }, &states);
   MESSAGE("crash safety: train killed " << kills << " times by the timer, leaving:" << states);
   CHECK(kills >= 1);
   bool done = false;
@@ -324,15 +325,15 @@ TEST_CASE("crash safety: search killed at named points and by a timer loses and 
   Fixture& fx = fixture();
   const std::string out = fx.dir + "/search_named", cmd = fx.search + out, resume = cmd + " --resume";
   const char* faults[] = {
-      "kill@search.after_log:1",                  // first record logged, no state.json
-      "kill@search.after_log:3",                  // (start over) 0,1 committed; record of 2 logged
-      "kill@search.after_state:2",                // 2,3 committed, outputs of 3 not written
-      "kill@atomic.mid/state.json:1",             // 4 logged, state.json temporary torn
-      "kill@jsonl.mid/search.jsonl:2",            // 4 committed, record of 5 torn
-      "kill@atomic.before_rename/state.json:3",   // 5,6 committed, state of 7 not renamed
-      "enospc@write/state.json:2",                // 7 committed, disk full at 8: clean error
-      "kill@atomic.before_rename/top10.json:2",   // 8 committed, outputs of 9 not renamed
-      "kill@search.after_state:2",                // 10, 11 (the last) committed, outputs not written
+      "kill@search.after_log:1",                 // first record logged, no state.json
+      "kill@search.after_log:3",                 // (start over) 0,1 committed; record of 2 logged
+      "kill@search.after_state:2",               // 2,3 committed, outputs of 3 not written
+      "kill@atomic.mid/state.json:1",            // 4 logged, state.json temporary torn
+      "kill@jsonl.mid/search.jsonl:2",           // 4 committed, record of 5 torn
+      "kill@atomic.before_rename/state.json:3",  // 5,6 committed, state of 7 not renamed
+      "enospc@write/state.json:2",               // 7 committed, disk full at 8: clean error
+      "kill@atomic.before_rename/top10.json:2",  // 8 committed, outputs of 9 not renamed
+      "kill@search.after_state:2",               // 10, 11 (the last) committed, outputs not written
   };
   int k = 0;
   for (const char* f : faults) {
@@ -384,7 +385,8 @@ TEST_CASE("crash safety: a non-finite loss stops train and pretrain naming itera
   int parts = 0;
   for (std::regex re("\"loss_([a-z_0-9]+)\":"); std::regex_search(rest, m, re); rest = m.suffix()) {
     CHECK_MESSAGE(std::regex_search(r.out, std::regex("[( ]" + m[1].str() + " (nan|[-0-9.e+]+)[,)]")),
-                  "component " << m[1] << " not named with its value in:\n" << r.out);
+                  "component " << m[1] << " not named with its value in:\n"
+                               << r.out);
     ++parts;
   }
   CHECK(parts >= 2);
@@ -490,7 +492,6 @@ TEST_CASE("crash safety: a full or unwritable output folder fails naming the pat
   r = run("", fx.train + out + " --resume");
   REQUIRE_MESSAGE(succeeded(r.st), r.out);
   check_train_matches_reference(fx, out);
-
 }
 
 TEST_CASE("crash safety: a real full or read-only tmpfs fails naming the path; the checkpoint stays") {

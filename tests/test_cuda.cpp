@@ -358,7 +358,8 @@ TEST_CASE("cuda: cuBLAS linear and cuDNN conv match the CPU (TF32 off)") {
 #ifdef DETNAS_CUDA
   kc::set_tf32(false);
   const int64_t N = 37, Cin = 129, Cout = 65;
-  const std::vector<float> x = test::randn_f(N * Cin, 71), w = test::randn_f(Cout * Cin, 72), b = test::randn_f(Cout, 73);
+  const std::vector<float> x = test::randn_f(N * Cin, 71), w = test::randn_f(Cout * Cin, 72),
+                           b = test::randn_f(Cout, 73);
   DevF dx_(x), dw_(w), db_(b), y(static_cast<size_t>(N * Cout));
   std::vector<float> ry(static_cast<size_t>(N * Cout));
   kcpu::linear_forward(N, Cin, Cout, x.data(), w.data(), b.data(), ry.data());
@@ -515,7 +516,8 @@ TEST_CASE("cuda: runtime ops dispatch CUDA tensors (batch norm, split, concat, s
   using rt::Tensor;
   // A ShuffleNetV2-like chain ending in one element so backward() can seed it.
   const Tensor x = Tensor::from_vector({1, 8, 9, 9}, test::randn_f(8 * 81, 95));
-  const Tensor gamma = Tensor::from_vector({8}, test::randn_f(8, 96)), beta = Tensor::from_vector({8}, test::randn_f(8, 97));
+  const Tensor gamma = Tensor::from_vector({8}, test::randn_f(8, 96)),
+               beta = Tensor::from_vector({8}, test::randn_f(8, 97));
   const Tensor wf = Tensor::from_vector({1, 8, 1, 1}, test::randn_f(8, 98));
   struct Out {
     float loss;
@@ -574,11 +576,10 @@ TEST_CASE("cuda: runtime loss ops dispatch CUDA tensors (focal, smooth L1, softm
     Tensor l = logits.to(dev), t = targets.to(dev), x = reg.to(dev), xt = reg_t.to(dev), b = boxes.to(dev),
            bt2 = boxes_t.to(dev);
     for (Tensor* p : {&l, &x, &b}) p->requires_grad_();
-    Tensor loss = rt::ops::add(
-        rt::ops::add(rt::ops::sigmoid_focal_loss(l, t, FocalParams{}, Reduction::Sum),
-                     rt::ops::smooth_l1_loss(x, xt, 1.0f / 9.0f, Reduction::Mean)),
-        rt::ops::add(rt::ops::softmax_cross_entropy(l, labels, 0.1f, Reduction::Mean),
-                     rt::ops::giou_loss(b, bt2, Reduction::Mean, 1e-7f)));
+    Tensor loss = rt::ops::add(rt::ops::add(rt::ops::sigmoid_focal_loss(l, t, FocalParams{}, Reduction::Sum),
+                                            rt::ops::smooth_l1_loss(x, xt, 1.0f / 9.0f, Reduction::Mean)),
+                               rt::ops::add(rt::ops::softmax_cross_entropy(l, labels, 0.1f, Reduction::Mean),
+                                            rt::ops::giou_loss(b, bt2, Reduction::Mean, 1e-7f)));
     rt::backward(loss);
     auto host = [](const Tensor& v) { return v.to(rt::Device::CPU).to_vector(); };
     return Out{host(loss)[0], host(l.grad()), host(x.grad()), host(b.grad())};

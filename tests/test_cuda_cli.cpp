@@ -5,7 +5,6 @@
 // skipped visibly without a GPU; in the emulated-GPU build (make test-emugpu)
 // it runs the whole CUDA host path with the kernels in the SIMT emulator.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,7 +42,8 @@ double first_log_value(const std::string& log, const std::string& key) {
 //   pretrain). A wrong kernel, a missed upload or a stale buffer is an O(1) error.
 // - Only one step: from the second on, such differences grow chaotically.
 void same_step(const std::string& gpu_run, const std::string& cpu_run) {
-  const double lg = first_log_value(gpu_run + "/log.jsonl", "loss"), lc = first_log_value(cpu_run + "/log.jsonl", "loss");
+  const double lg = first_log_value(gpu_run + "/log.jsonl", "loss"),
+               lc = first_log_value(cpu_run + "/log.jsonl", "loss");
   CHECK_MESSAGE(std::fabs(lg - lc) <= 1e-5 * std::fabs(lc), "loss of the step: cuda " << lg << ", cpu " << lc);
   same_checkpoint(gpu_run + "/last.safetensors", cpu_run + "/last.safetensors", 1e-6, 3e-2);
 }
@@ -77,20 +77,24 @@ void same_checkpoint(const std::string& gpu, const std::string& cpu, double atol
 
 }  // namespace
 
-TEST_CASE("cuda: pretrain, train (RetinaNet, FPN), eval, detect and search run on the device; checkpoints match the CPU") {
+TEST_CASE(
+    "cuda: pretrain, train (RetinaNet, FPN), eval, detect and search run on the device; checkpoints match the CPU") {
   if (!test::gpu_or_skip("the commands with --device cuda")) return;
   const std::string bin = test::detnas_binary();
   REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "build " << bin << " first");
   const std::string dir = "/tmp/detnas_cuda_cli_" + std::to_string(::getpid());
   make_dirs(dir);
   int st = 0;
-  std::string out = test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 6 --val 2 --size 64 2>&1", &st);
+  std::string out =
+      test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 6 --val 2 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  out = test::run_capture(bin + " make-data --kind cls --out " + dir + "/d --cls-train 2 --cls-val 1 --cls-size 24 2>&1", &st);
+  out = test::run_capture(
+      bin + " make-data --kind cls --out " + dir + "/d --cls-train 2 --cls-val 1 --cls-size 24 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
 
   SUBCASE("pretrain") {
-    const std::string common = " --data " + dir + "/d/cls --iters 1 --batch 4 --input 16 --eval-every 0 "
+    const std::string common = " --data " + dir +
+                               "/d/cls --iters 1 --batch 4 --input 16 --eval-every 0 "
                                "--eval-paths 1 --recal-batches 1 --workers 1 --seed 2";
     for (const char* d : {"cpu", "cuda"}) {
       out = test::run_capture(bin + " pretrain --device " + d + common + " --out " + dir + "/p_" + d + " 2>&1", &st);
@@ -107,9 +111,8 @@ TEST_CASE("cuda: pretrain, train (RetinaNet, FPN), eval, detect and search run o
                                  " --iters 1 --batch 2 --short-side 64 --max-size 64 --fpn-channels 16 --tower-depth 1 "
                                  "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --seed 3 --pretrained none";
       for (const char* d : {"cpu", "cuda"}) {
-        out = test::run_capture(bin + " train --device " + d + common + " --out " + dir + "/t_" + detector + "_" + d +
-                                    " 2>&1",
-                                &st);
+        out = test::run_capture(
+            bin + " train --device " + d + common + " --out " + dir + "/t_" + detector + "_" + d + " 2>&1", &st);
         REQUIRE_MESSAGE(st == 0, out);
       }
       const std::string t = dir + "/t_" + detector + "_cuda/last";
@@ -126,8 +129,8 @@ TEST_CASE("cuda: pretrain, train (RetinaNet, FPN), eval, detect and search run o
       CHECK(file_exists(dir + "/det_" + std::string(detector) + "/detections.json"));
       out = test::run_capture(bin + " search --device cuda --ckpt " + t + data +
                                   " --val-split 2 --bn-images 2 --population 4 --parents 2 --mutants 1 --crossovers 1 "
-                                  "--generations 1 --flops-budget 45 --seed 5 --out " + dir + "/s_" + detector +
-                                  " 2>&1",
+                                  "--generations 1 --flops-budget 45 --seed 5 --out " +
+                                  dir + "/s_" + detector + " 2>&1",
                               &st);
       REQUIRE_MESSAGE(st == 0, out);
     }

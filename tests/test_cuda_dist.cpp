@@ -7,7 +7,6 @@
 // Bound: as tests/test_dist_train.cpp (one step; reduction order only):
 // |a - b| <= 1e-4 * (1 + |b|) for every checkpoint value and the logged losses.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -39,15 +38,39 @@ TEST_CASE("cuda: 2 ranks x 1 image on the device (NCCL) train like 1 process x 2
   REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "build " << bin << " first");
   const std::string dir = "/tmp/detnas_cuda_dist_" + std::to_string(::getpid());
   make_dirs(dir);
-  test::RunResult r =
-      test::run_argv({bin, "make-data", "--kind", "det", "--out", dir + "/d", "--train", "6", "--val", "2", "--size", "64"});
+  test::RunResult r = test::run_argv(
+      {bin, "make-data", "--kind", "det", "--out", dir + "/d", "--train", "6", "--val", "2", "--size", "64"});
   REQUIRE_MESSAGE(succeeded(r), r.out);
-  const std::vector<std::string> train{bin,           "train",        "--device",   "cuda",        "--data",
-                                       dir + "/d/det", "--iters",     "1",          "--batch",     "2",
-                                       "--short-side", "64",          "--max-size", "64",          "--fpn-channels",
-                                       "16",           "--tower-depth", "1",        "--eval-every", "0",
-                                       "--bn-images",  "2",           "--warmup",   "1",           "--workers",
-                                       "1",            "--threads",   "1",          "--seed",      "3"};
+  const std::vector<std::string> train{bin,
+                                       "train",
+                                       "--device",
+                                       "cuda",
+                                       "--data",
+                                       dir + "/d/det",
+                                       "--iters",
+                                       "1",
+                                       "--batch",
+                                       "2",
+                                       "--short-side",
+                                       "64",
+                                       "--max-size",
+                                       "64",
+                                       "--fpn-channels",
+                                       "16",
+                                       "--tower-depth",
+                                       "1",
+                                       "--eval-every",
+                                       "0",
+                                       "--bn-images",
+                                       "2",
+                                       "--warmup",
+                                       "1",
+                                       "--workers",
+                                       "1",
+                                       "--threads",
+                                       "1",
+                                       "--seed",
+                                       "3"};
   auto with_out = [&](std::vector<std::string> a, const std::string& out) {
     a.push_back("--out");
     a.push_back(dir + "/" + out);

@@ -35,8 +35,8 @@ TEST_CASE("cuda launch: 1-d grids are capped and never empty") {
 }
 
 TEST_CASE("cuda launch: the two-pass sum split covers n exactly and depends only on n") {
-  for (int64_t n : {int64_t(0), int64_t(1), int64_t(1023), int64_t(1024), int64_t(1025), int64_t(1000003),
-                    int64_t(1) << 33}) {
+  for (int64_t n :
+       {int64_t(0), int64_t(1), int64_t(1023), int64_t(1024), int64_t(1025), int64_t(1000003), int64_t(1) << 33}) {
     CAPTURE(n);
     const plan::SumPlan p = plan::sum_plan(n);
     CHECK(p.chunks >= 1);
@@ -152,8 +152,8 @@ TEST_CASE("cuda launch: the caching device allocator reuses blocks and counts li
     CHECK(g_mallocs == 2);
     rt::AllocStats st = a.stats();
     CHECK(st.bytes_in_use == 0);
-    CHECK(st.bytes_reserved == int64_t(rt::CachingDeviceAllocator::round_size(1000) +
-                                       rt::CachingDeviceAllocator::round_size(5000)));
+    CHECK(st.bytes_reserved ==
+          int64_t(rt::CachingDeviceAllocator::round_size(1000) + rt::CachingDeviceAllocator::round_size(5000)));
     CHECK(st.high_water == st.bytes_reserved);
     // Out of memory: the cache is emptied and the request retried once.
     g_fail_next = 1;

@@ -188,7 +188,8 @@ StepResult detector_step(const det::DetectorConfig& cfg, rt::Device dev) {
   net->to(dev);
   net->set_mode(nn::Mode::Train);
   std::vector<data::SyntheticSample> samples;
-  for (int64_t i = 0; i < 2; ++i) samples.push_back(data::render_detection_sample(7, data::SyntheticSplit::Train, i, 64));
+  for (int64_t i = 0; i < 2; ++i)
+    samples.push_back(data::render_detection_sample(7, data::SyntheticSplit::Train, i, 64));
   std::vector<const data::Image*> imgs;
   std::vector<det::Targets> targets;
   for (const auto& s : samples) {
@@ -196,8 +197,8 @@ StepResult detector_step(const det::DetectorConfig& cfg, rt::Device dev) {
     det::Targets t;
     for (const auto& o : s.objects) {
       if (o.iscrowd) continue;
-      t.boxes.insert(t.boxes.end(), {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]),
-                                     float(o.bbox[1] + o.bbox[3])});
+      t.boxes.insert(t.boxes.end(),
+                     {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]), float(o.bbox[1] + o.bbox[3])});
       t.labels.push_back(o.category_id % cfg.num_classes);
     }
     targets.push_back(t);

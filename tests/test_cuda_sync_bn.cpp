@@ -15,7 +15,6 @@
 // the whole sum, so they differ by a few ulps of the halves' magnitude (about 10
 // here): |a-b| <= 1e-5 + 1e-5*|b|.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <string>
@@ -71,8 +70,8 @@ Result train_step(Device dev, int64_t n, const std::vector<float>& x, const std:
   p.sync = sync;
   Tensor y = ops::batch_norm(tx, tg, tb, rm, rv, ops::BatchNormMode::Train, p);
   backward(ops::sum(ops::mul(y, on(dev, y.shape(), u))));
-  Result r{y.to_vector(), tx.grad().to_vector(), tg.grad().to_vector(), tb.grad().to_vector(), rm.to_vector(),
-           rv.to_vector()};
+  Result r{y.to_vector(),         tx.grad().to_vector(), tg.grad().to_vector(),
+           tb.grad().to_vector(), rm.to_vector(),        rv.to_vector()};
   clear_tape();
   return r;
 }

@@ -8,7 +8,6 @@
 // AVX-512 kernels of OpenBLAS and of our -march=native loops round differently);
 // the README says so.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,9 +37,9 @@ TEST_CASE("determinism: pretrain, train (RetinaNet, FPN) and search give the sam
   const std::string dir = "/tmp/detnas_determinism_" + std::to_string(::getpid());
   make_dirs(dir);
   int st = 0;
-  std::string out = test::run_capture(bin + " make-data --out " + dir +
-                                          "/d --train 6 --val 3 --size 96 --cls-train 2 --cls-val 1 --cls-size 32 2>&1",
-                                      &st);
+  std::string out = test::run_capture(
+      bin + " make-data --out " + dir + "/d --train 6 --val 3 --size 96 --cls-train 2 --cls-val 1 --cls-size 32 2>&1",
+      &st);
   REQUIRE_MESSAGE(st == 0, out);
 
   for (const char* t : {"1", "2"}) {
@@ -59,7 +58,8 @@ TEST_CASE("determinism: pretrain, train (RetinaNet, FPN) and search give the sam
       out = test::run_capture(bin + " train --detector " + det + " --data " + dir + "/d/det --pretrained " + dir +
                                   "/p1/last --iters 4 --batch 2 --short-side 96 --max-size 96 --fpn-channels 32 "
                                   "--tower-depth 1 --eval-every 2 --bn-images 2 --warmup 2 --workers 2 --seed 3 "
-                                  "--threads " + t + " --out " + dir + "/" + det + t + " 2>&1",
+                                  "--threads " +
+                                  t + " --out " + dir + "/" + det + t + " 2>&1",
                               &st);
       REQUIRE_MESSAGE(st == 0, out);
     }
@@ -72,8 +72,8 @@ TEST_CASE("determinism: pretrain, train (RetinaNet, FPN) and search give the sam
   for (const char* t : {"1", "2"}) {
     out = test::run_capture(bin + " search --ckpt " + dir + "/retinanet1/last --data " + dir + "/d/det " +
                                 "--val-split 2 --bn-images 2 --population 3 --parents 2 --mutants 1 --crossovers 1 "
-                                "--generations 2 --flops-budget 0 --seed 5 --threads " + t + " --out " + dir + "/s" +
-                                t + " 2>/dev/null",
+                                "--generations 2 --flops-budget 0 --seed 5 --threads " +
+                                t + " --out " + dir + "/s" + t + " 2>/dev/null",
                             &st);
     REQUIRE_MESSAGE(st == 0, out);
   }

@@ -4,7 +4,6 @@
 // a killed process) ends the whole job with a non-zero exit naming the rank
 // within 30 s, after which --resume completes the same search.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,26 +37,77 @@ TEST_CASE("dist: search on 2 ranks equals 1 rank; stop on 2 ranks, resume on 1; 
   REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "build " << bin << " first (make test builds it)");
   const std::string dir = "/tmp/detnas_dist_" + std::to_string(::getpid());
   make_dirs(dir);
-  test::RunResult r = test::run_argv({bin, "make-data", "--kind", "det", "--out", dir + "/d", "--train", "8", "--val",
-                                      "3", "--size", "64"});
+  test::RunResult r = test::run_argv(
+      {bin, "make-data", "--kind", "det", "--out", dir + "/d", "--train", "8", "--val", "3", "--size", "64"});
   REQUIRE_MESSAGE(succeeded(r), r.out);
   const std::string data = dir + "/d/det";
   // Trained enough for the candidates to get different, non-zero APs (so equal
   // records say something).
-  r = test::run_argv({bin, "train", "--data", data, "--iters", "40", "--batch", "4", "--lr", "0.05", "--short-side",
-                      "64", "--max-size", "64", "--fpn-channels", "16", "--tower-depth", "1", "--eval-every", "0",
-                      "--bn-images", "4", "--warmup", "5", "--workers", "1", "--seed", "3", "--out", dir + "/t"});
+  r = test::run_argv({bin,
+                      "train",
+                      "--data",
+                      data,
+                      "--iters",
+                      "40",
+                      "--batch",
+                      "4",
+                      "--lr",
+                      "0.05",
+                      "--short-side",
+                      "64",
+                      "--max-size",
+                      "64",
+                      "--fpn-channels",
+                      "16",
+                      "--tower-depth",
+                      "1",
+                      "--eval-every",
+                      "0",
+                      "--bn-images",
+                      "4",
+                      "--warmup",
+                      "5",
+                      "--workers",
+                      "1",
+                      "--seed",
+                      "3",
+                      "--out",
+                      dir + "/t"});
   REQUIRE_MESSAGE(succeeded(r), r.out);
 
   auto search = [&](const std::string& out) {
-    return std::vector<std::string>{bin,      "search",        "--ckpt",       dir + "/t/last", "--data",
-                                    data,     "--val-split",   "3",            "--bn-images",   "4",
-                                    "--population", "3",       "--parents",    "2",             "--mutants",
-                                    "1",      "--crossovers",  "1",            "--generations", "2",
-                                    "--flops-budget", "45",    "--seed",       "5",             "--threads",
-                                    "1",      "--out",         dir + "/" + out};
+    return std::vector<std::string>{bin,
+                                    "search",
+                                    "--ckpt",
+                                    dir + "/t/last",
+                                    "--data",
+                                    data,
+                                    "--val-split",
+                                    "3",
+                                    "--bn-images",
+                                    "4",
+                                    "--population",
+                                    "3",
+                                    "--parents",
+                                    "2",
+                                    "--mutants",
+                                    "1",
+                                    "--crossovers",
+                                    "1",
+                                    "--generations",
+                                    "2",
+                                    "--flops-budget",
+                                    "45",
+                                    "--seed",
+                                    "5",
+                                    "--threads",
+                                    "1",
+                                    "--out",
+                                    dir + "/" + out};
   };
-  auto records = [&](const std::string& out) { return test::without_timings(read_file(dir + "/" + out + "/search.jsonl")); };
+  auto records = [&](const std::string& out) {
+    return test::without_timings(read_file(dir + "/" + out + "/search.jsonl"));
+  };
 
   // The reference: one process, no mpirun.
   r = test::run_argv(search("s1"));

@@ -25,7 +25,6 @@
 // image, path, sample or dropout mask changes losses and weights at the
 // 1e-2..1e-1 level, checked below by comparing against a run with another seed).
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -143,12 +142,33 @@ TEST_CASE("dist: 2 ranks x 2 images train like 1 rank x 4 (pretrain, RetinaNet, 
                                       "64", "--cls-train", "8", "--cls-val", "2"});
   REQUIRE_MESSAGE(succeeded(r), r.out);
   const Args two = test::mpirun_argv(2);
-  const Args pre{bin, "pretrain", "--data", dir + "/d/cls", "--iters", "2", "--batch", "4", "--input", "32",
-                 "--eval-every", "0", "--workers", "1", "--threads", "1", "--sync-bn", "on", "--seed", "4"};
-  const Args det_noseed{bin,          "train",         "--data",     dir + "/d/det", "--iters", "2", "--batch", "4",
-                 "--short-side", "64",          "--max-size", "96",          "--fpn-channels", "16",
-                 "--tower-depth", "1",          "--eval-every", "0",         "--warmup", "1", "--workers", "1",
-                 "--threads",    "1"};
+  const Args pre{bin,         "pretrain", "--data",    dir + "/d/cls", "--iters", "2",         "--batch",
+                 "4",         "--input",  "32",        "--eval-every", "0",       "--workers", "1",
+                 "--threads", "1",        "--sync-bn", "on",           "--seed",  "4"};
+  const Args det_noseed{bin,
+                        "train",
+                        "--data",
+                        dir + "/d/det",
+                        "--iters",
+                        "2",
+                        "--batch",
+                        "4",
+                        "--short-side",
+                        "64",
+                        "--max-size",
+                        "96",
+                        "--fpn-channels",
+                        "16",
+                        "--tower-depth",
+                        "1",
+                        "--eval-every",
+                        "0",
+                        "--warmup",
+                        "1",
+                        "--workers",
+                        "1",
+                        "--threads",
+                        "1"};
   const Args det = det_noseed + Args{"--seed", "4"};
   struct Case {
     const char* name;
@@ -197,9 +217,9 @@ TEST_CASE("dist: 2 ranks x 2 images train like 1 rank x 4 (pretrain, RetinaNet, 
   const std::string kr = dir + "/killed";
   const Args ckpt{"--ckpt-every", "1", "--out", kr};
   const auto t0 = std::chrono::steady_clock::now();
-  r = test::run_argv(test::mpirun_argv(1) + det + ckpt + Args{":", "-np", "1", "-x", "DETNAS_FAULT=kill@train.iter:2"} +
-                         det + ckpt,
-                     120);
+  r = test::run_argv(
+      test::mpirun_argv(1) + det + ckpt + Args{":", "-np", "1", "-x", "DETNAS_FAULT=kill@train.iter:2"} + det + ckpt,
+      120);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK_MESSAGE(!r.timed_out, r.out);
   CHECK_MESSAGE(!succeeded(r), r.out);

@@ -92,8 +92,8 @@ SynthBatch synth_batch(const std::vector<int64_t>& indices, int64_t size) {
     det::Targets t;
     for (const auto& o : b.samples[i].objects) {
       if (o.iscrowd) continue;
-      t.boxes.insert(t.boxes.end(), {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]),
-                                     float(o.bbox[1] + o.bbox[3])});
+      t.boxes.insert(t.boxes.end(),
+                     {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]), float(o.bbox[1] + o.bbox[3])});
       t.labels.push_back(b.gt.label_of(o.category_id));
     }
     b.targets.push_back(t);
@@ -118,16 +118,16 @@ TEST_CASE("fpn: RoI level assignment on hand cases") {
     int64_t level;
   };
   const Case cases[] = {
-      {{0, 0, 224, 224}, 4},      // canonical size
-      {{10, 10, 122, 122}, 3},    // 112: exactly one octave down (the 1e-6 keeps it on 3)
-      {{0, 0, 111.9f, 112}, 2},   // just below 112
-      {{0, 0, 448, 448}, 5},      // one octave up
-      {{0, 0, 447, 448}, 4},      // just below
-      {{0, 0, 112, 448}, 4},      // sqrt(112*448) = 224
-      {{0, 0, 56, 56}, 2},        // level 2 exactly
-      {{5, 5, 20, 20}, 2},        // level 1 clamped to 2
-      {{0, 0, 2000, 2000}, 5},    // level 7 clamped to 5
-      {{3, 3, 3, 9}, 2},          // zero area
+      {{0, 0, 224, 224}, 4},     // canonical size
+      {{10, 10, 122, 122}, 3},   // 112: exactly one octave down (the 1e-6 keeps it on 3)
+      {{0, 0, 111.9f, 112}, 2},  // just below 112
+      {{0, 0, 448, 448}, 5},     // one octave up
+      {{0, 0, 447, 448}, 4},     // just below
+      {{0, 0, 112, 448}, 4},     // sqrt(112*448) = 224
+      {{0, 0, 56, 56}, 2},       // level 2 exactly
+      {{5, 5, 20, 20}, 2},       // level 1 clamped to 2
+      {{0, 0, 2000, 2000}, 5},   // level 7 clamped to 5
+      {{3, 3, 3, 9}, 2},         // zero area
   };
   for (const Case& c : cases) {
     INFO("box ", c.box[0], ",", c.box[1], ",", c.box[2], ",", c.box[3]);
@@ -222,8 +222,8 @@ TEST_CASE("fpn: RoI sampling appends the ground truth, keeps the positive fracti
   CHECK(s.num_pos == 2);
   CHECK(check_close("rois", to_double(s.rois), {0, 10, 10, 50, 50, 0, 60, 20, 90, 80}, {2, 5}, Tol::exact()));
   CHECK(s.labels == std::vector<int64_t>{3, 1});  // background is class 0
-  CHECK(check_close("targets of GT boxes", to_double(s.box_targets), std::vector<double>(8, 0.0), {2, 4},
-                    Tol::exact()));
+  CHECK(
+      check_close("targets of GT boxes", to_double(s.box_targets), std::vector<double>(8, 0.0), {2, 4}, Tol::exact()));
   // Many proposals: 40 near GT box 0 (IoU >= 0.5), 60 far away (background).
   std::vector<float> props;
   for (int i = 0; i < 40; ++i) props.insert(props.end(), {10.0f + 0.1f * i, 10, 50.0f + 0.1f * i, 50});
@@ -304,7 +304,8 @@ TEST_CASE("fpn: RPN and RoI losses equal direct computations") {
     for (int k = 0; k < 4; ++k) z += std::exp(cv[size_t(i * 4 + k)] - mx);
     ce += -(cv[size_t(i * 4 + labels[size_t(i)])] - mx - std::log(z));
     if (labels[size_t(i)] == 0) continue;
-    for (int j = 0; j < 4; ++j) rsl1 += sl1_ref(bv[size_t(i * 16 + labels[size_t(i)] * 4 + j)] - bt[size_t(i * 4 + j)], 1.0);
+    for (int j = 0; j < 4; ++j)
+      rsl1 += sl1_ref(bv[size_t(i * 16 + labels[size_t(i)] * 4 + j)] - bt[size_t(i * 4 + j)], 1.0);
   }
   CHECK(check_close("roi cls", {rl.cls.item()}, {ce / 5}, {1}, Tol::golden_grad(ce / 5)));
   CHECK(check_close("roi box", {rl.box.item()}, {rsl1 / 5}, {1}, Tol::golden_grad(rsl1 / 5)));
@@ -333,8 +334,9 @@ TEST_CASE("fpn: multi-scale RoIAlign picks the level and scale of each RoI, grad
     const int64_t lvl = det::fpn_roi_level(rois.data() + r * 5 + 1) - 2;
     rt::ops::RoiAlignParams q = p;
     q.spatial_scale = 1.0f / float(4 << lvl);
-    Tensor ref = rt::ops::roi_align(f[size_t(lvl)].detach(),
-                                    Tensor::from_vector({1, 5}, std::vector<float>(rois.begin() + r * 5, rois.begin() + r * 5 + 5)), q);
+    Tensor ref = rt::ops::roi_align(
+        f[size_t(lvl)].detach(),
+        Tensor::from_vector({1, 5}, std::vector<float>(rois.begin() + r * 5, rois.begin() + r * 5 + 5)), q);
     Tensor got = y.narrow(0, i, 1).contiguous();
     CHECK(check_close("roi " + std::to_string(r), to_double(got.to_vector()), to_double(ref.to_vector()), got.shape(),
                       Tol::exact()));
@@ -368,8 +370,9 @@ TEST_CASE("fpn: FPN with BN, P6 = max-pool k1 s2 of P5, detector shapes, names a
   for (auto& pr : fpn.parameters()) w[pr.name] = pr.tensor;
   CHECK(w.size() == 24);  // 8 convs (no bias) + 8 BNs (weight, bias)
   Tensor rm = Tensor::zeros({12}), rv = Tensor::full({12}, 1.0f);
-  Tensor l5 = rt::ops::batch_norm(rt::ops::conv2d(c[3], w["lateral5.conv.weight"], Tensor(), {1, 0, 1}),
-                                  w["lateral5.bn.weight"], w["lateral5.bn.bias"], rm, rv, rt::ops::BatchNormMode::Train);
+  Tensor l5 =
+      rt::ops::batch_norm(rt::ops::conv2d(c[3], w["lateral5.conv.weight"], Tensor(), {1, 0, 1}),
+                          w["lateral5.bn.weight"], w["lateral5.bn.bias"], rm, rv, rt::ops::BatchNormMode::Train);
   Tensor o5 = rt::ops::batch_norm(rt::ops::conv2d(l5, w["output5.conv.weight"], Tensor(), {1, 1, 1}),
                                   w["output5.bn.weight"], w["output5.bn.bias"], rm, rv, rt::ops::BatchNormMode::Train);
   CHECK(check_close("P5", to_double(p5), to_double(o5.to_vector()), o5.shape(), Tol::exact()));
@@ -412,8 +415,7 @@ TEST_CASE("fpn: FPN with BN, P6 = max-pool k1 s2 of P5, detector shapes, names a
   CHECK_THROWS_AS(net.forward_train(x, {det::Targets{{5, 5, 5, 30}, {1}}, det::Targets{}}, kTinyPath), Error);
   rt::clear_tape();
   CHECK_THROWS_AS(net.detect(x, {det::ImageMeta{1, 70, 45, 1, 1}}, kTinyPath), Error);
-  CHECK_THROWS_AS(net.detect(x, {det::ImageMeta{1, 170, 45, 1, 1}, det::ImageMeta{2, 33, 97, 1, 1}}, kTinyPath),
-                  Error);
+  CHECK_THROWS_AS(net.detect(x, {det::ImageMeta{1, 170, 45, 1, 1}, det::ImageMeta{2, 33, 97, 1, 1}}, kTinyPath), Error);
   // make_detector builds it from a DetectorConfig.
   det::DetectorConfig dc;
   dc.kind = "fpn";
@@ -475,10 +477,10 @@ TEST_CASE("fpn: supernet with a fixed path equals the standalone detector (losse
     FAIL("no parameter ", name);
     return std::vector<double>{};
   };
-  for (const char* name : {"box_head.cls_score.weight", "box_head.bbox_pred.bias", "box_head.conv.0.conv.weight",
-                           "rpn.cls_logits.weight", "rpn.bbox_pred.bias", "fpn.lateral2.conv.weight",
-                           "fpn.output4.bn.weight", "backbone.stage1.1.choice3.main.dw1.weight",
-                           "backbone.stem.conv.weight"}) {
+  for (const char* name :
+       {"box_head.cls_score.weight", "box_head.bbox_pred.bias", "box_head.conv.0.conv.weight", "rpn.cls_logits.weight",
+        "rpn.bbox_pred.bias", "fpn.lateral2.conv.weight", "fpn.output4.bn.weight",
+        "backbone.stage1.1.choice3.main.dw1.weight", "backbone.stem.conv.weight"}) {
     auto ga = grad_of(sn, name), gc = grad_of(st, name);
     REQUIRE(ga.size() == gc.size());
     CHECK(check_close(name, ga, gc, {int64_t(ga.size())}, Tol::elementwise()));

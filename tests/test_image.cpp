@@ -85,7 +85,8 @@ std::vector<uint8_t> encode_png(int64_t w, int64_t h, int depth, int color_type,
   ihdr.insert(ihdr.end(), {uint8_t(depth), uint8_t(color_type), 0, 0, uint8_t(interlace)});
   chunk("IHDR", ihdr);
   if (!palette.empty()) chunk("PLTE", palette);
-  const int64_t P[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+  const int64_t P[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                           {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
   const int64_t whole[1][4] = {{0, 0, 1, 1}};
   std::vector<uint8_t> raw;
   const int64_t bpp = std::max<int64_t>(1, channels * depth / 8);
@@ -101,16 +102,25 @@ std::vector<uint8_t> encode_png(int64_t w, int64_t h, int depth, int color_type,
         for (int c = 0; c < channels; ++c) {
           int v = samples[size_t(((p[1] + y * p[3]) * w + p[0] + x * p[2]) * channels + c)];
           int64_t i = x * channels + c;
-          if (depth == 8) row[size_t(i)] = uint8_t(v);
-          else if (depth == 16) row[size_t(2 * i)] = uint8_t(v >> 8), row[size_t(2 * i + 1)] = uint8_t(v);
-          else row[size_t(i * depth / 8)] |= uint8_t(v << (8 - depth - (i * depth) % 8));
+          if (depth == 8)
+            row[size_t(i)] = uint8_t(v);
+          else if (depth == 16)
+            row[size_t(2 * i)] = uint8_t(v >> 8), row[size_t(2 * i + 1)] = uint8_t(v);
+          else
+            row[size_t(i * depth / 8)] |= uint8_t(v << (8 - depth - (i * depth) % 8));
         }
       int f = int(y % 5);
       raw.push_back(uint8_t(f));
       for (int64_t i = 0; i < rb; ++i) {
         int a = i >= bpp ? row[size_t(i - bpp)] : 0, b = prev[size_t(i)], c = i >= bpp ? prev[size_t(i - bpp)] : 0;
         int pp = a + b - c, pa = std::abs(pp - a), pb = std::abs(pp - b), pc = std::abs(pp - c);
-        int pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+        int pred = f == 0   ? 0
+                   : f == 1 ? a
+                   : f == 2 ? b
+                   : f == 3 ? (a + b) / 2
+                            : (pa <= pb && pa <= pc ? a
+                               : pb <= pc           ? b
+                                                    : c);
         raw.push_back(uint8_t(row[size_t(i)] - pred));
       }
       prev = row;
@@ -289,8 +299,8 @@ TEST_CASE("image: drawing rectangles and text stays inside the image") {
   CHECK(img.at(5, 10)[0] == 255);
   CHECK(img.at(14, 19)[0] == 255);
   CHECK(img.at(6, 11)[0] == 255);
-  CHECK(img.at(7, 12)[0] == 0);  // inside the outline
-  CHECK(img.at(15, 20)[0] == 0);  // x2, y2 are exclusive
+  CHECK(img.at(7, 12)[0] == 0);                  // inside the outline
+  CHECK(img.at(15, 20)[0] == 0);                 // x2, y2 are exclusive
   draw_rect(img, 25, 15, 40, 40, bgr(9, 9, 9));  // clipped, no crash
   Image t(12, 60);
   draw_text(t, 1, 1, "Ab:0.9", bgr(255, 255, 255));
@@ -324,7 +334,8 @@ TEST_CASE("image: bilinear resize (identity, exact 2x2 averages, naive formula)"
     int worst = 0;
     for (int64_t y = 0; y < oh; ++y)
       for (int64_t x = 0; x < ow; ++x) {
-        double sy = std::max(0.0, (y + 0.5) * 7.0 / double(oh) - 0.5), sx = std::max(0.0, (x + 0.5) * 17.0 / double(ow) - 0.5);
+        double sy = std::max(0.0, (y + 0.5) * 7.0 / double(oh) - 0.5),
+               sx = std::max(0.0, (x + 0.5) * 17.0 / double(ow) - 0.5);
         int64_t y0 = std::min<int64_t>(int64_t(sy), 6), x0 = std::min<int64_t>(int64_t(sx), 16);
         int64_t y1 = std::min<int64_t>(y0 + 1, 6), x1 = std::min<int64_t>(x0 + 1, 16);
         double fy = sy - double(y0), fx = sx - double(x0);
@@ -408,7 +419,7 @@ TEST_CASE("image: CHW conversion, padding to a multiple of 32 and batch packing"
   Image a = random_image(5, 7, 1), b = random_image(3, 9, 2);
   std::vector<float> chw(3 * 5 * 7);
   to_chw_float(a, chw.data());
-  CHECK(chw[0] == float(a.at(0, 0)[0]));                // plane 0 = B
+  CHECK(chw[0] == float(a.at(0, 0)[0]));                   // plane 0 = B
   CHECK(chw[2 * 35 + 1 * 7 + 4] == float(a.at(1, 4)[2]));  // plane 2 = R
   rt::Tensor t = batch_to_tensor({&a, &b}, 32);
   REQUIRE(t.shape() == rt::Shape{2, 3, 32, 32});
@@ -440,7 +451,8 @@ TEST_CASE("image: random-resized-crop and colour jitter are deterministic given 
     CHECK(c.w * c.h >= int64_t(0.08 * 4800 * 0.8));  // rounding of w and h can shave a little
   }
   Rng r1(11), r2(11), r3(12);
-  Image a = random_resized_crop(img, 32, r1), b = random_resized_crop(img, 32, r2), c = random_resized_crop(img, 32, r3);
+  Image a = random_resized_crop(img, 32, r1), b = random_resized_crop(img, 32, r2),
+        c = random_resized_crop(img, 32, r3);
   CHECK(a.height == 32);
   CHECK(a.width == 32);
   CHECK(a.pixels == b.pixels);
@@ -475,13 +487,22 @@ TEST_CASE("image: json writer escapes strings and round-trips through simdjson")
   w.field("s", nasty).field("i", int64_t(-9007199254740993LL)).field("u", uint64_t(18446744073709551615ULL));
   w.field("d", 0.1).field("third", 1.0 / 3.0).field("f", 0.1f).field("b", true).field("nan", std::nan(""));
   w.key("p").value(3.14159265358979, Precision{4});
-  w.key("arr").begin_array().value(1).value("x").null().begin_object().end_object().begin_array().end_array().end_array();
+  w.key("arr")
+      .begin_array()
+      .value(1)
+      .value("x")
+      .null()
+      .begin_object()
+      .end_object()
+      .begin_array()
+      .end_array()
+      .end_array();
   w.key("v").array(std::vector<double>{1e-300, -2.5e10, 0});
   w.end_object();
   REQUIRE(w.complete());
   const std::string text = w.str();
-  CHECK(text.find("\"d\":0.1,") != std::string::npos);       // shortest exact form
-  CHECK(text.find("\"f\":0.1,") != std::string::npos);       // float: shortest for the float
+  CHECK(text.find("\"d\":0.1,") != std::string::npos);  // shortest exact form
+  CHECK(text.find("\"f\":0.1,") != std::string::npos);  // float: shortest for the float
   CHECK(text.find("\"p\":3.142") != std::string::npos);
   CHECK(text.find("\"nan\":null") != std::string::npos);
   CHECK(text.find("\\u0001") != std::string::npos);

@@ -95,15 +95,18 @@ TEST_CASE("kernel math: each cpu dwconv input-gradient path is the shared sum in
   // Stride 1 (flipped correlation; small planes padded, large ones blocked with
   // whole-row borders), stride 2 with K = 3/5/7 (parity blocks), and the row
   // scatter: stride 3, stride 2 with K = 1 or P >= K, stride 1 with K > 7 or P > K-1.
-  const Case cases[] = {{11, 13, 3, 1, 1}, {9, 10, 5, 1, 2},  {70, 130, 3, 1, 1}, {60, 90, 7, 1, 3},
-                        {9, 9, 1, 1, 0},   {11, 13, 3, 2, 1}, {16, 17, 5, 2, 2},  {13, 40, 7, 2, 3},
-                        {11, 13, 3, 3, 1}, {10, 9, 5, 3, 2},  {9, 12, 1, 2, 0},   {8, 8, 3, 2, 3},
-                        {12, 14, 9, 1, 4}, {7, 6, 3, 1, 3},   {13, 7, 7, 3, 5}};
+  const Case cases[] = {{11, 13, 3, 1, 1}, {9, 10, 5, 1, 2},  {70, 130, 3, 1, 1}, {60, 90, 7, 1, 3}, {9, 9, 1, 1, 0},
+                        {11, 13, 3, 2, 1}, {16, 17, 5, 2, 2}, {13, 40, 7, 2, 3},  {11, 13, 3, 3, 1}, {10, 9, 5, 3, 2},
+                        {9, 12, 1, 2, 0},  {8, 8, 3, 2, 3},   {12, 14, 9, 1, 4},  {7, 6, 3, 1, 3},   {13, 7, 7, 3, 5}};
   for (const Case& c : cases) {
     DwconvShape s;
     s.N = 2, s.C = 3, s.H = c.H, s.W = c.W, s.K = c.K, s.S = c.S, s.P = c.P;
     s.x_batch_stride = s.C * s.H * s.W;
-    CAPTURE(c.H); CAPTURE(c.W); CAPTURE(c.K); CAPTURE(c.S); CAPTURE(c.P);
+    CAPTURE(c.H);
+    CAPTURE(c.W);
+    CAPTURE(c.K);
+    CAPTURE(c.S);
+    CAPTURE(c.P);
     const int64_t HoWo = s.Ho() * s.Wo(), HW = s.H * s.W, KK = s.K * s.K;
     const std::vector<float> w = test::randn_f(s.C * KK, 41), dy = test::randn_f(s.N * s.C * HoWo, 42),
                              dx0 = test::randn_f(s.N * s.C * HW, 43);
@@ -131,7 +134,8 @@ TEST_CASE("kernel math: each cpu dwconv input-gradient path is the shared sum in
               ref[e] = acc ? dx0[e] + dwconv_input_grad_value(dyc, wc, s, ih, iw)
                            : dwconv_input_grad_value(dyc, wc, s, ih, iw);
             else
-              ref[e] = dwconv_input_grad_value(dyc, wc, s, ih, iw, acc ? dx0[e] : 0.0f, DwGradOrder::OutputRowsAscending);
+              ref[e] =
+                  dwconv_input_grad_value(dyc, wc, s, ih, iw, acc ? dx0[e] : 0.0f, DwGradOrder::OutputRowsAscending);
           }
       }
       CHECK(bit_equal(got, ref));
@@ -242,8 +246,8 @@ TEST_CASE("kernel math: softmax cross-entropy row functions are what the cpu ker
 
 TEST_CASE("kernel math: roi_align bin sum and scatter are what the cpu kernels compute") {
   const int64_t N = 2, C = 2, H = 9, W = 11, K = 4;
-  const std::vector<float> boxes = {0, 1.5f, 2.0f, 14.0f, 12.5f,  1, -3.0f, -2.0f, 5.0f, 30.0f,
-                                    1, 8.0f, 8.0f, 8.2f, 8.1f,    0, 20.0f, 1.0f, 26.0f, 19.0f};
+  const std::vector<float> boxes = {0, 1.5f, 2.0f, 14.0f, 12.5f, 1, -3.0f, -2.0f, 5.0f,  30.0f,
+                                    1, 8.0f, 8.0f, 8.2f,  8.1f,  0, 20.0f, 1.0f,  26.0f, 19.0f};
   for (RoiAlignMode mode : {RoiAlignMode::Legacy, RoiAlignMode::Aligned})
     for (int64_t sr : {0, 2}) {
       RoiAlignParams p;
@@ -263,7 +267,8 @@ TEST_CASE("kernel math: roi_align bin sum and scatter are what the cpu kernels c
             for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
               const int64_t o = (k * C + c) * PHW + ph * p.pooled_w + pw;
               got_y[size_t(o)] = roi_align_bin(g, H, W, ph, pw, x.data() + (n * C + c) * H * W);
-              roi_align_bin_scatter(g, H, W, ph, pw, dy[size_t(o)], [dplane](int64_t off, float v) { dplane[off] += v; });
+              roi_align_bin_scatter(g, H, W, ph, pw, dy[size_t(o)],
+                                    [dplane](int64_t off, float v) { dplane[off] += v; });
             }
         }
       CHECK(bit_equal(got_y, y));
@@ -276,6 +281,6 @@ TEST_CASE("kernel math: nms suppression is a strict IoU test") {
   const float aa = box_area(a), ab = box_area(b);
   CHECK(box_iou_value(a, b, aa, ab) == 0.5f);
   CHECK(nms_suppresses(a, aa, b, ab, 0.4f));
-  CHECK_FALSE(nms_suppresses(a, aa, b, ab, 0.5f));  // equal is kept
+  CHECK_FALSE(nms_suppresses(a, aa, b, ab, 0.5f));      // equal is kept
   CHECK_FALSE(nms_suppresses(z, 0.0f, z, 0.0f, 0.0f));  // 0/0 = NaN suppresses nothing
 }

@@ -3,7 +3,6 @@
 // inputs (missing folder, empty class, corrupt JPEG, wrong checkpoint) fail with
 // a message naming the problem.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <sstream>
@@ -33,11 +32,11 @@ TEST_CASE("pretrain: an interrupted and resumed run equals an uninterrupted one;
   REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "build " << bin << " first (make test builds it)");
   Tmp t;
   int st = 0;
-  std::string out = test::run_capture(bin + " make-data --kind cls --out " + t.dir +
-                                          "/d --cls-train 3 --cls-val 1 --cls-size 24 2>&1",
-                                      &st);
+  std::string out = test::run_capture(
+      bin + " make-data --kind cls --out " + t.dir + "/d --cls-train 3 --cls-val 1 --cls-size 24 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  const std::string common = " pretrain --data " + t.dir + "/d/cls --iters 6 --batch 4 --input 16 --eval-every 0 "
+  const std::string common = " pretrain --data " + t.dir +
+                             "/d/cls --iters 6 --batch 4 --input 16 --eval-every 0 "
                              "--eval-paths 1 --recal-batches 1 --ckpt-every 100 --workers 2 --seed 5 --out ";
   out = test::run_capture(bin + common + t.dir + "/a 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);

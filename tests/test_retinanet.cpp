@@ -86,8 +86,8 @@ SynthBatch synth_batch(const std::vector<int64_t>& indices, int64_t size) {
     det::Targets t;
     for (const auto& o : b.samples[i].objects) {
       if (o.iscrowd) continue;
-      t.boxes.insert(t.boxes.end(), {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]),
-                                     float(o.bbox[1] + o.bbox[3])});
+      t.boxes.insert(t.boxes.end(),
+                     {float(o.bbox[0]), float(o.bbox[1]), float(o.bbox[0] + o.bbox[2]), float(o.bbox[1] + o.bbox[3])});
       t.labels.push_back(b.gt.label_of(o.category_id));
     }
     b.targets.push_back(t);
@@ -203,7 +203,9 @@ TEST_CASE("retinanet: a head output firing at one (level, location, anchor, clas
   const int64_t K = 4, A = 9, N = 1;
   std::vector<det::HW> fs = {{16, 12}, {8, 6}, {4, 3}, {2, 2}, {1, 1}};  // a 128x96 batch
   Tensor all = det::retinanet_anchors(gen, fs);
-  struct Case { int64_t level, h, w, a, k; };
+  struct Case {
+    int64_t level, h, w, a, k;
+  };
   for (Case cs : {Case{0, 9, 5, 4, 2}, Case{1, 3, 2, 8, 0}, Case{2, 2, 1, 0, 3}, Case{4, 0, 0, 6, 1}}) {
     std::vector<Tensor> cls, box, anchors;
     int64_t off = 0, expect_row = -1;
@@ -265,7 +267,8 @@ TEST_CASE("retinanet: loss on a hand-built case equals a direct computation") {
     const int64_t M = int64_t(tg[size_t(n)].labels.size());
     std::vector<std::vector<double>> q(static_cast<size_t>(M), std::vector<double>(static_cast<size_t>(T)));
     for (int64_t j = 0; j < M; ++j)
-      for (int64_t i = 0; i < T; ++i) q[size_t(j)][size_t(i)] = iou_ref(tg[size_t(n)].boxes.data() + 4 * j, &av[size_t(4 * i)]);
+      for (int64_t i = 0; i < T; ++i)
+        q[size_t(j)][size_t(i)] = iou_ref(tg[size_t(n)].boxes.data() + 4 * j, &av[size_t(4 * i)]);
     std::vector<int64_t> match(size_t(T), -1);
     for (int64_t i = 0; i < T; ++i) {
       double best = -1;

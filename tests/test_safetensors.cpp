@@ -1,6 +1,5 @@
 // safetensors round trip, atomic writes, and clear errors on damaged files.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include "nn/safetensors.h"
@@ -43,7 +42,8 @@ TEST_CASE("safetensors: truncated, corrupt and wrong-dtype files give errors nam
   std::string good = read_file(p);
   CHECK_THROWS_WITH_AS(nn::parse_safetensors(good.substr(0, good.size() - 5), "ck.safetensors"),
                        doctest::Contains("ck.safetensors: tensor 'w' data"), Error);
-  CHECK_THROWS_WITH_AS(nn::parse_safetensors(good.substr(0, 5), "ck.safetensors"), doctest::Contains("truncated"), Error);
+  CHECK_THROWS_WITH_AS(nn::parse_safetensors(good.substr(0, 5), "ck.safetensors"), doctest::Contains("truncated"),
+                       Error);
   std::string bad_len = good;
   bad_len[7] = char(0x7f);
   CHECK_THROWS_WITH_AS(nn::parse_safetensors(bad_len, "x.st"), doctest::Contains("header length"), Error);

@@ -5,7 +5,6 @@
 // with exactly the candidates and records of an uninterrupted one (timings
 // aside); bad input is named.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,13 +21,14 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   const std::string dir = "/tmp/detnas_search_" + std::to_string(::getpid());
   make_dirs(dir);
   int st = 0;
-  std::string out = test::run_capture(
-      bin + " make-data --kind det --out " + dir + "/d --train 8 --val 3 --size 64 2>&1", &st);
+  std::string out =
+      test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 8 --val 3 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
   const std::string data = " --data " + dir + "/d/det";
   out = test::run_capture(bin + " train" + data +
                               " --iters 3 --batch 2 --short-side 64 --max-size 64 --fpn-channels 16 --tower-depth 1 "
-                              "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --seed 3 --out " + dir + "/t 2>&1",
+                              "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --seed 3 --out " +
+                              dir + "/t 2>&1",
                           &st);
   REQUIRE_MESSAGE(st == 0, out);
 
@@ -52,9 +52,8 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
 
   // detect: a drawn JPEG per image and one JSON.
   const std::string img = dir + "/d/det/val/" + list_dir(dir + "/d/det/val")[0];
-  out = test::run_capture(bin + " detect --ckpt " + dir + "/t/last" + data + " --bn-images 2 --out " + dir + "/det " +
-                              img + " 2>&1",
-                          &st);
+  out = test::run_capture(
+      bin + " detect --ckpt " + dir + "/t/last" + data + " --bn-images 2 --out " + dir + "/det " + img + " 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
   CHECK(list_dir(dir + "/det").size() == 2);
   CHECK(read_file(dir + "/det/detections.json").front() == '[');
@@ -96,13 +95,15 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   // The two-stage detector goes through the same commands.
   out = test::run_capture(bin + " train --detector fpn" + data +
                               " --iters 2 --batch 2 --short-side 64 --max-size 64 --fpn-channels 16 --tower-depth 1 "
-                              "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --out " + dir + "/f 2>&1",
+                              "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --out " +
+                              dir + "/f 2>&1",
                           &st);
   REQUIRE_MESSAGE(st == 0, out);
   CHECK(out.find("roi_cls") != std::string::npos);
   out = test::run_capture(bin + " search --ckpt " + dir + "/f/last" + data +
                               " --val-split 2 --bn-images 2 --population 2 --parents 1 --mutants 0 --crossovers 0 "
-                              "--generations 1 --flops-budget 0 --out " + dir + "/sf 2>&1",
+                              "--generations 1 --flops-budget 0 --out " +
+                              dir + "/sf 2>&1",
                           &st);
   REQUIRE_MESSAGE(st == 0, out);
   CHECK(out.find("fpn supernet") != std::string::npos);

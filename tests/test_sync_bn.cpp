@@ -71,8 +71,8 @@ Outputs train_once(const Shape4& s, const std::vector<float>& x, const std::vect
   p.sync = sync;
   Tensor y = ops::batch_norm(tx, tg, tb, rm, rv, ops::BatchNormMode::Train, p);
   backward(ops::sum(ops::mul(y, Tensor::from_vector(y.shape(), u))));
-  Outputs o{y.to_vector(),  tx.grad().to_vector(), tg.grad().to_vector(), tb.grad().to_vector(),
-            rm.to_vector(), rv.to_vector()};
+  Outputs o{y.to_vector(),         tx.grad().to_vector(), tg.grad().to_vector(),
+            tb.grad().to_vector(), rm.to_vector(),        rv.to_vector()};
   clear_tape();
   return o;
 }
@@ -126,8 +126,7 @@ TEST_CASE("sync bn: one rank, recalibration over 2 batches equals the plain op; 
     ops::BatchNormParams p;
     p.sync = sync;
     ops::batch_norm(Tensor::from_vector({N, C, H, W}, a), tg, tb, rm, rv, ops::BatchNormMode::Recalibrate, p, k);
-    *y2 = ops::batch_norm(Tensor::from_vector({N, C, H, W}, b), tg, tb, rm, rv, ops::BatchNormMode::Recalibrate, p,
-                          k)
+    *y2 = ops::batch_norm(Tensor::from_vector({N, C, H, W}, b), tg, tb, rm, rv, ops::BatchNormMode::Recalibrate, p, k)
               .to_vector();
     // Eval with the recalibrated statistics: sync changes nothing.
     Tensor ye = ops::batch_norm(Tensor::from_vector({N, C, H, W}, a), tg, tb, rm, rv, ops::BatchNormMode::Eval, p);
@@ -204,8 +203,8 @@ struct DoubleSyncBn {
   std::vector<int64_t> split;  // samples per part
 
   std::vector<double> forward(const std::vector<double>& x, const std::vector<double>& gamma,
-                              const std::vector<double>& beta, std::vector<double>& mean,
-                              std::vector<double>& invstd, int64_t* m_out) const {
+                              const std::vector<double>& beta, std::vector<double>& mean, std::vector<double>& invstd,
+                              int64_t* m_out) const {
     std::vector<double> total(size_t(2 * C), 0.0), part(size_t(2 * C));
     int64_t first = 0, m = 0;
     for (int64_t np : split) {
@@ -235,9 +234,8 @@ struct DoubleSyncBn {
   // Backward of sum(u * y): dgamma/dbeta summed over the parts (Overwrite by the
   // first part, Accumulate by the others), dx from the summed sums.
   void backward(const std::vector<double>& x, const std::vector<double>& u, const std::vector<double>& gamma,
-                const std::vector<double>& mean, const std::vector<double>& invstd, int64_t m,
-                std::vector<double>& dx, std::vector<double>& dgamma, std::vector<double>& dbeta,
-                GradientMode dx_mode) const {
+                const std::vector<double>& mean, const std::vector<double>& invstd, int64_t m, std::vector<double>& dx,
+                std::vector<double>& dgamma, std::vector<double>& dbeta, GradientMode dx_mode) const {
     std::vector<double> total(size_t(2 * C), 0.0), part(size_t(2 * C));
     int64_t first = 0;
     for (size_t p = 0; p < split.size(); ++p) {
@@ -264,10 +262,8 @@ TEST_CASE("sync bn: backward in double matches central differences, batch split 
     std::vector<int64_t> split;
     double offset;
   };
-  for (const Case& k : std::vector<Case>{{3, 2, 3, 4, {3}, 0.0},
-                                         {3, 2, 3, 4, {1, 2}, 0.0},
-                                         {4, 3, 2, 5, {2, 2}, 3.0},
-                                         {2, 1, 1, 3, {1, 1}, -2.0}}) {
+  for (const Case& k : std::vector<Case>{
+           {3, 2, 3, 4, {3}, 0.0}, {3, 2, 3, 4, {1, 2}, 0.0}, {4, 3, 2, 5, {2, 2}, 3.0}, {2, 1, 1, 3, {1, 1}, -2.0}}) {
     CAPTURE(k.N);
     CAPTURE(k.C);
     CAPTURE(k.split.size());
@@ -351,14 +347,13 @@ DETNAS_EMU_KERNEL_TEST("bn_sync_forward_sums_kernel bn_sync_normalize_kernel",
     CHECK(close_sums("sync bn forward sums", got, ref));
     std::vector<double> mean(static_cast<size_t>(d.C)), invstd(static_cast<size_t>(d.C));
     for (int64_t c = 0; c < d.C; ++c) {
-      const kernels::BnSyncMoments mv = kernels::bn_sync_moments(ref[size_t(c)], ref[size_t(d.C + c)],
-                                                                 double(d.N * d.HW));
+      const kernels::BnSyncMoments mv =
+          kernels::bn_sync_moments(ref[size_t(c)], ref[size_t(d.C + c)], double(d.N * d.HW));
       mean[size_t(c)] = mv.mean;
       invstd[size_t(c)] = kernels::bn_invstd(mv.var, 1e-5);
     }
     std::vector<float> ry(static_cast<size_t>(n)), y(size_t(n), NAN);
-    kcpu::bn_sync_normalize(d.N, d.C, d.HW, x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(),
-                            ry.data());
+    kcpu::bn_sync_normalize(d.N, d.C, d.HW, x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(), ry.data());
     kc::bn_sync_normalize(d.N, d.C, d.HW, x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(), y.data(),
                           nullptr);
     CHECK(same("sync bn y", y, ry, Tol::exact()));
@@ -385,17 +380,17 @@ DETNAS_EMU_KERNEL_TEST("bn_sync_backward_sums_kernel bn_sync_backward_input_kern
     const std::vector<float> dx0 = randn_f(n, 753), dg0 = randn_f(d.C, 754), db0 = randn_f(d.C, 755);
     for (int combo = 0; combo < 3; ++combo) {
       CAPTURE(combo);
-      const GradientMode mdx = combo == 0 ? GradientMode::Overwrite
-                                          : (combo == 1 ? GradientMode::Accumulate : GradientMode::Ignore);
-      const GradientMode mdg = combo == 2 ? GradientMode::Overwrite
-                                          : (combo == 1 ? GradientMode::Ignore : GradientMode::Accumulate);
+      const GradientMode mdx =
+          combo == 0 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Accumulate : GradientMode::Ignore);
+      const GradientMode mdg =
+          combo == 2 ? GradientMode::Overwrite : (combo == 1 ? GradientMode::Ignore : GradientMode::Accumulate);
       const GradientMode mdb = combo == 1 ? GradientMode::Overwrite : GradientMode::Accumulate;
       std::vector<double> rs(size_t(2 * d.C)), gs(size_t(2 * d.C), NAN);
       std::vector<float> rdx = dx0, rdg = dg0, rdb = db0, gdx = dx0, gdg = dg0, gdb = db0;
       kcpu::bn_sync_backward_sums(d.N, d.C, d.HW, x.data(), dy.data(), mean.data(), invstd.data(), rs.data(),
                                   rdg.data(), mdg, rdb.data(), mdb);
-      kc::bn_sync_backward_sums(d.N, d.C, d.HW, x.data(), dy.data(), mean.data(), invstd.data(), gs.data(),
-                                gdg.data(), mdg, gdb.data(), mdb, nullptr);
+      kc::bn_sync_backward_sums(d.N, d.C, d.HW, x.data(), dy.data(), mean.data(), invstd.data(), gs.data(), gdg.data(),
+                                mdg, gdb.data(), mdb, nullptr);
       CHECK(close_sums("sync bn backward sums", gs, rs));
       CHECK(same("sync bn dgamma", gdg, rdg, Tol::elementwise()));
       CHECK(same("sync bn dbeta", gdb, rdb, Tol::elementwise()));

@@ -110,7 +110,8 @@ TEST_CASE("synthetic: COCO annotations agree with the images") {
   for (const char* split : {"train", "val"}) {
     CAPTURE(split);
     simdjson::dom::parser parser;
-    simdjson::dom::element doc = parser.load(path_join(t.path, std::string("annotations/instances_") + split + ".json"));
+    simdjson::dom::element doc =
+        parser.load(path_join(t.path, std::string("annotations/instances_") + split + ".json"));
     std::map<int64_t, std::pair<int64_t, int64_t>> sizes;  // id -> (w, h)
     for (simdjson::dom::element im : doc["images"].get_array()) {
       const std::string file = path_join(path_join(t.path, split), std::string(std::string_view(im["file_name"])));
@@ -178,7 +179,8 @@ TEST_CASE("synthetic: objects span COCO small/medium/large, include crowds, 1-10
   CHECK(n_crowd >= 3);
   CHECK(n_partial > n_total / 3);
   // The same sample twice is identical.
-  SyntheticSample a = render_detection_sample(5, SyntheticSplit::Val, 9, 64), b = render_detection_sample(5, SyntheticSplit::Val, 9, 64);
+  SyntheticSample a = render_detection_sample(5, SyntheticSplit::Val, 9, 64),
+                  b = render_detection_sample(5, SyntheticSplit::Val, 9, 64);
   CHECK(a.image.pixels == b.image.pixels);
   CHECK(a.objects.size() == b.objects.size());
 }
@@ -228,8 +230,8 @@ TEST_CASE("synthetic: guards and bad parameters") {
   CHECK(!file_exists(path_join(fresh, "train/000000000001.jpg")));
   SyntheticDetParams bad = small_det(1);
   bad.image_size = 8;
-  CHECK_THROWS_WITH_AS(make_detection_set(path_join(t.path, "x"), bad), doctest::Contains("image size must be 32..4096"),
-                       Error);
+  CHECK_THROWS_WITH_AS(make_detection_set(path_join(t.path, "x"), bad),
+                       doctest::Contains("image size must be 32..4096"), Error);
   bad = small_det(1);
   bad.train = bad.val = 0;
   CHECK_THROWS_WITH_AS(make_detection_set(path_join(t.path, "x"), bad), doctest::Contains("image counts"), Error);

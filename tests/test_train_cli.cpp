@@ -2,7 +2,6 @@
 // evaluates, and an interrupted + resumed run logs exactly the losses of an
 // uninterrupted one; a missing annotation file is named.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,10 +18,11 @@ TEST_CASE("train: RetinaNet supernet fine-tuning resumes exactly; bad input is n
   const std::string dir = "/tmp/detnas_train_" + std::to_string(::getpid());
   make_dirs(dir);
   int st = 0;
-  std::string out = test::run_capture(
-      bin + " make-data --kind det --out " + dir + "/d --train 4 --val 2 --size 64 2>&1", &st);
+  std::string out =
+      test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 4 --val 2 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  const std::string common = " train --data " + dir + "/d/det --iters 4 --batch 2 --short-side 64 --max-size 64 "
+  const std::string common = " train --data " + dir +
+                             "/d/det --iters 4 --batch 2 --short-side 64 --max-size 64 "
                              "--fpn-channels 16 --tower-depth 1 --eval-every 0 --bn-images 2 --warmup 2 "
                              "--workers 2 --seed 3 --out ";
   out = test::run_capture(bin + common + dir + "/a 2>&1", &st);

@@ -1,7 +1,6 @@
 // Optimizer and checkpoints: unsampled supernet choices get no update at all;
 // checkpoints round-trip exactly and report every mismatch.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include "nn/backbone.h"
@@ -28,7 +27,8 @@ bool on_path(const Backbone& net, const Arch& path, const std::string& name) {
   if (name.rfind("stage", 0) != 0) return true;
   for (const BlockSpec& b : net.block_specs()) {
     std::string pre = "stage" + std::to_string(b.stage + 1) + "." + std::to_string(b.index_in_stage) + ".";
-    if (name.rfind(pre, 0) == 0) return name.rfind(pre + "choice" + std::to_string(path[size_t(b.index)]) + ".", 0) == 0;
+    if (name.rfind(pre, 0) == 0)
+      return name.rfind(pre + "choice" + std::to_string(path[size_t(b.index)]) + ".", 0) == 0;
   }
   return true;
 }
@@ -129,7 +129,8 @@ TEST_CASE("checkpoint: round trip restores parameters, buffers, optimizer state 
   // Damaged files.
   std::string bytes = read_file(base + ".safetensors");
   write_file_atomic(base + ".safetensors", bytes.substr(0, bytes.size() / 2));
-  CHECK_THROWS_WITH_AS(load_checkpoint(base, net2, nullptr, ExtraTensors::Error), doctest::Contains("truncated"), Error);
+  CHECK_THROWS_WITH_AS(load_checkpoint(base, net2, nullptr, ExtraTensors::Error), doctest::Contains("truncated"),
+                       Error);
   write_file_atomic(base + ".json", "{\"format\": 3");
   CHECK_THROWS_WITH_AS(read_checkpoint_meta(base), doctest::Contains("not valid JSON"), Error);
   CHECK_THROWS_WITH_AS(read_checkpoint_meta(dir + "_missing"), doctest::Contains("_missing.json"), Error);

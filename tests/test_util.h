@@ -29,7 +29,9 @@ struct Tol {
   double atol = 0, rtol = 0;
   static Tol exact() { return {0, 0}; }
   static Tol elementwise() { return {1e-6, 1e-5}; }
-  static Tol reduction(int64_t K, double scale = 1.0) { return {4.0 * std::sqrt(double(K)) * 5.960464477539063e-08 * scale, 1e-6}; }
+  static Tol reduction(int64_t K, double scale = 1.0) {
+    return {4.0 * std::sqrt(double(K)) * 5.960464477539063e-08 * scale, 1e-6};
+  }
   static Tol golden_forward(double max_abs_ref) { return {1e-5 * std::max(1.0, max_abs_ref), 1e-5}; }
   static Tol golden_grad(double max_abs_ref) { return {1e-5 * std::max(1.0, max_abs_ref), 1e-4}; }
   static Tol finite_diff() { return {1e-6, 1e-6}; }
@@ -55,8 +57,8 @@ inline bool same(const char* what, const std::vector<float>& got, const std::vec
 }
 
 // Central-difference gradient of f at x (double), step h per element.
-std::vector<double> numeric_grad(const std::function<double(const std::vector<double>&)>& f,
-                                 std::vector<double> x, double h = 1e-6);
+std::vector<double> numeric_grad(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x,
+                                 double h = 1e-6);
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 
 // Deterministic test data.
@@ -73,7 +75,8 @@ std::string without_timings(const std::string& text);
 // `mpirun` with the options the tests need to start `np` local ranks on this
 // machine: --oversubscribe (more ranks than cores), --allow-run-as-root when
 // running as root (CI does), and no core binding. Append the program and its
-// arguments, or ":" and a second application context.
+// arguments, or ":" and a second application context. Passes
+// tests/lsan_mpi.supp to the ranks (Open MPI's allocations under MODE=asan).
 std::vector<std::string> mpirun_argv(int np);
 // Runs a shell command, returns its stdout and sets *status (pclose status).
 std::string run_capture(const std::string& cmd, int* status);
@@ -85,8 +88,8 @@ struct RunResult {
   int status = -1;
   bool timed_out = false;
   std::string out;
-  bool exited() const;        // ended by exit(), not by a signal or the timeout
-  int exit_code() const;      // WEXITSTATUS, -1 when it did not exit
+  bool exited() const;           // ended by exit(), not by a signal or the timeout
+  int exit_code() const;         // WEXITSTATUS, -1 when it did not exit
   std::string describe() const;  // "exit 1", "killed by signal 6 (Aborted)", "timed out after the limit"
 };
 RunResult run_argv(const std::vector<std::string>& argv, double timeout_s = 120);

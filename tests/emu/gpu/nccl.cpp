@@ -6,13 +6,14 @@
 // so MPI never touches the emulator's protected device pages. Every call is
 // synchronous, like every stream operation of the emulator.
 #define OMPI_SKIP_MPICXX 1
+#include "tests/emu/gpu/include/nccl.h"
+
 #include <mpi.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
 
-#include "tests/emu/gpu/include/nccl.h"
 #include "tests/emu/gpu/pkeys.h"
 
 struct ncclComm {
@@ -142,8 +143,8 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
   return ncclSuccess;
 }
 
-ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
-                           ncclComm_t comm, cudaStream_t stream) {
+ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
+                           cudaStream_t stream) {
   if (ncclResult_t r = check_comm(comm); r != ncclSuccess) return r;
   detnas::emu::gpu::require_stream("ncclBroadcast", stream);
   const size_t bytes = count * type_bytes(type);

@@ -17,8 +17,9 @@ using namespace detnas;
 
 TEST_CASE("cuda (emulated GPU): host code reading a CUDA tensor's data faults by name; copies still work") {
   if (!emu::gpu::pkeys_active()) {
-    test::test_skip("emulated GPU: no memory-protection keys here (or DETNAS_EMU_PKEYS=0); host accesses to device "
-                    "memory are not caught");
+    test::test_skip(
+        "emulated GPU: no memory-protection keys here (or DETNAS_EMU_PKEYS=0); host accesses to device "
+        "memory are not caught");
     return;
   }
   rt::Tensor t = rt::Tensor::from_vector({4}, {1, 2, 3, 4}).to(rt::Device::CUDA);
@@ -31,7 +32,7 @@ TEST_CASE("cuda (emulated GPU): host code reading a CUDA tensor's data faults by
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     close(fds[0]);
-    std::signal(SIGABRT, SIG_DFL);  // not doctest's crash report: the parent checks the signal
+    std::signal(SIGABRT, SIG_DFL);   // not doctest's crash report: the parent checks the signal
     volatile float v = t.data()[1];  // a CPU op's access to device memory
     (void)v;
     _exit(0);  // not reached when the access faults
