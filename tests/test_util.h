@@ -75,8 +75,8 @@ std::string without_timings(const std::string& text);
 // `mpirun` with the options the tests need to start `np` local ranks on this
 // machine: --oversubscribe (more ranks than cores), --allow-run-as-root when
 // running as root (CI does), and no core binding. Append the program and its
-// arguments, or ":" and a second application context. Passes
-// tests/lsan_mpi.supp to the ranks (Open MPI's allocations under MODE=asan).
+// arguments, or ":" and a second application context. The ranks run without
+// LeakSanitizer under MODE=asan (Open MPI's components: see test_util.cpp).
 std::vector<std::string> mpirun_argv(int np);
 // Runs a shell command, returns its stdout and sets *status (pclose status).
 std::string run_capture(const std::string& cmd, int* status);
