@@ -14,6 +14,7 @@
 #include "cli/det_common.h"
 #include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "cli/train_dump.h"
 #include "cli/train_loop.h"
 #include "cli/train_plot.h"
 #include "core/log.h"
@@ -52,6 +53,8 @@ struct TrainOptions {
   double lr = 0.02, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
   bool resume = false;
+  int64_t dump_steps = 0;  // debug (issue 19 step parity): cli/train_dump.h
+  std::string dump_dir;
 };
 
 det::Targets to_targets(const data::ImageTargets& t) {
@@ -150,6 +153,22 @@ void run_train(TrainOptions o) {
   bp.part_begin = part.begin;
   bp.part_end = part.end;
   auto loader = data::make_det_loader(train, bp, loop.start, int(o.workers), 4);
+  DETNAS_CHECK(o.dump_steps == 0 || ranks == 1, "train --dump-steps: one process only, not ", ranks, " ranks");
+  const TrainDump dump(o.dump_dir, o.dump_steps, loop.start);
+  if (dump.enabled()) {
+    std::map<std::string, std::string> cfg = dc.to_map();
+    cfg.insert({{"space", o.space},
+                {"arch", o.arch},
+                {"batch", std::to_string(o.batch)},
+                {"lr", detail::cat(o.lr)},
+                {"wd", detail::cat(o.wd)},
+                {"clip_grad", detail::cat(o.clip_grad)},
+                {"warmup", std::to_string(o.warmup)},
+                {"iters", std::to_string(o.iters)},
+                {"bn_momentum", detail::cat(bo.bn_momentum)},
+                {"describe_lr", lr.describe()}});
+    dump.write_init(net, cfg);
+  }
   search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
   es.across_ranks = true;  // a no-op with one rank
   // A non-finite loss or gradient, or an error in the forward pass (the loss ops
@@ -195,6 +214,11 @@ void run_train(TrainOptions o) {
                 hint);
     prev = "; iteration " + std::to_string(it + 1) + " had " + losses;
     const double cur_lr = lr.at(it);
+    if (dump.wants(it)) {
+      std::vector<std::pair<std::string, double>> named;
+      for (size_t k = 0; k < parts.size(); ++k) named.emplace_back(L.parts[k].first, parts[k]);
+      dump.write_step({it + 1, &b.images, &targets, supernet ? path : bo.arch, cur_lr, named, total, grad_norm});
+    }
     opt.step(cur_lr);
     if (acc.empty()) acc.assign(parts.size() + 1, 0.0);  // the detector's loss components are fixed
     data::JsonWriter j;
@@ -339,6 +363,10 @@ void setup_train(CLI::App& root) {
   sub->add_option("--seed", o->seed, "seed of every random stream")->capture_default_str();
   sub->add_flag("--resume", o->resume, "continue from OUT/last");
   sub->add_option("--stop-at", o->stop_at, "stop after this iteration (checkpointed)")->group("");
+  sub->add_option("--dump-steps", o->dump_steps, "debug: dump the batch and results of the first N steps")
+      ->check(non_negative())
+      ->group("");
+  sub->add_option("--dump-dir", o->dump_dir, "debug: folder of --dump-steps (init weights, per-step files)")->group("");
   sub->callback([o] { run_train(*o); });
 }
 

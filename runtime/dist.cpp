@@ -160,6 +160,14 @@ void broadcast(void* p, size_t bytes, int root) {
 std::vector<std::string> allgather(const std::string& mine) { return gather_impl(mine, 0, true); }
 std::vector<std::string> gather(const std::string& mine, int root) { return gather_impl(mine, root, false); }
 
+void allreduce_sum(double* p, int64_t n, Device d) {
+  if (g_size == 1 || n == 0) return;
+  if (d == Device::CUDA)
+    nccl::allreduce_sum(p, n);
+  else
+    allreduce_sum(p, n);
+}
+
 void allreduce_sum(Tensor& t) {
   if (g_size == 1) return;
   check_cpu_contiguous(t, "allreduce");

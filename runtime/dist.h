@@ -52,6 +52,9 @@ std::vector<std::string> allgather(const std::string& mine);
 // Same, but only `root` receives (others get an empty vector).
 std::vector<std::string> gather(const std::string& mine, int root);
 
+// Doubles in place on device `d`'s memory (CPU: MPI; CUDA: NCCL on a device pointer).
+void allreduce_sum(double* p, int64_t n, Device d);
+
 // Tensor collectives, in place, on the tensor's device (CPU: MPI; CUDA: NCCL).
 // Contiguous tensors only. Element-wise sum over ranks.
 void allreduce_sum(Tensor& t);

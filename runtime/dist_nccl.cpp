@@ -46,6 +46,12 @@ void allreduce_sum(float* p, int64_t n) {
   sync();
 }
 
+void allreduce_sum(double* p, int64_t n) {
+  if (n == 0) return;
+  check_nccl(ncclAllReduce(p, p, size_t(n), ncclFloat64, ncclSum, comm(), cuda_stream()), "allreduce");
+  sync();
+}
+
 void broadcast(float* p, int64_t n, int root) {
   if (n == 0) return;
   check_nccl(ncclBroadcast(p, p, size_t(n), ncclFloat32, root, comm(), cuda_stream()), "broadcast");
@@ -59,6 +65,7 @@ void shutdown() {
 }
 #else
 void allreduce_sum(float*, int64_t) { DETNAS_FAIL("NCCL allreduce: built without CUDA"); }
+void allreduce_sum(double*, int64_t) { DETNAS_FAIL("NCCL allreduce: built without CUDA"); }
 void broadcast(float*, int64_t, int) { DETNAS_FAIL("NCCL broadcast: built without CUDA"); }
 void shutdown() {}
 #endif

@@ -10,6 +10,7 @@
 namespace detnas::rt::dist::nccl {
 
 void allreduce_sum(float* device_ptr, int64_t n);
+void allreduce_sum(double* device_ptr, int64_t n);
 void broadcast(float* device_ptr, int64_t n, int root);
 // Destroys the communicator (from dist::finalize; a no-op when none was made).
 void shutdown();

@@ -45,13 +45,13 @@ void with_contiguous_inout(Tensor& a, Tensor& b, F fn) {
 }
 
 // The synchronized batch-statistics forward (Train/Recalibrate with p.sync) on
-// contiguous x, gamma, beta, and its backward; see ops_norm.h. The per-channel
-// sums are 2C (+1) doubles, so on both devices they go through the host: the
-// kernels sum on the tensors' device, the sums are downloaded, added over the
-// ranks by one host MPI allreduce (rt::dist; a no-op with one rank), and the
-// statistics (mean, invstd: C doubles each) and the running update are computed
-// on the host and the statistics uploaded for the normalisation. The backward
-// keeps those doubles, so it uses exactly the forward's statistics.
+// contiguous x, gamma, beta, and its backward; see ops_norm.h. The kernels sum
+// on the tensors' device; the 2C (+1 count) double sums are added over the ranks
+// on that device (rt::dist: MPI for CPU tensors, NCCL for CUDA ones; a no-op with
+// one rank), then downloaded; the statistics (mean, invstd: C doubles each) and
+// the running update are computed on the host and the statistics uploaded for
+// the normalisation. The backward keeps those doubles, so it uses exactly the
+// forward's statistics, and adds its 2C sums over the ranks on the device.
 Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                        Tensor& running_var, BatchNormMode mode, double eps, double factor, const Kernels& kt) {
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
@@ -60,12 +60,14 @@ Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   // [sum x (C), sum x^2 (C), count] over every rank.
   std::vector<double> sums(size_t(2 * C + 1));
   {
-    Workspace local(2 * cb, dev);
-    kt.bn_sync_forward_sums(N, C, HW, x.data(), static_cast<double*>(local.ptr()));
-    kt.download(sums.data(), local.ptr(), 2 * cb);
+    Workspace local(2 * cb + sizeof(double), dev);
+    double* lp = static_cast<double*>(local.ptr());
+    kt.bn_sync_forward_sums(N, C, HW, x.data(), lp);
+    const double count = double(N * HW);
+    kt.upload(lp + 2 * C, &count, sizeof(double));
+    dist::allreduce_sum(lp, 2 * C + 1, dev);
+    kt.download(sums.data(), lp, 2 * cb + sizeof(double));
   }
-  sums[size_t(2 * C)] = double(N * HW);
-  dist::allreduce_sum(sums.data(), int64_t(sums.size()));
   const int64_t m = int64_t(sums[size_t(2 * C)]);
   DETNAS_CHECK(m > 1, "batch_norm: synchronized ", mode_name(mode),
                " mode needs more than one value per channel over all ranks (sum of N*H*W > 1), got ", m, " for input ",
@@ -103,10 +105,7 @@ Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       double* s = static_cast<double*>(ws.ptr());
       kt.bn_sync_backward_sums(N, C, HW, x.data(), gy.data(), mean, invstd, s, gg.ptr, gg.mode, gb.ptr, gb.mode);
       if (gx.mode == GradientMode::Ignore) return;
-      std::vector<double> global(size_t(2 * C));
-      kt.download(global.data(), s, bytes);
-      dist::allreduce_sum(global.data(), int64_t(global.size()));
-      kt.upload(s, global.data(), bytes);
+      dist::allreduce_sum(s, 2 * C, x.device());  // the global sums, in place on the device
       kt.bn_sync_backward_input(N, C, HW, x.data(), gy.data(), gamma.data(), mean, invstd, s, m, gx.ptr, gx.mode);
     });
   }

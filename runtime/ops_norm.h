@@ -37,7 +37,8 @@ struct BatchNormParams {
 //
 // p.sync (Train, Recalibrate): the statistics are those of the union of every
 // rank's batch, m = the sum of N*H*W over the ranks (m > 1 needed): each rank
-// sums x and x^2 per channel, one host allreduce adds [sum x, sum x^2, count],
+// sums x and x^2 per channel, one allreduce on the device (MPI for CPU tensors,
+// NCCL for CUDA ones) adds [sum x, sum x^2, count],
 // and mean, biased variance, invstd and the running update (unbiased variance
 // over m, or the 1/k average) follow as above from the global values; every rank
 // ends with the same running stats. Backward: dgamma = sum(dy*xhat) and dbeta =
