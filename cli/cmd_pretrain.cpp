@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "cli/run_log.h"
+#include "cli/train_dump.h"
 #include "cli/train_loop.h"
 #include "core/log.h"
 #include "data/image_folder.h"
@@ -45,6 +46,8 @@ struct PretrainOptions {
   double lr = 0.05, wd = 4e-5, momentum = 0.9, label_smoothing = 0.1, dropout = 0.2, crop_scale = 0.25;
   uint64_t seed = 1;
   bool resume = false;
+  int64_t dump_steps = 0;  // debug (issue 19 step parity): cli/train_dump.h
+  std::string dump_dir;
 };
 
 struct Ctx {
@@ -145,6 +148,23 @@ void run_pretrain(PretrainOptions o) {
   bp.part_end = c.part.end;
   data::PrefetchLoader<data::ClsBatch> loader([&](int64_t i) { return data::make_cls_batch(c.train, bp, i); },
                                               loop.start, int(o.workers), 4);
+  DETNAS_CHECK(o.dump_steps == 0 || ranks == 1, "pretrain --dump-steps: one process only, not ", ranks, " ranks");
+  const TrainDump dump(o.dump_dir, o.dump_steps, loop.start, "pretrain");
+  dump.write_init(net, {{"task", "classification"},
+                        {"space", o.space},
+                        {"arch", "supernet"},
+                        {"num_classes", std::to_string(bo.num_classes)},
+                        {"batch", std::to_string(o.batch)},
+                        {"input", std::to_string(o.input)},
+                        {"lr", detail::cat(o.lr)},
+                        {"wd", detail::cat(o.wd)},
+                        {"momentum", detail::cat(o.momentum)},
+                        {"label_smoothing", detail::cat(o.label_smoothing)},
+                        {"dropout", detail::cat(o.dropout)},
+                        {"iters", std::to_string(o.iters)},
+                        {"bn_momentum", detail::cat(bo.bn_momentum)},
+                        {"describe_lr", lr.describe()}});
+  rt::Tensor drop_mask;  // of a dumped step
   Rng eval_paths_rng(data::mix_seed(o.seed, 3));
   std::vector<nn::Arch> eval_paths;
   for (int64_t k = 0; k < o.eval_paths; ++k) eval_paths.push_back(search::sample_uniform_path(space, eval_paths_rng));
@@ -162,6 +182,7 @@ void run_pretrain(PretrainOptions o) {
     // checkpoint stay as they were.
     rt::Tensor loss;
     try {
+      net.record_dropout_mask(dump.wants(it) ? &drop_mask : nullptr);
       rt::Tensor logits = net.forward_logits(b.images, path, drop_rng);
       loss = rt::ops::softmax_cross_entropy(logits, b.labels, float(o.label_smoothing), Reduction::Mean);
       // Under mpirun: this part's share of the whole batch's mean.
@@ -183,6 +204,11 @@ void run_pretrain(PretrainOptions o) {
     const int64_t ar_bytes = opt.allreduce_grads();  // the whole batch's gradient on every rank
     const double ar_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_ar).count();
     const double cur_lr = lr.at(it);
+    if (dump.wants(it)) {
+      const std::vector<std::pair<std::string, double>> parts{{"cls", l}};
+      dump.write_step(
+          {it + 1, &b.images, nullptr, &b.labels, path, cur_lr, parts, l, opt.clip_grad_norm(0), nullptr, &drop_mask});
+    }
     opt.step(cur_lr);
     loss_acc += l;
     wait_acc += waited;
@@ -288,6 +314,10 @@ void setup_pretrain(CLI::App& root) {
   sub->add_flag("--resume", o->resume, "continue from OUT/last");
   sub->add_option("--stop-at", o->stop_at, "stop after this iteration (checkpointed), as an interruption would")
       ->group("");
+  sub->add_option("--dump-steps", o->dump_steps, "debug: dump the batch and results of the first N steps")
+      ->check(non_negative())
+      ->group("");
+  sub->add_option("--dump-dir", o->dump_dir, "debug: folder of --dump-steps (init weights, per-step files)")->group("");
   sub->callback([o] { run_pretrain(*o); });
 }
 

@@ -24,6 +24,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
+#include "detect/faster_rcnn.h"
 #include "detect/postprocess.h"
 #include "detect/retinanet.h"
 #include "nn/checkpoint.h"
@@ -43,13 +44,13 @@ namespace {
 struct TrainOptions {
   DeviceOptions dev;
   DataOptions d;
-  std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "retinanet";
-  int64_t iters = 3000, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
+  std::string out = "runs/train", space = "tiny", arch = "supernet", pretrained, detector = "fpn";
+  int64_t iters = 1500, batch = 4, short_side = 256, max_size = 320, fpn_channels = 64, tower_depth = 2;
   int64_t warmup = 200, eval_every = 500, bn_images = 32, ckpt_every = 200, log_every = 20, workers = 2, threads = 0;
   int64_t stop_at = -1;
   int64_t anchor_size = 32;
-  std::string sync_bn = "auto";
-  int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 128;
+  std::string sync_bn = "auto", pretrained_norms = "init";
+  int64_t rpn_pre_train = 600, rpn_post_train = 300, rpn_pre_test = 300, rpn_post_test = 100, roi_batch = 64;
   double lr = 0.02, wd = 1e-4, bn_momentum = 0, clip_grad = 10;
   uint64_t seed = 1;
   bool resume = false;
@@ -127,6 +128,7 @@ void run_train(TrainOptions o) {
   }
   if (o.pretrained == "none") o.pretrained.clear();
   if (!o.resume && !o.pretrained.empty()) {
+    const std::vector<double> fresh_norms = nn::conv_weight_norms(net.backbone());
     try {
       nn::load_checkpoint(o.pretrained, net.backbone(), nullptr, nn::ExtraTensors::Ignore);
     } catch (const Error& e) {
@@ -134,7 +136,17 @@ void run_train(TrainOptions o) {
       DETNAS_FAIL("train: --pretrained ", o.pretrained, ": ",
                   kind.empty() ? "" : "a '" + kind + "' checkpoint, not one of detnas pretrain: ", e.message());
     }
-    log_info("train: backbone initialised from ", o.pretrained);
+    if (o.pretrained_norms == "init") {
+      // Pre-training grows the BN-fed conv kernels' norms (2-4x on the built-in
+      // set), which divides their effective learning rate by the square: give them
+      // back the fresh network's norms (the function is unchanged; nn/module.h).
+      const double f = nn::rescale_conv_weights(net.backbone(), fresh_norms);
+      log_info("train: backbone initialised from ", o.pretrained,
+               "; conv kernels rescaled to the fresh network's norms", " (geometric mean factor ", f,
+               "; --pretrained-norms keep to keep them)");
+    } else {
+      log_info("train: backbone initialised from ", o.pretrained);
+    }
   }
   net.to(dev);  // after every load (checkpoints load into any device; Sgd's momentum follows its parameters)
   const std::string plot = path_join(o.out, "plot.svg");
@@ -167,8 +179,12 @@ void run_train(TrainOptions o) {
                 {"iters", std::to_string(o.iters)},
                 {"bn_momentum", detail::cat(bo.bn_momentum)},
                 {"describe_lr", lr.describe()}});
+    if (auto* fr = dynamic_cast<det::FasterRcnn*>(&net))
+      cfg["fpn_bn_momentum"] = detail::cat(fr->options().bn_momentum);
     dump.write_init(net, cfg);
   }
+  det::SamplerTrace trace;  // FPN Faster R-CNN's sampler choices of a dumped step
+  auto* frcnn = dump.enabled() ? dynamic_cast<det::FasterRcnn*>(&net) : nullptr;
   search::EvalSettings es{o.batch, o.short_side, o.max_size, supernet ? o.bn_images : 0, o.bn_momentum, o.seed};
   es.across_ranks = true;  // a no-op with one rank
   // A non-finite loss or gradient, or an error in the forward pass (the loss ops
@@ -187,6 +203,7 @@ void run_train(TrainOptions o) {
     std::vector<det::Targets> targets;
     for (auto& t : b.targets) targets.push_back(to_targets(t));
     det::DetLosses L;
+    if (frcnn) frcnn->record_samples(dump.wants(it) ? &trace : nullptr);
     try {
       L = net.forward_train(b.images, targets, path);
     } catch (const Error& e) {
@@ -217,7 +234,8 @@ void run_train(TrainOptions o) {
     if (dump.wants(it)) {
       std::vector<std::pair<std::string, double>> named;
       for (size_t k = 0; k < parts.size(); ++k) named.emplace_back(L.parts[k].first, parts[k]);
-      dump.write_step({it + 1, &b.images, &targets, supernet ? path : bo.arch, cur_lr, named, total, grad_norm});
+      dump.write_step({it + 1, &b.images, &targets, nullptr, supernet ? path : bo.arch, cur_lr, named, total, grad_norm,
+                       frcnn ? &trace : nullptr});
     }
     opt.step(cur_lr);
     if (acc.empty()) acc.assign(parts.size() + 1, 0.0);  // the detector's loss components are fixed
@@ -287,6 +305,11 @@ void setup_train(CLI::App& root) {
   sub->add_option("--detector", o->detector, "retinanet or fpn (Faster R-CNN)")->capture_default_str();
   sub->add_option("--arch", o->arch, "'supernet' or a choice list (standalone network)")->capture_default_str();
   sub->add_option("--pretrained", o->pretrained, "backbone checkpoint from detnas pretrain");
+  sub->add_option("--pretrained-norms", o->pretrained_norms,
+                  "init: rescale the pre-trained conv kernels to a fresh network's norms (same function, the fresh "
+                  "network's effective learning rates); keep: load them as they are")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"init", "keep"}));
   sub->add_option("--iters", o->iters, "iterations")->capture_default_str()->check(positive());
   sub->add_option("--batch", o->batch, "images per iteration")->capture_default_str()->check(positive());
   sub->add_option("--lr", o->lr, "base LR (0: the reference's linear scaling 0.01 * batch / 16)")

@@ -1,4 +1,4 @@
-// `detnas train --dump-steps` files (train_dump.h).
+// `detnas train|pretrain --dump-steps` files (train_dump.h).
 #include "cli/train_dump.h"
 
 #include <cstdio>
@@ -10,11 +10,11 @@
 
 namespace detnas::cli {
 
-TrainDump::TrainDump(std::string dir, int64_t steps, int64_t first)
-    : dir_(std::move(dir)), steps_(steps), first_(first) {
-  DETNAS_CHECK(steps_ >= 0, "train --dump-steps: ", steps_, " is negative");
+TrainDump::TrainDump(std::string dir, int64_t steps, int64_t first, std::string command)
+    : dir_(std::move(dir)), command_(std::move(command)), steps_(steps), first_(first) {
+  DETNAS_CHECK(steps_ >= 0, command_, " --dump-steps: ", steps_, " is negative");
   if (steps_ > 0) {
-    DETNAS_CHECK(!dir_.empty(), "train --dump-steps ", steps_, " needs --dump-dir");
+    DETNAS_CHECK(!dir_.empty(), command_, " --dump-steps ", steps_, " needs --dump-dir");
     make_dirs(dir_);
   }
 }
@@ -32,8 +32,20 @@ void TrainDump::write_init(const nn::Module& net, const std::map<std::string, st
   nn::save_safetensors(path_join(dir_, "init.safetensors"), t);
 }
 
+// "name": [{"pos": [...], "neg": [...]}, ...] per image.
+static void write_sampled(data::JsonWriter& j, const char* name, const std::vector<det::SampledIndices>& per_image) {
+  j.key(name).begin_array();
+  for (const det::SampledIndices& si : per_image) {
+    j.begin_object();
+    j.key("pos").array(si.pos);
+    j.key("neg").array(si.neg);
+    j.end_object();
+  }
+  j.end_array();
+}
+
 void TrainDump::write_step(const DumpedStep& s) const {
-  DETNAS_CHECK(s.images && s.targets, "train --dump-steps: step ", s.iter, " without its batch");
+  DETNAS_CHECK(s.images && (s.targets || s.classes), command_, " --dump-steps: step ", s.iter, " without its batch");
   char base[32];
   std::snprintf(base, sizeof base, "step_%04lld", (long long)s.iter);
   nn::NamedTensors t;
@@ -41,17 +53,31 @@ void TrainDump::write_step(const DumpedStep& s) const {
   data::JsonWriter j(data::JsonStyle::Pretty);
   j.begin_object().field("iter", s.iter).field("lr", s.lr);
   j.key("path").array(s.path);
-  j.key("num_boxes").begin_array();
-  for (const det::Targets& g : *s.targets) j.value(int64_t(g.labels.size()));
-  j.end_array();
-  j.key("labels").begin_array();
-  for (size_t i = 0; i < s.targets->size(); ++i) {
-    const det::Targets& g = (*s.targets)[i];
-    j.array(g.labels);
-    if (!g.labels.empty())
-      t.emplace_back("boxes." + std::to_string(i), rt::Tensor::from_vector({int64_t(g.labels.size()), 4}, g.boxes));
+  if (s.targets) {
+    j.key("num_boxes").begin_array();
+    for (const det::Targets& g : *s.targets) j.value(int64_t(g.labels.size()));
+    j.end_array();
+    j.key("labels").begin_array();
+    for (size_t i = 0; i < s.targets->size(); ++i) {
+      const det::Targets& g = (*s.targets)[i];
+      j.array(g.labels);
+      if (!g.labels.empty())
+        t.emplace_back("boxes." + std::to_string(i), rt::Tensor::from_vector({int64_t(g.labels.size()), 4}, g.boxes));
+    }
+    j.end_array();
+  } else {
+    j.key("labels").array(*s.classes);
   }
-  j.end_array();
+  if (s.samples) {
+    write_sampled(j, "rpn_sampled", s.samples->rpn);
+    write_sampled(j, "roi_sampled", s.samples->roi);
+    for (size_t i = 0; i < s.samples->proposals.size(); ++i) {
+      const std::vector<float>& p = s.samples->proposals[i];
+      t.emplace_back("proposals." + std::to_string(i), rt::Tensor::from_vector({int64_t(p.size() / 4), 4}, p));
+    }
+  }
+  if (s.dropout_mask && s.dropout_mask->defined())
+    t.emplace_back("dropout_mask", s.dropout_mask->to(rt::Device::CPU).contiguous());
   j.key("losses").begin_object();
   for (const auto& [name, v] : s.losses) j.field(name, v);
   j.end_object();

@@ -77,13 +77,14 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
                    " outside [0, ", o_.num_classes, ")");
   RpnOutputs r = forward_rpn(images, path);
   const int64_t N = images.size(0);
-  RpnLosses rl =
-      rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors, targets, o_.rpn, rng_, part_);
+  RpnLosses rl = rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors, targets, o_.rpn,
+                          rng_, part_, trace_ ? &trace_->rpn : nullptr);
   std::vector<HW> sizes(size_t(N), HW{images.size(2), images.size(3)});
   std::vector<Proposals> props = proposals(r, sizes, true);
   std::vector<std::vector<float>> boxes;
   for (Proposals& p : props) boxes.push_back(std::move(p.boxes));
-  RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_, part_);
+  if (trace_) trace_->proposals = boxes;
+  RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_, part_, trace_ ? &trace_->roi : nullptr);
   std::vector<int64_t> order;
   rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, s.rois, o_.roi.pooler, &order);
   RoiLosses ll;

@@ -39,6 +39,14 @@ struct FasterRcnnOptions {
   uint64_t seed = 0;  // init stream of FPN and heads, and the sampler stream
 };
 
+// What the training samplers chose in one forward_train, for debug dumps and
+// step-parity twins (cli/train_dump.h) that replay the random choices.
+struct SamplerTrace {
+  std::vector<SampledIndices> rpn;            // per image: anchor indices (into RpnOutputs::all_anchors)
+  std::vector<std::vector<float>> proposals;  // per image (P,4): the RPN proposals (after NMS and top-n)
+  std::vector<SampledIndices> roi;            // per image: indices into its proposals with the GT boxes appended
+};
+
 class FasterRcnn : public Detector {
  public:
   FasterRcnn(const nn::BackboneOptions& bo, const FasterRcnnOptions& o);
@@ -57,6 +65,8 @@ class FasterRcnn : public Detector {
   FasterRcnnOptions& mutable_options() { return o_; }  // e.g. the proposal top-N of CPU runs
   const AnchorGenerator& anchor_generator() const { return anchors_; }
   Rng* sampler_rng() override { return &rng_; }
+  // While set, each forward_train fills *trace (nullptr, the default: nothing recorded).
+  void record_samples(SamplerTrace* trace) { trace_ = trace; }
 
   // The shared part of all forwards: P2..P6 and the per-level RPN outputs.
   struct RpnOutputs {
@@ -80,6 +90,7 @@ class FasterRcnn : public Detector {
   BoxHead* box_head_ = nullptr;
   AnchorGenerator anchors_;
   Rng rng_;
+  SamplerTrace* trace_ = nullptr;
 };
 
 }  // namespace detnas::det

@@ -101,11 +101,13 @@ std::pair<rt::Tensor, rt::Tensor> BoxHead::forward(const rt::Tensor& x_in) {
 // ---- sampling and loss ----------------------------------------------------------
 
 RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const std::vector<Targets>& targets,
-                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part) {
+                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part,
+                       std::vector<SampledIndices>* sampled) {
   DETNAS_CHECK(proposals.size() == targets.size(), "sample_rois: proposals for ", proposals.size(),
                " images, targets for ", targets.size());
   BoxCoder coder(o.box_weights);
   RoiSamples s;
+  if (sampled) sampled->clear();
   const uint64_t step_seed = rng.next_u64();
   for (size_t n = 0; n < proposals.size(); ++n) {
     Rng img_rng = image_rng(step_seed, part.first + int64_t(n), 1);
@@ -141,6 +143,7 @@ RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const s
       s.labels.push_back(0);
       s.box_targets.insert(s.box_targets.end(), 4, 0.0f);
     }
+    if (sampled) sampled->push_back(std::move(si));
   }
   return s;
 }

@@ -21,6 +21,7 @@
 #include "detect/detector.h"
 #include "detect/matcher.h"
 #include "detect/postprocess.h"
+#include "detect/rpn.h"
 #include "nn/layers.h"
 #include "runtime/ops_box.h"
 
@@ -79,9 +80,11 @@ struct RoiSamples {
 // Per image: proposals[n] (P_n,4) with the ground-truth boxes appended, matched
 // at the options' thresholds, balanced-sampled (one seed drawn from `rng`, image
 // n sampling from image_rng(seed, part.first + n, 1)); positives first then
-// negatives within each image.
+// negatives within each image. `sampled` (debug dumps): when given, receives each
+// image's sampled indices into its proposals with the ground truth appended.
 RoiSamples sample_rois(const std::vector<std::vector<float>>& proposals, const std::vector<Targets>& targets,
-                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part = {});
+                       const RoiHeadsOptions& o, Rng& rng, const BatchPart& part = {},
+                       std::vector<SampledIndices>* sampled = nullptr);
 
 struct RoiLosses {
   rt::Tensor cls, box;  // 0-d

@@ -91,7 +91,8 @@ static void check_targets(const char* op, const Targets& t, int64_t image) {
 }
 
 RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const rt::Tensor& anchors,
-                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part) {
+                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part,
+                   std::vector<SampledIndices>* sampled) {
   DETNAS_CHECK(objectness.dim() == 3 && objectness.size(2) == 1 && deltas.dim() == 3 && deltas.size(2) == 4 &&
                    objectness.size(0) == deltas.size(0) && objectness.size(1) == deltas.size(1) && anchors.dim() == 2 &&
                    anchors.size(1) == 4 && anchors.size(0) == objectness.size(1),
@@ -104,6 +105,7 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
   std::vector<float> cls_t(size_t(N * T), 0.0f), cls_w(size_t(N * T), 0.0f);
   std::vector<float> box_t(size_t(N * T * 4), 0.0f), box_w(size_t(N * T * 4), 0.0f);
   RpnLosses r;
+  if (sampled) sampled->clear();
   const uint64_t step_seed = rng.next_u64();
   for (int64_t n = 0; n < N; ++n) {
     Rng img_rng = image_rng(step_seed, part.first + n, 0);
@@ -125,6 +127,7 @@ RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const
     }
     r.num_sampled += int64_t(s.pos.size() + s.neg.size());
     r.num_pos += int64_t(s.pos.size());
+    if (sampled) sampled->push_back(std::move(s));
   }
   int64_t sampled_all = r.num_sampled;  // of the global batch (BatchPart)
   part.sum_counts(&sampled_all, 1);

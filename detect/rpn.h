@@ -75,9 +75,11 @@ struct RpnLosses {
 // anchors) and smooth L1 (sum over sampled positives, RPN box weights 1,1,1,1),
 // each / the number of sampled anchors of the batch. One seed is drawn from
 // `rng`; image n samples from image_rng(seed, part.first + n, 0). With `part`
-// across ranks, the batch is the global one.
+// across ranks, the batch is the global one. `sampled` (debug dumps): when given,
+// receives each image's sampled anchor indices (into `anchors`).
 RpnLosses rpn_loss(const rt::Tensor& objectness, const rt::Tensor& deltas, const rt::Tensor& anchors,
-                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part = {});
+                   const std::vector<Targets>& targets, const RpnOptions& o, Rng& rng, const BatchPart& part = {},
+                   std::vector<SampledIndices>* sampled = nullptr);
 
 struct ProposalParams {
   int64_t pre_nms_top_n = 1000;   // per level

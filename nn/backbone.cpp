@@ -94,7 +94,7 @@ rt::Tensor Backbone::forward_logits(const rt::Tensor& x, const Arch& path, Rng& 
     DETNAS_CHECK(before >= 0 && after >= 0, "backbone: batch part [", part_first_, ", ", part_first_ + n,
                  ") is not inside a batch of ", part_global_);
     for (int64_t i = 0; i < before; ++i) rng.uniform();
-    h = rt::ops::dropout(h, o_.dropout, rng);
+    h = rt::ops::dropout(h, o_.dropout, rng, dropout_record_);
     for (int64_t i = 0; i < after; ++i) rng.uniform();
   }
   rt::Tensor pooled = rt::ops::global_avg_pool(h);

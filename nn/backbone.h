@@ -46,6 +46,10 @@ class Backbone : public Module {
   // process with the whole batch drops and all ranks leave `rng` in the same
   // state. global_n 0: x is the whole batch (the default).
   void set_batch_part(int64_t first, int64_t global_n) { part_first_ = first, part_global_ = global_n; }
+  // Debug dumps (`pretrain --dump-steps`): while set, each Train-mode
+  // forward_logits stores its dropout mask (host, the head activation's shape,
+  // 0 or 1/(1-p)) here; nullptr (the default) stores nothing.
+  void record_dropout_mask(rt::Tensor* mask) { dropout_record_ = mask; }
   const SearchSpace& space() const { return *space_; }
   const BackboneOptions& options() const { return o_; }
   const std::vector<BlockSpec>& block_specs() const { return specs_; }
@@ -62,6 +66,7 @@ class Backbone : public Module {
   ConvBn* head_conv_ = nullptr;
   Linear* fc_ = nullptr;
   int64_t part_first_ = 0, part_global_ = 0;
+  rt::Tensor* dropout_record_ = nullptr;
 };
 
 }  // namespace detnas::nn

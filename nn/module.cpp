@@ -1,6 +1,7 @@
 // Module tree bookkeeping.
 #include "nn/module.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -111,6 +112,48 @@ void Module::load_from(const Module& src) {
   for (auto& p : parameters()) copy(p.name, p.tensor);
   for (auto& b : buffers()) copy(b.name, b.tensor);
   DETNAS_CHECK(missing.empty(), "load_from: missing in the source: ", missing);
+}
+
+std::vector<double> conv_weight_norms(const Module& m) {
+  std::vector<double> out;
+  for (const ParamRef& p : m.parameters()) {
+    if (p.kind != ParamKind::ConvWeight) continue;
+    rt::Tensor w = p.tensor.to(rt::Device::CPU);
+    double ss = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) ss += double(w.data()[i]) * double(w.data()[i]);
+    out.push_back(std::sqrt(ss));
+  }
+  return out;
+}
+
+double rescale_conv_weights(Module& m, const std::vector<double>& norms) {
+  const std::vector<ParamRef> params = m.parameters();
+  std::map<std::string, rt::Tensor> by_name;
+  for (const ParamRef& p : params) by_name[p.name] = p.tensor;
+  const std::vector<double> now = conv_weight_norms(m);
+  DETNAS_CHECK(now.size() == norms.size(), "rescale_conv_weights: ", norms.size(), " norms for ", now.size(),
+               " conv kernels");
+  double log_sum = 0;
+  int64_t n = 0;
+  size_t k = 0;
+  for (const ParamRef& p : params) {
+    if (p.kind != ParamKind::ConvWeight) continue;
+    const double cur = now[k], want = norms[k];
+    ++k;
+    if (cur <= 0 || want <= 0) continue;
+    const float f = float(want / cur);
+    const std::string stem = p.name.substr(0, p.name.size() - std::string("weight").size());
+    for (rt::Tensor t : {p.tensor, by_name.count(stem + "bias") ? by_name[stem + "bias"] : rt::Tensor()}) {
+      if (!t.defined()) continue;
+      const bool host = t.device() == rt::Device::CPU;
+      rt::Tensor h = host ? t : t.to(rt::Device::CPU);
+      for (int64_t i = 0; i < h.numel(); ++i) h.data()[i] *= f;
+      if (!host) t.copy_from(h);
+    }
+    log_sum += std::log(double(f));
+    ++n;
+  }
+  return n ? std::exp(log_sum / double(n)) : 1.0;
 }
 
 }  // namespace detnas::nn

@@ -95,6 +95,22 @@ class ModeGuard {
   Mode after_;
 };
 
+// The L2 norm of every convolution kernel (ParamKind::ConvWeight) of a tree, in
+// parameters() order, and the rescaling of those kernels to given norms. In the
+// backbone every conv feeds a BN, so in training mode (batch statistics) scaling
+// a kernel (and its bias) changes the network's output only through BN's eps;
+// what it changes is the kernel's effective learning rate, lr / |w|^2 (the
+// gradient of a scale-invariant weight shrinks as 1/|w|). `train --pretrained`
+// uses it to give a pre-trained backbone the effective learning rates of a
+// fresh one (README, "Pre-training and fine-tuning"). Running statistics are
+// not rescaled: training-mode BN replaces them within tens of iterations, and
+// a supernet's evaluation recalibrates them.
+std::vector<double> conv_weight_norms(const Module& m);
+// Scales each conv kernel (and the bias of the same layer, NAME.bias) so that
+// its norm becomes norms[i]; a zero kernel stays zero. Returns the geometric
+// mean of the factors applied (for the log).
+double rescale_conv_weights(Module& m, const std::vector<double>& norms);
+
 // A copy of every buffer (BN running statistics) of a module tree, to put back
 // after an evaluation that re-estimates them (BN recalibration of one path).
 class BufferSnapshot {

@@ -100,11 +100,14 @@ Tensor sum(const Tensor& x_in) {
   return y;
 }
 
-Tensor dropout(const Tensor& x_in, float p, Rng& rng) {
+Tensor dropout(const Tensor& x_in, float p, Rng& rng, Tensor* mask_out) {
   check_defined("dropout", x_in, "input");
   DETNAS_CHECK(p >= 0.f && p < 1.f, "dropout: probability ", p, " outside [0, 1)");
   const Kernels& kt = kernels_for(x_in.device());
-  if (p == 0.f) return x_in;
+  if (p == 0.f) {
+    if (mask_out) *mask_out = Tensor::full(x_in.shape(), 1.0f);
+    return x_in;
+  }
   // The mask (0 or 1/(1-p)) is drawn on the host for either device and moved to
   // x's device, so both devices drop the same elements for the same Rng stream.
   const int64_t n = x_in.numel();
@@ -112,6 +115,7 @@ Tensor dropout(const Tensor& x_in, float p, Rng& rng) {
   float* m = mask.data();
   const float keep_scale = 1.0f / (1.0f - p);
   for (int64_t i = 0; i < n; ++i) m[i] = rng.uniform() < double(p) ? 0.f : keep_scale;
+  if (mask_out) *mask_out = mask.clone();
   mask = mask.to(x_in.device());
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.device());

@@ -16,7 +16,8 @@ Tensor sum(const Tensor& x);                   // scalar; double accumulation
 // Inverted dropout: zeroes each element with probability p and scales the rest
 // by 1/(1-p); the mask comes from `rng`: one rng.uniform() per element in flat
 // order, dropped when < p (data-parallel ranks rely on this order:
-// nn::Backbone::set_batch_part). p == 0 draws nothing.
-Tensor dropout(const Tensor& x, float p, Rng& rng);
+// nn::Backbone::set_batch_part). p == 0 draws nothing. `mask_out` (debug dumps):
+// when given, receives the host mask (0 or 1/(1-p), x's shape; all 1 for p == 0).
+Tensor dropout(const Tensor& x, float p, Rng& rng, Tensor* mask_out = nullptr);
 
 }  // namespace detnas::rt::ops

@@ -317,7 +317,8 @@ TEST_CASE("api: a `detnas train` checkpoint loads into api::Detector with its ca
   std::string out =
       test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 2 --val 1 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  out = test::run_capture(bin + " train --data " + dir + "/d/det --iters 1 --batch 1 --short-side 64 --max-size 64 " +
+  out = test::run_capture(bin + " train --detector retinanet --data " + dir +
+                              "/d/det --iters 1 --batch 1 --short-side 64 --max-size 64 " +
                               "--fpn-channels 16 --tower-depth 1 --eval-every 0 --warmup 1 --workers 1 " +
                               "--arch 0,1,2,3,0,1,2,3,0,1 --out " + dir + "/run 2>&1",
                           &st);

@@ -39,6 +39,8 @@ struct Fixture {
     }
     r = test::run_argv({bin,
                         "train",
+                        "--detector",
+                        "retinanet",
                         "--data",
                         det,
                         "--iters",

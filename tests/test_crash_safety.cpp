@@ -215,7 +215,8 @@ struct Fixture {
   }
   // The command lines above with other checkpoint/warm-up/LR options.
   std::string train_with(const std::string& opts) const {
-    return bin + " train --data " + dir + "/d/det --iters 6 --batch 2 --short-side 64 --max-size 64 " +
+    return bin + " train --detector retinanet --data " + dir +
+           "/d/det --iters 6 --batch 2 --short-side 64 --max-size 64 " +
            "--fpn-channels 16 --tower-depth 1 --eval-every 0 --bn-images 2 --workers 2 --seed 3 --log-every 1 " + opts +
            " --out ";
   }

@@ -43,6 +43,8 @@ TEST_CASE("cuda: 2 ranks x 1 image on the device (NCCL) train like 1 process x 2
   REQUIRE_MESSAGE(succeeded(r), r.out);
   const std::vector<std::string> train{bin,
                                        "train",
+                                       "--detector",
+                                       "retinanet",
                                        "--device",
                                        "cuda",
                                        "--data",

@@ -45,6 +45,8 @@ TEST_CASE("dist: search on 2 ranks equals 1 rank; stop on 2 ranks, resume on 1; 
   // records say something).
   r = test::run_argv({bin,
                       "train",
+                      "--detector",
+                      "retinanet",
                       "--data",
                       data,
                       "--iters",

@@ -25,7 +25,7 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
       test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 8 --val 3 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
   const std::string data = " --data " + dir + "/d/det";
-  out = test::run_capture(bin + " train" + data +
+  out = test::run_capture(bin + " train --detector retinanet" + data +
                               " --iters 3 --batch 2 --short-side 64 --max-size 64 --fpn-channels 16 --tower-depth 1 "
                               "--eval-every 0 --bn-images 2 --warmup 1 --workers 1 --seed 3 --out " +
                               dir + "/t 2>&1",
@@ -82,7 +82,7 @@ TEST_CASE("eval/detect/search: CLI end to end; search resumes without losing or 
   CHECK(out.find("population") != std::string::npos);
 
   // A standalone checkpoint cannot be searched.
-  out = test::run_capture(bin + " train" + data +
+  out = test::run_capture(bin + " train --detector retinanet" + data +
                               " --arch 0,1,2,3,0,1,2,3,0,1 --iters 1 --batch 2 --short-side 64 --max-size 64 "
                               "--fpn-channels 16 --tower-depth 1 --eval-every 0 --warmup 1 --workers 1 --out " +
                               dir + "/st 2>&1",

@@ -21,7 +21,7 @@ TEST_CASE("train: RetinaNet supernet fine-tuning resumes exactly; bad input is n
   std::string out =
       test::run_capture(bin + " make-data --kind det --out " + dir + "/d --train 4 --val 2 --size 64 2>&1", &st);
   REQUIRE_MESSAGE(st == 0, out);
-  const std::string common = " train --data " + dir +
+  const std::string common = " train --detector retinanet --data " + dir +
                              "/d/det --iters 4 --batch 2 --short-side 64 --max-size 64 "
                              "--fpn-channels 16 --tower-depth 1 --eval-every 0 --bn-images 2 --warmup 2 "
                              "--workers 2 --seed 3 --out ";

@@ -274,6 +274,15 @@ std::vector<RunResult> run_argv_all(const std::vector<std::vector<std::string>>&
   return results;
 }
 
+std::vector<std::string> argv_words(const std::string& bin, const std::string& words,
+                                    const std::vector<std::string>& extra) {
+  std::vector<std::string> a{bin};
+  std::istringstream in(words);
+  for (std::string w; in >> w;) a.push_back(w);
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 RunResult run_argv(const std::vector<std::string>& argv, double timeout_s) {
   return run_argv_all({argv}, 1, timeout_s)[0];
 }

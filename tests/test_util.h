@@ -93,6 +93,10 @@ struct RunResult {
   std::string describe() const;  // "exit 1", "killed by signal 6 (Aborted)", "timed out after the limit"
 };
 RunResult run_argv(const std::vector<std::string>& argv, double timeout_s = 120);
+// {bin, the words of `words` (split at whitespace, no quoting), then `extra`}:
+// an argument list written mostly as one string.
+std::vector<std::string> argv_words(const std::string& bin, const std::string& words,
+                                    const std::vector<std::string>& extra = {});
 // The same for several commands, up to `jobs` at a time; results in the order of cmds.
 std::vector<RunResult> run_argv_all(const std::vector<std::vector<std::string>>& cmds, int jobs,
                                     double timeout_s = 120);
