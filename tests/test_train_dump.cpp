@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -65,6 +66,21 @@ std::vector<std::string> train_args(const std::string& bin, const std::string& d
                           extra);
 }
 
+// Runs the command built by `args` twice, into DIR/plain and into DIR/dumped with
+// --dump-steps 2 --dump-dir DIR/dump, and checks that dumping changed nothing
+// (bit-identical checkpoints). Returns the dump folder.
+std::string run_plain_and_dumped(const std::function<std::vector<std::string>(std::vector<std::string>)>& args,
+                                 const std::string& dir) {
+  test::RunResult r = test::run_argv(args({"--out", dir + "/plain"}), 300);
+  REQUIRE_MESSAGE(succeeded(r), r.out);
+  const std::string dump = dir + "/dump";
+  r = test::run_argv(args({"--out", dir + "/dumped", "--dump-steps", "2", "--dump-dir", dump}), 300);
+  REQUIRE_MESSAGE(succeeded(r), r.out);
+  std::string why;
+  CHECK_MESSAGE(same_tensors(dir + "/plain/last.safetensors", dir + "/dumped/last.safetensors", &why), why);
+  return dump;
+}
+
 }  // namespace
 
 TEST_CASE("dropout: mask_out is the mask the op applied") {
@@ -101,14 +117,7 @@ TEST_CASE("train --dump-steps: init weights and per-step batches; training uncha
     extra.insert(extra.end(), {"--detector", "retinanet"});
     return train_args(bin, dir + "/d/det", extra);
   };
-  r = test::run_argv(plus({"--out", dir + "/plain"}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-  const std::string dump = dir + "/dump";
-  r = test::run_argv(plus({"--out", dir + "/dumped", "--dump-steps", "2", "--dump-dir", dump}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-
-  std::string why;
-  CHECK_MESSAGE(same_tensors(dir + "/plain/last.safetensors", dir + "/dumped/last.safetensors", &why), why);
+  const std::string dump = run_plain_and_dumped(plus, dir);
 
   // init.safetensors: every parameter and buffer of the checkpoint, no optimizer state.
   nn::SafetensorsFile init = nn::load_safetensors(dump + "/init.safetensors");
@@ -165,13 +174,7 @@ TEST_CASE("train --detector fpn --dump-steps: sampled anchors, proposals and RoI
                                std::to_string(post_nms), "--roi-batch", std::to_string(roi_batch)});
     return train_args(bin, dir + "/d/det", extra);
   };
-  r = test::run_argv(plus({"--out", dir + "/plain"}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-  const std::string dump = dir + "/dump";
-  r = test::run_argv(plus({"--out", dir + "/dumped", "--dump-steps", "2", "--dump-dir", dump}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-  std::string why;
-  CHECK_MESSAGE(same_tensors(dir + "/plain/last.safetensors", dir + "/dumped/last.safetensors", &why), why);
+  const std::string dump = run_plain_and_dumped(plus, dir);
   CHECK(read_file(dump + "/config.json").find("\"fpn_bn_momentum\"") != std::string::npos);
 
   for (const char* step : {"step_0001", "step_0002"}) {
@@ -234,13 +237,7 @@ TEST_CASE("pretrain --dump-steps: images, classes and dropout masks; training un
     return test::argv_words(bin, "pretrain --iters 2 --batch 4 --input 32 --eval-every 0 --workers 1 --threads 1",
                             extra);
   };
-  r = test::run_argv(args({"--out", dir + "/plain"}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-  const std::string dump = dir + "/dump";
-  r = test::run_argv(args({"--out", dir + "/dumped", "--dump-steps", "2", "--dump-dir", dump}), 300);
-  REQUIRE_MESSAGE(succeeded(r), r.out);
-  std::string why;
-  CHECK_MESSAGE(same_tensors(dir + "/plain/last.safetensors", dir + "/dumped/last.safetensors", &why), why);
+  const std::string dump = run_plain_and_dumped(args, dir);
   nn::SafetensorsFile init = nn::load_safetensors(dump + "/init.safetensors");
   CHECK(init.find("head.fc.weight") != nullptr);
   CHECK(init.find("head.pre.bn.running_var") != nullptr);
