@@ -118,9 +118,10 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors):
-    """{name: tensor} as float32 safetensors (the layout read_safetensors reads)."""
-    header, blobs, off = {}, [], 0
+def write_safetensors(path, tensors, metadata=None):
+    """{name: tensor} as float32 safetensors (the layout read_safetensors reads),
+    with an optional {str: str} __metadata__ (detnas keeps its checkpoint sidecar there)."""
+    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
     for k, v in tensors.items():
         b = v.detach().float().contiguous().numpy().astype("<f4").tobytes()
         header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
@@ -476,7 +477,7 @@ class ReplaySampler:
 class FrcnnRecipe:
     """torchvision's RPN and RoI-head machinery (no parameters of their own)."""
 
-    def __init__(self, cfg, net):
+    def __init__(self, cfg, net, replay=True):
         from torchvision.models.detection.anchor_utils import AnchorGenerator
         from torchvision.models.detection.roi_heads import RoIHeads
         from torchvision.models.detection.rpn import RegionProposalNetwork
@@ -487,15 +488,20 @@ class FrcnnRecipe:
         self.rpn = RegionProposalNetwork(self.anchor_gen, nn.Identity(), 0.7, 0.3, 256, 0.5,
                                          {"training": pre, "testing": pre}, {"training": post, "testing": post}, 0.7)
         self.rpn.train()
+        # replay: detnas's draws (checked legal); otherwise torchvision's own
+        # BalancedPositiveNegativeSampler (torch's RNG) and the twin's own proposals.
+        self.replay = replay
         self.rpn_sampler = ReplaySampler(256, 0.5)
-        self.rpn.fg_bg_sampler = self.rpn_sampler
+        if replay:
+            self.rpn.fg_bg_sampler = self.rpn_sampler
         roi_batch = int(cfg["roi_batch"]) or 512
         self.pooler = MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, 2)
         self.roi = RoIHeads(self.pooler, nn.Identity(), nn.Identity(), 0.5, 0.5, roi_batch, 0.25,
                             (10.0, 10.0, 5.0, 5.0), 0.05, 0.5, 100)
         self.roi.train()
         self.roi_sampler = ReplaySampler(roi_batch, 0.25)
-        self.roi.fg_bg_sampler = self.roi_sampler
+        if replay:
+            self.roi.fg_bg_sampler = self.roi_sampler
 
     def anchors(self, feats, dtype):
         self.anchor_gen.set_cell_anchors(dtype, feats[0].device)
@@ -529,17 +535,20 @@ def frcnn_loss(net, recipe, images, rec, t, dtype):
     with torch.no_grad():
         labels, matched = recipe.rpn.assign_targets_to_anchors(anchors, targets)
         reg = recipe.rpn.box_coder.encode(matched, anchors)
-    recipe.rpn_sampler.set(rec["rpn_sampled"])
+    if recipe.replay:
+        recipe.rpn_sampler.set(rec["rpn_sampled"])
     l_rpn_cls, l_rpn_box = recipe.rpn.compute_loss(obj, deltas, [l.to(dtype) for l in labels],
                                                     [r.to(dtype) for r in reg])
     with torch.no_grad():
         props = recipe.rpn.box_coder.decode(deltas.detach(), anchors).view(N, -1, 4)
         twin_props, _ = recipe.rpn.filter_proposals(props, obj.detach(), [(H, W)] * N, num_per_level)
-    ours_props = [t[f"proposals.{i}"].to(dtype) for i in range(N)]
-    agree = [proposal_agreement(o, tw) for o, tw in zip(ours_props, twin_props)]
-    recipe.roi_sampler.set(rec["roi_sampled"])
+    if recipe.replay:
+        ours_props = [t[f"proposals.{i}"].to(dtype) for i in range(N)]
+        agree = [proposal_agreement(o, tw) for o, tw in zip(ours_props, twin_props)]
+        recipe.roi_sampler.set(rec["roi_sampled"])
     with torch.no_grad():
-        rois, _, roi_labels, roi_reg = recipe.roi.select_training_samples(ours_props, targets)
+        rois, _, roi_labels, roi_reg = recipe.roi.select_training_samples(
+            ours_props if recipe.replay else twin_props, targets)
     x = recipe.pooler(collections.OrderedDict(zip(["p2", "p3", "p4", "p5"], feats[:4])), rois, [(H, W)] * N)
     cls, box = net.box_head(x)
     lab = torch.cat(roi_labels)
@@ -549,6 +558,8 @@ def frcnn_loss(net, recipe, images, rec, t, dtype):
     l_roi_box = F.smooth_l1_loss(box.reshape(box.shape[0], -1, 4)[pos, lab[pos]], reg[pos], beta=1.0,
                                  reduction="sum") / lab.numel()
     comps = {"rpn_cls": l_rpn_cls, "rpn_box": l_rpn_box, "roi_cls": l_roi_cls, "roi_box": l_roi_box}
+    if not recipe.replay:
+        return comps, {"roi_pos": int(pos.numel()), "roi_n": int(lab.numel())}
     extra = {"rpn_pos": recipe.rpn_sampler.num_pos, "rpn_bad": recipe.rpn_sampler.bad,
              "roi_pos": recipe.roi_sampler.num_pos, "roi_n": int(lab.numel()), "roi_bad": recipe.roi_sampler.bad,
              "props_ours": sum(a[0] for a in agree), "props_twin": sum(a[1] for a in agree),
@@ -596,8 +607,8 @@ def cls_loss(net, images, rec, t, cfg):
 class Task:
     """One of retinanet / fpn / classification: network, loss, optimizer groups, LR."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, replay=True):
+        self.cfg, self.replay = cfg, replay
         self.kind = "classification" if cfg.get("task") == "classification" else cfg.get("detector", "retinanet")
         if self.kind == "retinanet":
             self.components = ["cls", "box"]
@@ -607,6 +618,8 @@ class Task:
             self.components = ["cls"]
         else:
             raise SystemExit(f"torch_twin_train: detector {self.kind} is not supported")
+        if not replay and self.kind == "classification":
+            raise SystemExit("torch_twin_train: training with the twin's own random draws is for the detectors only")
         self.anchors, self.anchor_key, self.recipe = None, None, None
 
     def build(self):
@@ -614,7 +627,7 @@ class Task:
             return RetinaNet(self.cfg)
         if self.kind == "fpn":
             net = FasterRcnn(self.cfg)
-            self.recipe = FrcnnRecipe(self.cfg, net)
+            self.recipe = FrcnnRecipe(self.cfg, net, self.replay)
             return net
         return Classifier(self.cfg)
 
@@ -665,6 +678,62 @@ class Task:
 
     def clip(self):
         return float(self.cfg.get("clip_grad", 0))
+
+
+# --------------------------------------------------------------- training
+def load_twin(dump, replay, double=False):
+    """The twin of a dump: (config, task, network with our initial weights, those
+    weights, optimizer). replay: detnas's random draws (see FrcnnRecipe)."""
+    with open(os.path.join(dump, "config.json")) as f:
+        cfg = json.load(f)
+    task = Task(cfg, replay)
+    net = task.build()
+    init = read_safetensors(os.path.join(dump, "init.safetensors"))
+    sd = net.state_dict()
+    ours_names = set(init)
+    twin_names = {k for k in sd if not k.endswith("num_batches_tracked")}
+    if ours_names != twin_names:
+        raise SystemExit(f"torch_twin_train: names differ: only ours {sorted(ours_names - twin_names)[:10]}, "
+                         f"only twin {sorted(twin_names - ours_names)[:10]}")
+    for k, v in init.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            raise SystemExit(f"torch_twin_train: {k}: ours {tuple(v.shape)} twin {tuple(sd[k].shape)}")
+    net.load_state_dict(init, strict=False)
+    if double:
+        net.double()
+    net.train()
+    return cfg, task, net, init, task.optimizer(net)
+
+
+def train_step(task, net, opt, params, images, rec, t, lr, clip):
+    """One SGD step: loss, backward, global-norm clipping, update at `lr` (times
+    each group's multiplier). Returns ({component: loss, total, grad_norm}, extra)."""
+    parts, extra = task.loss(net, images, rec, t)
+    total = sum(parts.values())
+    total.backward()
+    grads = [p.grad for _, p in params if p.grad is not None]
+    gn = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+    if clip > 0 and gn > clip:
+        s = torch.tensor(clip / gn, dtype=torch.float32)
+        for g in grads:
+            g.mul_(s)
+    for g in opt.param_groups:
+        g["lr"] = lr * g["mult"]
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    tw = {k: float(v) for k, v in parts.items()}
+    tw.update(total=float(total), grad_norm=gn)
+    return tw, extra
+
+
+def twin_state(net, opt):
+    """Every parameter and buffer under our names, momentum as optim.momentum.*."""
+    twin = {k: v.detach().clone() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    for n, p in net.named_parameters():
+        st = opt.state.get(p, {})
+        if "momentum_buffer" in st:
+            twin["optim.momentum." + n] = st["momentum_buffer"].clone()
+    return twin
 
 
 # -------------------------------------------------------------- comparing
@@ -793,26 +862,8 @@ def main():
         ap.error("--dump DIR is required (or --diff A B)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    with open(os.path.join(a.dump, "config.json")) as f:
-        cfg = json.load(f)
-    task = Task(cfg)
-    net = task.build()
-    init = read_safetensors(os.path.join(a.dump, "init.safetensors"))
-    sd = net.state_dict()
-    ours_names = set(init)
-    twin_names = {k for k in sd if not k.endswith("num_batches_tracked")}
-    if ours_names != twin_names:
-        raise SystemExit(f"torch_twin_train: names differ: only ours {sorted(ours_names - twin_names)[:10]}, "
-                         f"only twin {sorted(twin_names - ours_names)[:10]}")
-    for k, v in init.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise SystemExit(f"torch_twin_train: {k}: ours {tuple(v.shape)} twin {tuple(sd[k].shape)}")
-    net.load_state_dict(init, strict=False)
-    if a.double:
-        net.double()
-    net.train()
+    cfg, task, net, init, opt = load_twin(a.dump, True, a.double)
     params = list(net.named_parameters())
-    opt = task.optimizer(net)
     clip = task.clip()
     ckpts = collections.defaultdict(list)
     for c in a.ckpt:
@@ -863,21 +914,7 @@ def main():
             print(f"float64 reference at step {step}: gradient norm {gn64:.10g}, total loss {float(l64):.10g} "
                   f"({', '.join(f'{k} {float(v):.10g}' for k, v in parts64.items())})")
             del net64
-        parts, extra = task.loss(net, images, rec, t)
-        total = sum(parts.values())
-        total.backward()
-        grads = [p.grad for _, p in params if p.grad is not None]
-        gn = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
-        if clip > 0 and gn > clip:
-            s = torch.tensor(clip / gn, dtype=torch.float32)
-            for g in grads:
-                g.mul_(s)
-        for g in opt.param_groups:
-            g["lr"] = lr * g["mult"]
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        tw = {k: float(v) for k, v in parts.items()}
-        tw.update(total=float(total), grad_norm=gn)
+        tw, extra = train_step(task, net, opt, params, images, rec, t, lr, clip)
         ou = {k: rec["losses"][k] for k in task.components}
         ou.update(total=rec["total"], grad_norm=rec["grad_norm"])
         r = {k: rel(tw[k], ou[k]) for k in comps}
@@ -890,11 +927,7 @@ def main():
         if jl:
             jl.write(json.dumps(records[-1]) + "\n")
         if step in ckpts or (a.save and step == steps[-1]):
-            twin = {k: v.detach().clone() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-            for n, p in params:
-                st = opt.state.get(p, {})
-                if "momentum_buffer" in st:
-                    twin["optim.momentum." + n] = st["momentum_buffer"].clone()
+            twin = twin_state(net, opt)
             if a.save and step == steps[-1]:
                 write_safetensors(a.save, twin)
                 print(f"saved the twin's state after step {step} in {a.save}")
