@@ -46,9 +46,11 @@ ifeq ($(MPI_LIBS),)
   endif
 endif
 LDLIBS += $(MPI_LIBS)
+# ONNX (make deps: libonnx-dev): only export/ includes its headers; every link gets the libraries.
+LDLIBS += -lonnx -lonnx_proto -lprotobuf
 %/runtime/dist.o %/tests/emu/gpu/nccl.o: CXXFLAGS += $(MPI_CFLAGS)
 
-LIB_DIRS := core kernels runtime nn detect data search api
+LIB_DIRS := core kernels runtime nn detect data search export api
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp))
 CU_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu))
 CLI_SRCS := $(wildcard cli/*.cpp)
@@ -214,13 +216,18 @@ examples-run: examples
 	$(if $(wildcard examples/search_custom_fitness.cpp),OMP_WAIT_POLICY=passive $(BUILD)/examples/search_custom_fitness)
 
 DEB_PKGS := g++ make openmpi-bin libopenmpi-dev libopenblas-dev libturbojpeg0-dev libsimdjson-dev libcli11-dev doctest-dev zlib1g-dev pkg-config \
-  clang clang-format libclang-rt-14-dev libomp-dev
+  clang clang-format libclang-rt-14-dev libomp-dev libonnx-dev python3-venv
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all Debian packages present"; fi
+	@# Test-only: ONNX Runtime (not in Debian) from PyPI into .venv, for tests/onnx_ort_check.py.
+	@if .venv/bin/python -c 'import onnxruntime, numpy' 2>/dev/null; then echo "deps: .venv has onnxruntime"; \
+	else echo "deps: creating .venv with onnxruntime and numpy (test-only, from PyPI)"; \
+	  /usr/bin/python3 -m venv .venv && .venv/bin/pip install -q onnxruntime numpy \
+	  || echo "deps: WARNING: no onnxruntime in .venv; the ONNX Runtime tests will be skipped"; fi
 
 # --- CUDA checks -------------------------------------------------------------------
 # cuda-check: nvcc -Xptxas -v over every .cu source, one line per kernel with its

@@ -505,3 +505,40 @@ TEST_CASE("bad input: search") {
   c.fail(se(f.ckpt, out, {"--flops-budget", "1"}), {"1"});  // nothing fits under 1 MMAC
   c.run();
 }
+
+TEST_CASE("bad input: export") {
+  BAD_INPUT_SETUP();
+  auto ex = [&](const std::string& ckpt, const std::vector<std::string>& extra) {
+    return merge({"export", "--ckpt", ckpt, "--data", f.det, "--bn-images", "2", "--out", f.dir + "/ex/m.onnx"}, extra);
+  };
+  // Checkpoints: missing, a JSON in place of one, truncated weights, a truncated sidecar.
+  c.fail(ex(f.dir + "/no_ckpt", {}), {f.dir + "/no_ckpt"});
+  c.fail(ex(f.val_json, {}), {f.val_json});
+  c.fail(ex(f.trunc_ckpt, {}), {f.trunc_ckpt + ".safetensors"});
+  c.fail(ex(f.halfjson_ckpt, {}), {f.halfjson_ckpt + ".json"});
+  // Unknown or malformed paths, sizes and opsets; an output that cannot be written.
+  c.fail(ex(f.ckpt, {"--arch", "0,1,2,3,0,1,2,3,0,5"}), {"0,1,2,3,0,1,2,3,0,5"});
+  c.fail(ex(f.ckpt, {"--arch", "0,1"}), {"0,1"});
+  c.fail(ex(f.ckpt, {"--input", "100x320"}), {"--input", "100x320"});
+  c.fail(ex(f.ckpt, {"--input", "big"}), {"--input", "big"});
+  c.fail(ex(f.ckpt, {"--input", "64x64", "--dynamic"}), {"--dynamic"});
+  c.fail(ex(f.ckpt, {"--opset", "9"}), {"opset 9"});
+  c.fail(ex(f.ckpt, {"--batch", "0"}), {"--batch", "0"});
+  c.fail(ex(f.ckpt, {"--out", f.jpg + "/m.onnx"}), {f.jpg});
+  c.fail(ex(f.ckpt, {"--data", f.dir + "/nowhere"}), {f.dir + "/nowhere"});
+  c.run();
+}
+
+TEST_CASE("export: a trained supernet path from the command line, with its metadata") {
+  Fixture& f = fx();
+  REQUIRE_MESSAGE(f.setup_error.empty(), f.setup_error);
+  const std::string out = f.dir + "/ex_ok/m.onnx";
+  test::RunResult r = test::run_argv({f.bin, "export", "--ckpt", f.ckpt, "--data", f.det, "--bn-images", "2", "--arch",
+                                      "0,1,2,3,0,1,2,3,0,1", "--input", "64x64", "--out", out});
+  REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  CHECK(r.out.find("re-estimated on 2 training images") != std::string::npos);
+  const std::string bytes = read_file(out);  // protobuf keeps strings as they are
+  for (const char* s : {"detnas.arch", "0,1,2,3,0,1,2,3,0,1", "detnas.categories", "detnas.input", "detnas.anchors",
+                        "cls_p3", "box_p7", "anchors"})
+    CHECK_MESSAGE(bytes.find(s) != std::string::npos, out << " does not hold '" << s << "'");
+}
