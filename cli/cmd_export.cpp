@@ -22,7 +22,7 @@ namespace {
 
 struct ExportOptions {
   DataOptions d;  // only for BN recalibration of a supernet path
-  std::string ckpt = "runs/train/last", arch, out = "runs/export/model.onnx", input;
+  std::string ckpt = "runs/train/last", arch, out = "runs/export/model.onnx", input, postprocess = "none";
   bool dynamic = false;
   int64_t bn_images = -1, batch = 1, threads = 0;
   int opset = 17;
@@ -65,6 +65,7 @@ std::map<std::string, std::string> model_metadata(const LoadedDetector& m, const
       "images: float32 NCHW, channels B,G,R, values 0..255 (no mean/std normalisation); resize keeping the aspect "
       "ratio so the short side is short_side and the long side at most max_size, then pad bottom and right with "
       "zeros to the graph's size (multiples of 32)";
+  if (o.postprocess == "none") md["detnas.postprocess"] = "none: raw head outputs";  // nms: the exporter says
   md["detnas.short_side"] = std::to_string(m.short_side);
   md["detnas.max_size"] = std::to_string(m.max_size);
   md["detnas.anchors"] =
@@ -91,6 +92,7 @@ void run_export(ExportOptions o) {
   eo.dynamic = o.dynamic;
   eo.batch = o.batch;
   eo.opset = o.opset;
+  eo.nms = o.postprocess == "nms";
   if (!o.input.empty()) {
     std::tie(eo.height, eo.width) = parse_size(o.input);
   } else {  // the largest image eval feeds: max_size (or the short side) rounded up to 32, square
@@ -121,14 +123,20 @@ void setup_export(CLI::App& root) {
   auto o = std::make_shared<ExportOptions>();
   CLI::App* sub = root.add_subcommand("export", "write a trained detector (one path) as an ONNX model");
   sub->footer(
-      "RetinaNet: one graph, images -> per-level class logits and box deltas (+ anchors). FPN Faster R-CNN: two\n"
+      "RetinaNet: one graph, images -> per-level class logits and box deltas (+ anchors), or with --postprocess nms\n"
+      "images + image_size -> boxes, scores, labels. FPN Faster R-CNN: two\n"
       "graphs, OUT (images -> P2..P5, RPN objectness and deltas, anchors) and OUT.box_head.onnx (RoIAlign features\n"
-      "-> class logits, box deltas). BN folded into the convs; no decoding or NMS in the graph.");
+      "-> class logits, box deltas), raw outputs. BN folded into the convs.");
   sub->add_option("--ckpt", o->ckpt, "checkpoint of detnas train (path without extension)")->capture_default_str();
   sub->add_option("--arch", o->arch, "the path to export (supernet checkpoints; default: the path train evaluated)");
   sub->add_option("--out", o->out, "the ONNX file")->capture_default_str();
   sub->add_option("--input", o->input, "fixed input size HxW, multiples of 32 (default: max size x max size)");
   sub->add_flag("--dynamic", o->dynamic, "symbolic batch, height and width (no anchors output)");
+  sub->add_option("--postprocess", o->postprocess,
+                  "none: raw outputs; nms (RetinaNet, batch 1, fixed size): decoded boxes, scores and labels through "
+                  "ONNX's NonMaxSuppression")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "nms"}));
   sub->add_option("--batch", o->batch, "fixed batch size")->capture_default_str()->check(positive());
   sub->add_option("--opset", o->opset, "ONNX opset (13..17)")->capture_default_str();
   sub->add_option("--bn-images", o->bn_images,

@@ -10,6 +10,7 @@
 #include "detect/faster_rcnn.h"
 #include "detect/retinanet.h"
 #include "export/onnx_graph.h"
+#include "export/onnx_nms.h"
 #include "kernels/shuffle.h"
 #include "nn/space.h"
 #include "runtime/autograd.h"
@@ -212,6 +213,7 @@ void export_retinanet(det::RetinaNet& net, const nn::Arch& path, const OnnxOptio
   p[3] = b.conv(p[2], "fpn.p6", "", 2, false);
   p[4] = b.conv(g.node1("Relu", {p[3]}, {}, "fpn.p6.relu"), "fpn.p7", "", 2, false);
   const int64_t K = net.options().num_classes, depth = net.options().tower_depth;
+  std::vector<std::string> cls_out, box_out;
   for (int l = 0; l < 5; ++l) {
     std::string cls = p[size_t(l)], box = p[size_t(l)];
     for (int64_t i = 0; i < depth; ++i) {
@@ -219,8 +221,42 @@ void export_retinanet(det::RetinaNet& net, const nn::Arch& path, const OnnxOptio
       box = b.conv(box, "head.box_tower." + std::to_string(i), "", 1, true);
     }
     const std::string lv = "p" + std::to_string(l + 3);
-    g.output(b.flatten_head(b.conv(cls, "head.cls_logits", "", 1, false), K, "cls_" + lv + ".flat"), "cls_" + lv);
-    g.output(b.flatten_head(b.conv(box, "head.bbox_pred", "", 1, false), 4, "box_" + lv + ".flat"), "box_" + lv);
+    cls_out.push_back(b.flatten_head(b.conv(cls, "head.cls_logits", "", 1, false), K, "cls_" + lv + ".flat"));
+    box_out.push_back(b.flatten_head(b.conv(box, "head.bbox_pred", "", 1, false), 4, "box_" + lv + ".flat"));
+    if (!o.nms) {
+      g.output(cls_out.back(), "cls_" + lv);
+      g.output(box_out.back(), "box_" + lv);
+    }
+  }
+  if (o.nms) {
+    // Per-level anchors of the fixed size, in the rows of the flattened outputs.
+    const rt::Tensor all = fixed_anchors(net, path, o);
+    std::vector<rt::Tensor> per_level;
+    int64_t off = 0;
+    for (int l = 0; l < 5; ++l) {
+      const int64_t h = (o.height + (8 << l) - 1) / (8 << l), w = (o.width + (8 << l) - 1) / (8 << l);
+      const int64_t T = h * w * net.num_anchors_per_location();
+      per_level.push_back(all.narrow(0, off, T).contiguous());
+      off += T;
+    }
+    DETNAS_CHECK(off == all.size(0), "export: ", all.size(0), " anchors for levels of ", off, " rows");
+    const std::string size = g.input("image_size", {2}, {});
+    const NmsOutputs d = retinanet_nms(g, cls_out, box_out, per_level, K, size,
+                                       det::BoxCoder(net.options().box_weights).params(), net.options().post);
+    g.output(d.boxes, "boxes");
+    g.output(d.scores, "scores");
+    g.output(d.labels, "labels", true);
+    const det::PostprocessParams& pp = net.options().post;
+    OnnxOptions with = o;
+    with.metadata["detnas.postprocess"] =
+        "nms: inputs images and image_size (2: the unpadded height, width the boxes are clipped to); outputs boxes "
+        "(D,4: x1,y1,x2,y2 in input pixels; divide by the resize factor for the original image), scores (D), labels "
+        "(D, int64 0..K-1), best first; sigmoid score > " +
+        std::to_string(pp.score_thresh) + ", the top " + std::to_string(pp.pre_nms_top_n) +
+        " per level, per-class NMS at IoU " + std::to_string(pp.nms_thresh) + ", the " +
+        std::to_string(pp.detections_per_image) + " best";
+    finish(g, out, with, "retinanet with post-processing: images, image_size -> boxes, scores, labels", r);
+    return;
   }
   if (!o.dynamic) anchors_output(g, fixed_anchors(net, path, o));
   finish(g, out, o, "retinanet: images -> cls_p3..p7, box_p3..p7" + std::string(o.dynamic ? "" : ", anchors"), r);
@@ -291,6 +327,9 @@ OnnxExport export_onnx(det::Detector& net, const nn::Arch& path_in, const OnnxOp
   DETNAS_CHECK(o.dynamic || (o.height > 0 && o.height % 32 == 0 && o.width > 0 && o.width % 32 == 0),
                "export: input size ", o.height, "x", o.width, " must be positive multiples of 32");
   DETNAS_CHECK(o.batch > 0, "export: batch ", o.batch, " must be positive");
+  DETNAS_CHECK(!o.nms || (std::string(net.kind()) == "retinanet" && o.batch == 1 && !o.dynamic),
+               "export: post-processing inside the graph (nms) is for RetinaNet with a fixed input of batch 1 (",
+               net.kind(), ", batch ", o.batch, o.dynamic ? ", dynamic" : "", ")");
   nn::Arch path = path_in;
   const nn::BackboneOptions& bo = net.backbone().options();
   if (bo.kind == nn::NetKind::Standalone) {

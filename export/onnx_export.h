@@ -4,7 +4,7 @@
 // (ShuffleNetV2's shuffle + halves, or even/odd), concat as Concat, nearest 2x
 // upsampling as Resize (asymmetric, floor), FPN Faster R-CNN's P6 as MaxPool
 // k1 s2, the heads' (N, A*C, H, W) -> (N, H*W*A, C) as Transpose + Reshape.
-// Outputs are raw (no decoding, no NMS):
+// Outputs are raw (no decoding, no NMS) unless OnnxOptions::nms:
 //   RetinaNet            one graph, input "images" (N,3,H,W); outputs cls_p3..p7
 //                        (N, H*W*A, K) logits, box_p3..p7 (N, H*W*A, 4) deltas,
 //                        and "anchors" (T, 4) for the fixed input size;
@@ -16,7 +16,7 @@
 //                        "box_deltas" (R, 4(K+1))).
 // The anchors rows follow the outputs' row order (levels concatenated). With
 // `dynamic` (symbolic N, H, W) there is no anchors output: the metadata states the
-// rules that generate them. Not here: decoding, NMS and RoIAlign inside the graph.
+// rules that generate them. Not here: RoIAlign and FPN Faster R-CNN's decoding inside a graph.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -33,6 +33,11 @@ struct OnnxOptions {
   int64_t batch = 1;
   bool dynamic = false;  // symbolic batch, height and width
   int opset = 17;
+  // RetinaNet only, batch 1, fixed size: decoded, NMS-ed detections (export/onnx_nms.h)
+  // instead of the raw outputs; a second input "image_size" (2) = the unpadded
+  // (height, width) the boxes are clipped to; outputs "boxes" (D,4) in input pixels,
+  // "scores" (D), "labels" (D, int64, 0..K-1).
+  bool nms = false;
   std::map<std::string, std::string> metadata;  // added to the model's metadata_props
 };
 

@@ -49,7 +49,7 @@ std::string OnnxGraph::input(const std::string& name, const std::vector<int64_t>
   return v;
 }
 
-void OnnxGraph::output(const std::string& value, const std::string& name) {
+void OnnxGraph::output(const std::string& value, const std::string& name, bool int64) {
   const std::string v = fresh(name);
   DETNAS_CHECK(v == name, "export: output name ", name, " used twice");
   auto* n = model_.mutable_graph()->add_node();
@@ -59,7 +59,7 @@ void OnnxGraph::output(const std::string& value, const std::string& name) {
   n->add_output(v);
   auto* o = model_.mutable_graph()->add_output();
   o->set_name(v);
-  o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  o->mutable_type()->mutable_tensor_type()->set_elem_type(int64 ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
 }
 
 std::string OnnxGraph::initializer(const std::string& hint, const std::vector<int64_t>& shape,

@@ -36,8 +36,11 @@ class OnnxGraph {
   // A float input; a dimension < 0 is symbolic, named by dim_names[i].
   std::string input(const std::string& name, const std::vector<int64_t>& shape,
                     const std::vector<std::string>& dim_names);
-  // Declares `value` a graph output named `name` (an Identity node renames it).
-  void output(const std::string& value, const std::string& name);
+  // Declares `value` (float, or int64) a graph output named `name` (an Identity node renames it).
+  void output(const std::string& value, const std::string& name, bool int64 = false);
+  // A scalar (shape {}) constant.
+  std::string scalar(const std::string& hint, float v) { return initializer(hint, {}, {v}); }
+  std::string scalar_i64(const std::string& hint, int64_t v) { return initializer_i64(hint, {}, {v}); }
   std::string initializer(const std::string& hint, const std::vector<int64_t>& shape, std::vector<float> data);
   std::string initializer_i64(const std::string& hint, const std::vector<int64_t>& shape,
                               const std::vector<int64_t>& data);

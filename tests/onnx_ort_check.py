@@ -2,9 +2,10 @@
 """Runs an exported detnas ONNX graph in ONNX Runtime and compares its outputs
 with detnas's own (tests/test_onnx_export.cpp writes both):
 
-    python tests/onnx_ort_check.py MODEL.onnx REF.safetensors INPUT_NAME [RTOL]
+    python tests/onnx_ort_check.py MODEL.onnx REF.safetensors INPUTS [RTOL]
 
-REF holds the graph input (INPUT_NAME, e.g. "images" or "roi_features") and
+REF holds the graph inputs (INPUTS, comma-separated: e.g. "images",
+"roi_features" or "images,image_size") and
 detnas's value of every graph output under the output's name. Every graph output
 must be in REF; each is compared as |ort - ref| <= RTOL * max(1e-3, max |ref|) (the
 graph folds BN into the convs, so rounding differs from detnas's conv -> BN).
@@ -40,18 +41,19 @@ def main():
     if len(sys.argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    model, ref_path, input_name = sys.argv[1:4]
+    model, ref_path, inputs = sys.argv[1:4]
+    inputs = inputs.split(",")
     rtol = float(sys.argv[4]) if len(sys.argv) == 5 else 1e-4
     ref = read_safetensors(ref_path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    missing = [n for n in names if n not in ref]
-    if missing or input_name not in ref:
-        print(f"onnx_ort_check: {ref_path} lacks {missing + ([input_name] if input_name not in ref else [])}")
+    missing = [n for n in names + inputs if n not in ref]
+    if missing:
+        print(f"onnx_ort_check: {ref_path} lacks {missing}")
         return 2
-    got = sess.run(names, {input_name: np.ascontiguousarray(ref[input_name])})
+    got = sess.run(names, {n: np.ascontiguousarray(ref[n]) for n in inputs})
     ok = True
     for n, g in zip(names, got):
         r = ref[n]

@@ -523,6 +523,8 @@ TEST_CASE("bad input: export") {
   c.fail(ex(f.ckpt, {"--input", "big"}), {"--input", "big"});
   c.fail(ex(f.ckpt, {"--input", "64x64", "--dynamic"}), {"--dynamic"});
   c.fail(ex(f.ckpt, {"--opset", "9"}), {"opset 9"});
+  c.fail(ex(f.ckpt, {"--postprocess", "nms", "--dynamic"}), {"batch 1"});
+  c.fail(ex(f.ckpt, {"--postprocess", "soft"}), {"--postprocess", "soft"});
   c.fail(ex(f.ckpt, {"--batch", "0"}), {"--batch", "0"});
   c.fail(ex(f.ckpt, {"--out", f.jpg + "/m.onnx"}), {f.jpg});
   c.fail(ex(f.ckpt, {"--data", f.dir + "/nowhere"}), {f.dir + "/nowhere"});
@@ -541,4 +543,11 @@ TEST_CASE("export: a trained supernet path from the command line, with its metad
   for (const char* s : {"detnas.arch", "0,1,2,3,0,1,2,3,0,1", "detnas.categories", "detnas.input", "detnas.anchors",
                         "cls_p3", "box_p7", "anchors"})
     CHECK_MESSAGE(bytes.find(s) != std::string::npos, out << " does not hold '" << s << "'");
+  // With the post-processing inside: boxes, scores and labels instead of the raw outputs.
+  r = test::run_argv({f.bin, "export", "--ckpt", f.ckpt, "--data", f.det, "--bn-images", "2", "--input", "64x96",
+                      "--postprocess", "nms", "--out", out});
+  REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  const std::string nms = read_file(out);
+  for (const char* s : {"image_size", "NonMaxSuppression", "boxes", "scores", "labels", "detnas.postprocess"})
+    CHECK_MESSAGE(nms.find(s) != std::string::npos, out << " does not hold '" << s << "'");
 }

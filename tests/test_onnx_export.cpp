@@ -94,20 +94,25 @@ std::string ort_python() {
   return status == 0 ? py : "";
 }
 
-// Writes `input_name` and detnas's outputs to REF and runs the ONNX Runtime check.
-void check_with_ort(const std::string& model, const std::string& ref, const std::string& input_name,
-                    const Tensor& input, const std::map<std::string, Tensor>& outputs) {
+// Writes the inputs and detnas's outputs to REF and runs the ONNX Runtime check.
+void check_with_ort(const std::string& model, const std::string& ref, const std::map<std::string, Tensor>& inputs,
+                    const std::map<std::string, Tensor>& outputs) {
   const std::string py = ort_python();
   if (py.empty()) {
     test::test_skip("ONNX Runtime not installed (make deps creates .venv with it; or set DETNAS_ORT_PYTHON)");
     return;
   }
-  nn::NamedTensors t = {{input_name, input}};
+  nn::NamedTensors t;
+  std::string names;
+  for (const auto& [n, v] : inputs) {
+    t.emplace_back(n, v);
+    names += (names.empty() ? "" : ",") + n;
+  }
   for (const auto& [n, v] : outputs) t.emplace_back(n, v);
   nn::save_safetensors(ref, t);
   int status = -1;
   const std::string out =
-      test::run_capture(py + " tests/onnx_ort_check.py " + model + " " + ref + " " + input_name + " 2>&1", &status);
+      test::run_capture(py + " tests/onnx_ort_check.py " + model + " " + ref + " " + names + " 2>&1", &status);
   MESSAGE(model << ":\n" << out);
   CHECK_MESSAGE(status == 0, "ONNX Runtime disagrees with detnas (or did not run) on " << model << ":\n" << out);
 }
@@ -129,7 +134,7 @@ TEST_CASE("onnx export: RetinaNet standalone, ONNX Runtime equals detnas (fixed 
     CHECK(file_exists(d + "/m.onnx"));
     CHECK(r.bytes > 0);
     const Tensor x = random_images(2, 64, 96, 7);
-    check_with_ort(d + "/m.onnx", d + "/ref.safetensors", "images", x, exporter::reference_outputs(*net, {}, x));
+    check_with_ort(d + "/m.onnx", d + "/ref.safetensors", {{"images", x}}, exporter::reference_outputs(*net, {}, x));
     remove_all(d);
   }
 }
@@ -145,7 +150,7 @@ TEST_CASE("onnx export: RetinaNet supernet path, dynamic input") {
   const Tensor x = random_images(1, 96, 64, 8);
   auto ref = exporter::reference_outputs(*net, kPathB, x);
   ref.erase("anchors");  // a dynamic graph has no anchors output
-  check_with_ort(d + "/m.onnx", d + "/ref.safetensors", "images", x, ref);
+  check_with_ort(d + "/m.onnx", d + "/ref.safetensors", {{"images", x}}, ref);
   // A supernet needs its path.
   CHECK_THROWS_WITH_AS(exporter::export_onnx(*net, {}, o, d + "/n.onnx"), doctest::Contains("--arch"), Error);
   remove_all(d);
@@ -168,10 +173,49 @@ TEST_CASE("onnx export: FPN Faster R-CNN, both stages, standalone and supernet p
     auto ref = exporter::reference_outputs(*net, path, x, rois);
     std::map<std::string, Tensor> stage1, stage2;
     for (const auto& [n, v] : ref) (n == "class_logits" || n == "box_deltas" ? stage2 : stage1)[n] = v;
-    check_with_ort(r.files[0], d + "/ref1.safetensors", "images", x, stage1);
-    check_with_ort(r.files[1], d + "/ref2.safetensors", "roi_features", rois, stage2);
+    check_with_ort(r.files[0], d + "/ref1.safetensors", {{"images", x}}, stage1);
+    check_with_ort(r.files[1], d + "/ref2.safetensors", {{"roi_features", rois}}, stage2);
     remove_all(d);
   }
+}
+
+TEST_CASE("onnx export: RetinaNet with post-processing (decode, NMS) gives detnas's detections") {
+  auto net = retinanet(nn::NetKind::Standalone);
+  randomise_bn(*net, 400);
+  // Class logits spread over a wide range, so that many candidates pass the score
+  // threshold, NMS has work to do and the 100-detection cut applies.
+  for (auto& p : net->parameters())
+    if (p.name.rfind("head.cls_logits.", 0) == 0) {
+      std::vector<float> v = test::randn_f(p.tensor.numel(), 41, p.kind == nn::ParamKind::Bias ? 0.5 : 0.4);
+      p.tensor.copy_from(Tensor::from_vector(p.tensor.shape(), v));
+    }
+  const std::string d = tmp_dir("rn_nms");
+  exporter::OnnxOptions o;
+  o.height = 96;
+  o.width = 128;
+  o.nms = true;
+  exporter::export_onnx(*net, {}, o, d + "/m.onnx");
+  const Tensor x = random_images(1, 96, 128, 12);
+  // The unpadded image is smaller than the graph's input: boxes clip to it.
+  const int64_t h = 90, w = 120;
+  auto dets = net->detect(x, {{0, h, w, 1.0, 1.0}}, {})[0];
+  REQUIRE(dets.size() == 100);  // the cut applies
+  std::vector<float> boxes, scores, labels;
+  for (const det::Detection& e : dets) {
+    boxes.insert(boxes.end(), {e.x1, e.y1, e.x2, e.y2});
+    scores.push_back(e.score);
+    labels.push_back(float(e.label));
+  }
+  const int64_t D = int64_t(dets.size());
+  check_with_ort(d + "/m.onnx", d + "/ref.safetensors",
+                 {{"images", x}, {"image_size", Tensor::from_vector({2}, {float(h), float(w)})}},
+                 {{"boxes", Tensor::from_vector({D, 4}, boxes)},
+                  {"scores", Tensor::from_vector({D}, scores)},
+                  {"labels", Tensor::from_vector({D}, labels)}});
+  exporter::OnnxOptions bad = o;
+  bad.batch = 2;
+  CHECK_THROWS_WITH_AS(exporter::export_onnx(*net, {}, bad, d + "/n.onnx"), doctest::Contains("batch 1"), Error);
+  remove_all(d);
 }
 
 TEST_CASE("onnx export: bad options") {
