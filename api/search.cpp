@@ -15,6 +15,10 @@ ArchCost arch_cost(const std::string& space_name, const Arch& arch, const CostOp
   return search::arch_cost(nn::space_by_name(space_name), arch, options);
 }
 
+std::function<double(const Arch&)> latency_predictor(const LatencyTable& table) {
+  return [table](const Arch& a) { return table.predict_ms(a); };
+}
+
 Arch sample_arch(const std::string& space_name, Rng& rng) {
   return search::sample_uniform_path(nn::space_by_name(space_name), rng);
 }

@@ -16,6 +16,8 @@
 #include "runtime/rng.h"
 #include "search/cost_model.h"
 #include "search/evolution.h"
+#include "search/latency.h"
+#include "search/latency_measure.h"
 #include "search/path_sampler.h"
 
 namespace detnas::api {
@@ -32,8 +34,24 @@ ArchCost arch_cost(const std::string& space_name, const Arch& arch, const CostOp
 // One uniformly random choice per block.
 Arch sample_arch(const std::string& space_name, Rng& rng);
 
+// Latency tables (`detnas latency-table`): measured per-block, per-choice
+// inference times on one machine; predict_ms(arch) sums an architecture's
+// entries and the fixed parts. measure_latency_table / measure_arch_latency time
+// them on this machine (CPU). Set EvolutionConfig::latency_ms to a table's
+// predictor (and latency_budget_ms) to search under a latency budget;
+// latency_objective is the soft-constraint fitness AP x (latency / target)^w.
+using search::latency_objective;
+using search::LatencyMeasureOptions;
+using search::LatencyTable;
+using search::measure_arch_latency;
+using search::measure_latency_table;
+using search::read_latency_table;
+using search::write_latency_table;
+// The predictor of a table as EvolutionConfig::latency_ms wants it (the table is copied).
+std::function<double(const Arch&)> latency_predictor(const LatencyTable& table);
+
 // Evolution: config (population, parents, mutants, crossovers, generations,
-// mutate_prob, flops_budget_m, strategy, seed), candidates, and the
+// mutate_prob, flops_budget_m, latency_ms + latency_budget_ms, strategy, seed), candidates, and the
 // step-by-step search::Evolution (next / record / to_json / from_json) for
 // callers that evaluate asynchronously or save and resume the state.
 using search::Candidate;

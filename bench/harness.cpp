@@ -18,6 +18,7 @@
 #include "runtime/device_allocator.h"
 #endif
 #include "core/error.h"
+#include "runtime/threads.h"
 
 namespace detnas::bench {
 
@@ -187,21 +188,7 @@ Timing time_cuda(const std::function<void()>& f, double budget_s) {
 #endif
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t c = line.find(':');
-      if (c != std::string::npos) {
-        std::string v = line.substr(c + 1);
-        size_t b = v.find_first_not_of(" \t");
-        return b == std::string::npos ? "unknown" : v.substr(b);
-      }
-    }
-  }
-  return "unknown";
-}
+std::string cpu_model() { return rt::cpu_model(); }
 
 std::string loadavg() {
   std::ifstream in("/proc/loadavg");

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "nn/space.h"
 #include "search/cost_model.h"
+#include "search/latency.h"
 
 namespace detnas::cli {
 namespace {
@@ -23,6 +24,7 @@ struct FlopsOptions {
   int64_t classes = 1000;
   bool no_head_bias = false;
   bool json = false;
+  std::string latency_table;
 };
 
 // "--arch" is either a file holding the list or the list itself.
@@ -110,7 +112,10 @@ void print_json(const nn::SearchSpace& sp, const nn::Arch& arch, const search::A
   }
   os << "],\n \"blocks\": [";
   for (size_t i = 0; i < c.blocks.size(); ++i) os << (i ? ", " : "") << cost(c.blocks[i]);
-  os << "]}\n";
+  os << "]";
+  if (!o.latency_table.empty())
+    os << ",\n \"predicted_latency_ms\": " << search::read_latency_table(o.latency_table, sp.name).predict_ms(arch);
+  os << "}\n";
   std::fputs(os.str().c_str(), stdout);
 }
 
@@ -123,10 +128,17 @@ void run_flops(const FlopsOptions& o) {
   co.num_classes = o.classes;
   co.head_bias = o.no_head_bias ? search::HeadBias::Without : search::HeadBias::With;
   const search::ArchCost c = search::arch_cost(sp, arch, co);
-  if (o.json)
+  if (o.json) {
     print_json(sp, arch, c, co.height, co.width, o);
-  else
-    print_table(sp, arch, c, co.height, co.width, o);
+    return;
+  }
+  print_table(sp, arch, c, co.height, co.width, o);
+  if (!o.latency_table.empty()) {
+    const search::LatencyTable t = search::read_latency_table(o.latency_table, sp.name);
+    std::printf("\npredicted latency %.3f ms (%s at %lldx%lld, batch %lld, %lld threads, %s; fixed parts %.3f ms)\n",
+                t.predict_ms(arch), t.detector.c_str(), (long long)t.height, (long long)t.width, (long long)t.batch,
+                (long long)t.threads, t.machine.c_str(), t.fixed_ms());
+  }
 }
 
 void setup_flops(CLI::App& root) {
@@ -143,6 +155,8 @@ void setup_flops(CLI::App& root) {
   sub->add_option("--classes", o->classes, "classifier outputs of the head")->capture_default_str()->check(positive());
   sub->add_flag("--no-head-bias", o->no_head_bias, "head conv and classifier without bias (the SPOS network)");
   sub->add_flag("--json", o->json, "print one JSON object instead of a table");
+  sub->add_option("--latency-table", o->latency_table,
+                  "also print the latency predicted by this table (detnas latency-table) for the same space");
   sub->callback([o] { run_flops(*o); });
 }
 

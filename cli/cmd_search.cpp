@@ -25,6 +25,7 @@
 #include "search/candidate_eval.h"
 #include "search/cost_model.h"
 #include "search/evolution.h"
+#include "search/latency.h"
 
 namespace detnas::cli {
 namespace {
@@ -32,7 +33,8 @@ namespace {
 struct SearchOptions {
   DeviceOptions dev;
   DataOptions d;
-  std::string ckpt = "runs/train/last", out = "runs/search", strategy = "evolution";
+  std::string ckpt = "runs/train/last", out = "runs/search", strategy = "evolution", latency_table, objective = "ap";
+  double latency_budget = 0, latency_weight = -0.07;
   int64_t population = -1, parents = -1, mutants = -1, crossovers = -1, generations = -1, attempt_factor = 10;
   double mutate_prob = 0.1, budget = -1, bn_momentum = 0;
   int64_t bn_images = -1, batch = -1, threads = 0, stop_after = -1;
@@ -58,19 +60,34 @@ search::EvolutionConfig default_config(const nn::SearchSpace& space) {
   return c;
 }
 
-void write_outputs(const search::Evolution& evo, const std::string& out) {
+// How a candidate's AP becomes its fitness: the AP itself, or with a latency
+// target the soft-constraint objective AP x (latency / target)^w.
+struct Objective {
+  bool latency = false;
+  double target_ms = 0, w = -0.07;
+  double fitness(double ap, double latency_ms) const {
+    return latency ? search::latency_objective(ap, latency_ms, target_ms, w) : ap;
+  }
+  double ap(const search::Candidate& c) const {
+    return latency ? c.fitness / std::pow(c.latency_ms / target_ms, w) : c.fitness;
+  }
+};
+
+void write_outputs(const search::Evolution& evo, const std::string& out, const Objective& obj) {
   // top10.json
   data::JsonWriter t(data::JsonStyle::Pretty);
   t.begin_array();
   for (const search::Candidate& c : evo.top(10)) {
-    t.begin_object().field("arch", nn::format_arch(c.arch)).field("ap", c.fitness);
+    t.begin_object().field("arch", nn::format_arch(c.arch)).field("ap", obj.ap(c));
+    if (obj.latency) t.field("fitness", c.fitness);
     t.key("flops_m").value(c.flops_m, data::Precision{7}).key("params_m").value(c.params_m, data::Precision{7});
+    if (c.latency_ms > 0) t.field("latency_ms", c.latency_ms);
     t.field("generation", c.generation).field("index", c.index).end_object();
   }
   t.end_array();
   write_file_atomic(path_join(out, "top10.json"), t.str());
   // plot.svg
-  std::vector<double> x, y;
+  std::vector<double> x, y, lat;
   Series pts;
   pts.line = false;
   pts.points = true;
@@ -79,7 +96,8 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
   for (const search::Candidate& c : evo.candidates()) {
     if (!c.evaluated) continue;
     x.push_back(c.flops_m);
-    y.push_back(c.fitness);
+    y.push_back(obj.ap(c));
+    lat.push_back(c.latency_ms);
     pts.point_colors.push_back(ramp_color(double(c.generation) / double(gens)));
   }
   pts.x = x;
@@ -107,8 +125,22 @@ void write_outputs(const search::Evolution& evo, const std::string& out) {
     best.x.push_back(double(g));
     best.y.push_back(bg[g]);
   }
-  Chart progress{"best AP by generation", "generation", "AP", {best}, {}};
-  write_file_atomic(path_join(out, "plot.svg"), render_svg({scatter, progress}));
+  Chart progress{obj.latency ? "best fitness (AP x (latency / target)^w) by generation" : "best AP by generation",
+                 "generation",
+                 obj.latency ? "fitness" : "AP",
+                 {best},
+                 {}};
+  std::vector<Chart> charts = {scatter, progress};
+  if (evo.config().latency_ms) {  // AP against predicted latency, same points
+    Series lp = pts;
+    lp.x = lat;
+    Chart by_latency{"AP against predicted latency (latency table)", "predicted latency (ms)", "AP", {lp}, {}};
+    if (evo.config().latency_budget_ms > 0)
+      by_latency.vlines.push_back({evo.config().latency_budget_ms, "budget", "#d62728"});
+    if (obj.latency) by_latency.vlines.push_back({obj.target_ms, "target", "#d62728"});
+    charts.insert(charts.begin() + 1, by_latency);
+  }
+  write_file_atomic(path_join(out, "plot.svg"), render_svg(charts));
 }
 
 // One candidate's result as sent between ranks (plain doubles, same binary on every rank).
@@ -138,6 +170,30 @@ void run_search(SearchOptions o) {
   c.mutate_prob = o.mutate_prob;
   c.attempt_factor = o.attempt_factor;
   c.seed = o.seed;
+  Objective obj;
+  std::string latency_note;
+  DETNAS_CHECK(o.objective == "ap" || !o.latency_table.empty(), "search: --objective ", o.objective,
+               " needs --latency-table");
+  DETNAS_CHECK(o.latency_budget <= 0 || !o.latency_table.empty(), "search: --latency-budget needs --latency-table");
+  if (!o.latency_table.empty()) {
+    auto table = std::make_shared<search::LatencyTable>(search::read_latency_table(o.latency_table, space.name));
+    DETNAS_CHECK(table->detector == m.config.kind, "search: ", o.latency_table, " was measured for the ",
+                 table->detector, " detector, the checkpoint is ", m.config.kind);
+    c.latency_ms = [table](const nn::Arch& a) { return table->predict_ms(a); };
+    if (o.objective == "ap-latency") {
+      DETNAS_CHECK(o.latency_budget > 0, "search: --objective ap-latency needs --latency-budget (the target, ms)");
+      obj = {true, o.latency_budget, o.latency_weight};
+    } else {
+      c.latency_budget_ms = o.latency_budget;
+    }
+    latency_note = "; latency table " + o.latency_table + " (" + table->machine + ", " +
+                   std::to_string(table->threads) + " threads, input " + std::to_string(table->height) + "x" +
+                   std::to_string(table->width) + ")" +
+                   (obj.latency ? ", objective AP x (latency / " + std::to_string(o.latency_budget) + " ms)^" +
+                                      std::to_string(o.latency_weight)
+                    : o.latency_budget > 0 ? ", latency budget " + std::to_string(o.latency_budget) + " ms"
+                                           : "");
+  }
   search::EvalSettings es;
   es.batch = o.batch > 0 ? o.batch : m.batch;
   es.short_side = m.short_side;
@@ -173,7 +229,8 @@ void run_search(SearchOptions o) {
            ", mutants ", c.mutants, ", crossovers ", c.crossovers, ", budget ", c.flops_budget_m,
            " MMACs; BN recalibration on ", es.bn_images, " training images (momentum ", es.bn_momentum, "), AP on ",
            dd.val_name, " (", dd.val.size(), " images)", o.resume ? "; resumed after " + std::to_string(done0) : "",
-           rt::dist::active() ? "; candidates spread over " + std::to_string(rt::dist::size()) + " ranks" : "");
+           rt::dist::active() ? "; candidates spread over " + std::to_string(rt::dist::size()) + " ranks" : "",
+           latency_note);
   const int64_t total = c.population * c.generations;
   Progress prog(done0, total);
   int64_t evaluated_now = 0;
@@ -207,26 +264,30 @@ void run_search(SearchOptions o) {
         j.field("arch", nn::format_arch(cand.arch)).key("flops_m").value(cand.flops_m, data::Precision{7});
         j.key("params_m").value(cand.params_m, data::Precision{7});
         j.field("ap", sc.ap).field("ap50", sc.ap50).field("ap75", sc.ap75);
+        if (c.latency_ms) j.field("latency_ms", cand.latency_ms);
+        if (obj.latency) j.field("fitness", obj.fitness(sc.ap, cand.latency_ms));
         j.field("seconds", secs).field("recal_seconds", sc.recal_seconds).field("infer_seconds", sc.infer_seconds);
         j.field("rank", r).end_object();
         log->write(j.str());
         log->sync();  // the record is on disk before the state that counts it
         fault_point("search.after_log");
       }
-      evo.record_index(sc.index, sc.ap, secs);
+      evo.record_index(sc.index, obj.fitness(sc.ap, cand.latency_ms), secs);
       if (rt::dist::is_root()) {
         // The state is the commit point: a crash before this rename redoes the
         // candidate (--resume drops its search.jsonl record), one after it does not.
         write_file_atomic(state_path, evo.to_json());
         fault_point("search.after_state");
-        write_outputs(evo, o.out);
+        write_outputs(evo, o.out, obj);
       }
       ++evaluated_now;
       const search::Candidate best = evo.top(1)[0];
       if (rt::dist::is_root())
-        std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs  %.1fs  | best AP %.4f (%s)  %s\n",
+        std::fprintf(stderr, "search %lld/%lld gen %lld %-9s AP %.4f  %.1f MMACs%s  %.1fs  | best %s %.4f (%s)  %s\n",
                      (long long)evo.num_evaluated(), (long long)total, (long long)cand.generation, cand.origin.c_str(),
-                     sc.ap, cand.flops_m, secs, best.fitness, nn::format_arch(best.arch).c_str(),
+                     sc.ap, cand.flops_m,
+                     c.latency_ms ? ("  " + std::to_string(cand.latency_ms).substr(0, 6) + " ms").c_str() : "", secs,
+                     obj.latency ? "fitness" : "AP", best.fitness, nn::format_arch(best.arch).c_str(),
                      prog.eta(evo.num_evaluated()).c_str());
     }
     if (o.stop_after > 0 && evaluated_now >= o.stop_after) {
@@ -236,18 +297,21 @@ void run_search(SearchOptions o) {
   }
   // Every draw over the budget: nothing was evaluated, so there is no best.
   DETNAS_CHECK(evo.num_evaluated() > 0, "search: no architecture of space ", space.name, " met --flops-budget ",
-               c.flops_budget_m, " MMACs in ", c.population * c.attempt_factor, " random draws (the all-k3 path costs ",
+               c.flops_budget_m, " MMACs",
+               c.latency_budget_ms > 0 ? " and --latency-budget " + std::to_string(c.latency_budget_ms) + " ms" : "",
+               " in ", c.population * c.attempt_factor, " random draws (the all-k3 path costs ",
                search::arch_cost(space, nn::uniform_arch(space, 0)).backbone.mega_macs(), " MMACs)");
   if (!rt::dist::is_root()) return;
-  write_outputs(evo, o.out);
+  write_outputs(evo, o.out, obj);
   const std::vector<double> bg = evo.best_by_generation();
   std::string by_gen;
   for (size_t g = 0; g < bg.size(); ++g) by_gen += (g ? ", " : "") + std::to_string(bg[g]).substr(0, 6);
   const search::Candidate best = evo.top(1)[0];
   log_info("search: done, ", evo.num_evaluated(), " candidates in ", format_duration(prog.elapsed()),
            "; best AP by generation: ", by_gen);
-  log_info("search: best ", nn::format_arch(best.arch), " AP ", best.fitness, " at ", best.flops_m,
-           " MMACs; results in ", o.out, " (top10.json, search.jsonl, plot.svg)");
+  log_info("search: best ", nn::format_arch(best.arch), " AP ", obj.ap(best), " at ", best.flops_m, " MMACs",
+           c.latency_ms ? " (predicted " + std::to_string(best.latency_ms) + " ms)" : "", "; results in ", o.out,
+           " (top10.json, search.jsonl, plot.svg)");
   std::printf("%s\n", nn::format_arch(best.arch).c_str());
 }
 
@@ -271,6 +335,20 @@ void setup_search(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(0, 1));
   sub->add_option("--flops-budget", o->budget, "backbone MMACs at 224x224 (0: none)")->check(non_negative());
+  sub->add_option("--latency-table", o->latency_table,
+                  "latency table of `detnas latency-table` for this space and detector: predicted latency per "
+                  "candidate");
+  sub->add_option("--latency-budget", o->latency_budget,
+                  "ms: with --objective ap, candidates predicted slower are illegal (as over the FLOPs budget); with "
+                  "ap-latency, the target")
+      ->check(non_negative());
+  sub->add_option("--objective", o->objective,
+                  "ap, or ap-latency: fitness AP x (latency / target)^w, a soft constraint (MnasNet)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ap", "ap-latency"}));
+  sub->add_option("--latency-weight", o->latency_weight, "w of ap-latency (< 0)")
+      ->capture_default_str()
+      ->check(in_range(-10, 0));
   sub->add_option("--attempt-factor", o->attempt_factor, "give up after this many x the wanted draws")
       ->capture_default_str()
       ->check(positive());

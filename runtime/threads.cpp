@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "core/error.h"
@@ -57,6 +58,22 @@ void ensure_blas_core(char** argv) {
   setenv("DETNAS_BLAS_CORE", "keep", 1);  // never loop
   execv("/proc/self/exe", argv);
   log_warn("blas: restart failed; continuing with the defaults");
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      size_t c = line.find(':');
+      if (c != std::string::npos) {
+        std::string v = line.substr(c + 1);
+        size_t b = v.find_first_not_of(" \t");
+        return b == std::string::npos ? "unknown" : v.substr(b);
+      }
+    }
+  }
+  return "unknown";
 }
 
 }  // namespace detnas::rt

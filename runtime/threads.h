@@ -6,6 +6,7 @@
 // GEMM panels; every other parallel loop writes each output from one thread).
 // Not here: OpenBLAS's own thread count, which gemm keeps at 1 (kernels/gemm_cpu.cpp).
 #pragma once
+#include <string>
 
 namespace detnas::rt {
 
@@ -33,5 +34,8 @@ int num_threads();
 void ensure_blas_core(char** argv);
 // The core OpenBLAS is running ("SkylakeX", "Prescott", ...).
 const char* blas_core_name();
+// The CPU's "model name" from /proc/cpuinfo ("unknown" when there is none): what
+// bench reports and latency tables record as the machine.
+std::string cpu_model();
 
 }  // namespace detnas::rt

@@ -33,6 +33,8 @@ void EvolutionConfig::validate() const {
   DETNAS_CHECK(mutate_prob >= 0 && mutate_prob <= 1, "search: mutation probability must be in [0, 1], got ",
                mutate_prob);
   DETNAS_CHECK(attempt_factor > 0, "search: attempt factor must be > 0, got ", attempt_factor);
+  DETNAS_CHECK(std::isfinite(latency_budget_ms) && (latency_budget_ms <= 0 || latency_ms), "search: latency budget ",
+               latency_budget_ms, " ms needs a latency predictor (a latency table)");
 }
 
 Evolution::Evolution(const nn::SearchSpace& space, const EvolutionConfig& config)
@@ -49,6 +51,8 @@ bool Evolution::try_add(nn::Arch a, const char* origin) {
   const ArchCost cost = arch_cost(space_, a);
   const double flops = cost.backbone.mega_macs();
   if (c_.flops_budget_m > 0 && flops > c_.flops_budget_m) return false;
+  const double latency = c_.latency_ms ? c_.latency_ms(a) : 0.0;
+  if (c_.latency_budget_ms > 0 && latency > c_.latency_budget_ms) return false;
   Candidate c;
   c.index = int64_t(cands_.size());
   c.generation = generation_;
@@ -56,6 +60,7 @@ bool Evolution::try_add(nn::Arch a, const char* origin) {
   c.arch = std::move(a);
   c.flops_m = flops;
   c.params_m = cost.backbone.mega_params();
+  c.latency_ms = latency;
   cands_.push_back(std::move(c));
   return true;
 }
@@ -170,6 +175,7 @@ void write_config(data::JsonWriter& j, const nn::SearchSpace& space, const Evolu
   j.field("parents", c.parents).field("mutants", c.mutants).field("crossovers", c.crossovers);
   j.field("generations", c.generations).field("mutate_prob", c.mutate_prob).field("flops_budget_m", c.flops_budget_m);
   j.field("attempt_factor", c.attempt_factor).field("seed", (unsigned long long)c.seed);
+  if (c.latency_budget_ms > 0) j.field("latency_budget_ms", c.latency_budget_ms);  // states from before stay valid
 }
 }  // namespace
 
@@ -186,7 +192,11 @@ std::string Evolution::to_json() const {
   for (const Candidate& c : cands_) {
     j.begin_object().field("index", c.index).field("generation", c.generation).field("origin", c.origin);
     j.field("arch", nn::format_arch(c.arch)).field("flops_m", c.flops_m).field("params_m", c.params_m);
-    j.field("evaluated", c.evaluated).field("fitness", c.fitness).field("seconds", c.seconds).end_object();
+    j.field("latency_ms", c.latency_ms)
+        .field("evaluated", c.evaluated)
+        .field("fitness", c.fitness)
+        .field("seconds", c.seconds)
+        .end_object();
   }
   j.end_array().end_object();
   return j.str();
@@ -217,6 +227,11 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
       DETNAS_CHECK(a == b, where, ": the saved search has ", std::string(key), " = ", a, " but this run asks for ", b,
                    "; resume with the same options or use a new --out");
     }
+    for (auto [key, value] : stored) {
+      simdjson::dom::element w;
+      DETNAS_CHECK(!want_doc[key].get(w), where, ": the saved search has ", std::string(key), " = ",
+                   simdjson::minify(value), " but this run has none; resume with the same options or use a new --out");
+    }
     simdjson::dom::array rng = doc["rng"].get_array();
     DETNAS_CHECK(rng.size() == 2, where, ": 'rng' must hold two numbers");
     e.rng_.set_state(uint64_t(rng.at(0).get_uint64()), uint64_t(rng.at(1).get_uint64()));
@@ -235,6 +250,7 @@ Evolution Evolution::from_json(const nn::SearchSpace& space, const EvolutionConf
       nn::validate_arch(space, c.arch);
       c.flops_m = double(ce["flops_m"].get_double());
       c.params_m = double(ce["params_m"].get_double());
+      if (double lat = 0; !ce["latency_ms"].get(lat)) c.latency_ms = lat;  // absent in states from before
       c.evaluated = bool(ce["evaluated"].get_bool());
       c.fitness = double(ce["fitness"].get_double());
       c.seconds = double(ce["seconds"].get_double());

@@ -10,7 +10,8 @@
 // take each gene from one of two distinct random parents with probability 1/2;
 // random candidates fill the generation up to `population`. A candidate is
 // legal when no earlier candidate had the same architecture and its backbone
-// MACs at 224x224 are <= the budget; illegal draws are discarded and redrawn,
+// MACs at 224x224 are <= the budget (and its predicted latency <= the latency
+// budget, when there is one); illegal draws are discarded and redrawn,
 // giving up after `attempt_factor` x the wanted number of draws (the generation
 // is then smaller). Strategy::Random proposes `population` random legal
 // candidates per generation for the same number of generations (same number of
@@ -41,6 +42,11 @@ struct EvolutionConfig {
   int64_t generations = 20;
   double mutate_prob = 0.1;
   double flops_budget_m = 300;  // backbone MMACs at 224x224; <= 0: unconstrained
+  // Predicted latency of an architecture (ms; e.g. a search/latency.h table), shown
+  // for every candidate when set; with latency_budget_ms > 0 a candidate predicted
+  // above the budget is illegal, exactly as one above the FLOPs budget.
+  std::function<double(const nn::Arch&)> latency_ms;
+  double latency_budget_ms = 0;
   int64_t attempt_factor = 10;
   uint64_t seed = 0;
   void validate() const;  // throws naming the bad field
@@ -51,8 +57,9 @@ struct Candidate {
   int64_t generation = 0;
   std::string origin;  // "random", "mutation", "crossover"
   nn::Arch arch;
-  double flops_m = 0;   // backbone MMACs at 224x224
-  double params_m = 0;  // backbone parameters, millions
+  double flops_m = 0;     // backbone MMACs at 224x224
+  double params_m = 0;    // backbone parameters, millions
+  double latency_ms = 0;  // predicted (EvolutionConfig::latency_ms), 0 without a predictor
   bool evaluated = false;
   double fitness = 0;
   double seconds = 0;  // evaluation wall time

@@ -6,10 +6,13 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "runtime/fs.h"
+#include "search/latency.h"
 #include "tests/test_util.h"
 
 using namespace detnas;
@@ -503,7 +506,109 @@ TEST_CASE("bad input: search") {
   c.fail(se(f.ckpt, out, {"--val-split", "-1"}), {"--val-split", "-1"});
   c.fail(se(f.ckpt, out, {"--strategy", "annealing"}), {"annealing"});
   c.fail(se(f.ckpt, out, {"--flops-budget", "1"}), {"1"});  // nothing fits under 1 MMAC
+  // Latency tables: missing, not a table, another space, another detector; options that need one.
+  const std::string lt = f.dir + "/lt";
+  make_dirs(lt);
+  std::string table =
+      "{\"format\": \"detnas-latency-1\", \"space\": \"tiny\", \"detector\": \"retinanet\", "
+      "\"device\": \"cpu\", \"input\": [64, 64], \"batch\": 1, \"threads\": 1, \"fixed\": "
+      "{\"stem\": 1, \"detector\": 2}, \"blocks\": [";
+  for (int b = 0; b < 10; ++b) table += std::string(b ? ", " : "") + "[1, 2, 3, 4]";
+  table += "]}";
+  write_file_atomic(lt + "/tiny.json", table);
+  std::string other = table;
+  other.replace(other.find("\"tiny\""), 6, "\"300M\"");
+  write_file_atomic(lt + "/300M.json", other);
+  std::string fpn = table;
+  fpn.replace(fpn.find("\"retinanet\""), 11, "\"fpn\"");
+  write_file_atomic(lt + "/fpn.json", fpn);
+  c.fail(se(f.ckpt, out, {"--latency-table", lt + "/none.json"}), {lt + "/none.json"});
+  c.fail(se(f.ckpt, out, {"--latency-table", f.val_json}), {f.val_json, "latency table"});
+  c.fail(se(f.ckpt, out, {"--latency-table", lt + "/300M.json"}), {lt + "/300M.json", "300M"});
+  c.fail(se(f.ckpt, out, {"--latency-table", lt + "/fpn.json"}), {lt + "/fpn.json", "fpn"});
+  c.fail(se(f.ckpt, out, {"--latency-budget", "5"}), {"--latency-table"});
+  c.fail(se(f.ckpt, out, {"--objective", "ap-latency"}), {"--latency-table"});
+  c.fail(se(f.ckpt, out, {"--objective", "ap-latency", "--latency-table", lt + "/tiny.json"}), {"--latency-budget"});
+  c.fail(se(f.ckpt, out, {"--objective", "speed"}), {"speed"});
+  c.fail(se(f.ckpt, out, {"--latency-table", lt + "/tiny.json", "--latency-budget", "5"}), {"latency-budget"});
   c.run();
+}
+
+TEST_CASE("bad input: latency-table") {
+  BAD_INPUT_SETUP();
+  auto lt = [&](const std::vector<std::string>& extra) {
+    return merge({"latency-table", "--input", "64x64", "--out", f.dir + "/lt_out/t.json"}, extra);
+  };
+  c.fail(lt({"--input", "65x64"}), {"--input", "65x64"});
+  c.fail(lt({"--detector", "yolo"}), {"yolo"});
+  c.fail(lt({"--space", "huge"}), {"huge"});
+  c.fail(lt({"--ckpt", f.val_json}), {f.val_json});
+  c.fail(lt({"--ckpt", f.dir + "/no_ckpt"}), {f.dir + "/no_ckpt"});
+  c.fail(lt({"--batch", "0"}), {"--batch", "0"});
+  c.fail(lt({"--out", f.jpg + "/t.json"}), {f.jpg});
+  c.run();
+}
+
+TEST_CASE("search under a latency budget from the command line") {
+  Fixture& f = fx();
+  REQUIRE_MESSAGE(f.setup_error.empty(), f.setup_error);
+  const std::string dir = f.dir + "/lat_search";
+  // A measured table of the fixture's detector, then a search with a budget between
+  // the fastest and the slowest architecture.
+  test::RunResult r = test::run_argv(
+      {f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out", dir + "/t.json", "--threads", "1"});
+  REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  const search::LatencyTable t = search::read_latency_table(dir + "/t.json", "tiny");
+  double lo = t.fixed_ms(), hi = t.fixed_ms();
+  for (const auto& row : t.blocks) {
+    lo += *std::min_element(row.begin(), row.end());
+    hi += *std::max_element(row.begin(), row.end());
+  }
+  const double budget = 0.5 * (lo + hi);
+  r = test::run_argv({f.bin,
+                      "search",
+                      "--ckpt",
+                      f.ckpt,
+                      "--data",
+                      f.det,
+                      "--val-split",
+                      "2",
+                      "--bn-images",
+                      "2",
+                      "--population",
+                      "4",
+                      "--parents",
+                      "2",
+                      "--mutants",
+                      "1",
+                      "--crossovers",
+                      "1",
+                      "--generations",
+                      "2",
+                      "--flops-budget",
+                      "0",
+                      "--latency-table",
+                      dir + "/t.json",
+                      "--latency-budget",
+                      std::to_string(budget),
+                      "--out",
+                      dir + "/s"});
+  REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  int64_t n = 0;
+  std::istringstream lines(read_file(dir + "/s/search.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const size_t k = line.find("\"latency_ms\":");
+    REQUIRE_MESSAGE(k != std::string::npos, line);
+    CHECK(std::stod(line.substr(k + 13)) <= budget);
+    ++n;
+  }
+  CHECK(n == 8);
+  CHECK(read_file(dir + "/s/top10.json").find("latency_ms") != std::string::npos);
+  // flops prints the prediction for an architecture.
+  r = test::run_argv(
+      {f.bin, "flops", "--space", "tiny", "--arch", "0,1,2,3,0,1,2,3,0,1", "--latency-table", dir + "/t.json"});
+  REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  CHECK(r.out.find("predicted latency") != std::string::npos);
 }
 
 TEST_CASE("bad input: export") {

@@ -1,0 +1,42 @@
+// Measuring latency tables (search/latency.h) on this machine: each choice unit
+// of each block position alone, the stem, and the detector's FPN and heads, in
+// inference form (Eval mode, no autograd), on inputs of the shapes that part
+// sees for the table's input size; and an architecture's end-to-end inference
+// latency (backbone + FPN + heads, the same parts) for validating the predictor.
+// Protocol (as bench's harness): `warmup` untimed runs, then runs until both
+// `min_repeats` runs and `min_seconds` have passed; the median of the run times.
+// FPN Faster R-CNN's detector part is the FPN, the RPN head on every level and the
+// box head on batch x post_nms_top_n_test RoI features (RoIAlign, proposal
+// generation and NMS, which depend on the data, are not in the table). CPU only.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "detect/detector.h"
+#include "search/latency.h"
+
+namespace detnas::search {
+
+struct LatencyMeasureOptions {
+  std::string space = "tiny";
+  det::DetectorConfig config;  // kind, num_classes, fpn_channels, head_depth, fc_dim, rpn_post_nms_test, ...
+  int64_t height = 320, width = 320, batch = 1;
+  int warmup = 2, min_repeats = 5;
+  double min_seconds = 0.2;
+  uint64_t seed = 1;
+};
+
+// Median wall time (ms) of f under the protocol above.
+double median_ms(const std::function<void()>& f, int warmup, int min_repeats, double min_seconds);
+
+// The whole table (machine, date and threads filled in; the caller sets `build`). `progress` (may
+// be empty) is called after each entry with (done, total).
+LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
+                                   const std::function<void(int64_t, int64_t)>& progress = {});
+
+// End-to-end inference latency (ms) of `arch` with the same parts and protocol
+// (a standalone network of that arch, random weights).
+double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch);
+
+}  // namespace detnas::search
