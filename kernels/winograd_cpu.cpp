@@ -132,9 +132,62 @@ void for_rows(const Geo& g, int64_t t0, int64_t t1, F&& f) {
   }
 }
 
+// Short tile rows (small planes, e.g. the box head's 7x7 RoI features: 2 tiles
+// per row) would leave most of the kVL lanes of a row-wise transform idle; their
+// transforms take kVL consecutive tiles of the block instead, across rows and
+// samples, each lane gathering its own patch (scattering its own outputs). The
+// arithmetic of every tile is the same in both forms, so the results are too.
+inline bool gather_lanes(const Geo& g) { return g.tw_n < kVL / 2; }
+
+// Sample, tile row and tile column of tile t.
+struct TilePos {
+  int64_t n, th, tw;
+};
+inline TilePos tile_pos(const Geo& g, int64_t t) {
+  const int64_t per = g.th_n * g.tw_n, r = t % per;
+  return {t / per, r / g.tw_n, r % g.tw_n};
+}
+
+// input_transform for gather_lanes(g).
+template <typename T>
+void input_transform_gathered(const Geo& g, const T* x, int64_t x_bs, int64_t t0, int64_t t1, T* V, int64_t vR,
+                              int64_t ld) {
+#pragma omp parallel if (g.Ci * (t1 - t0) * 36 > (1 << 14))
+  {
+    alignas(64) T d[6][6][kVL], t[6][6][kVL], v[6][6][kVL];
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < g.Ci; ++c) {
+      for (int64_t tb = t0; tb < t1; tb += kVL) {
+        const int64_t nk = std::min(kVL, t1 - tb);
+        for (int64_t k = 0; k < kVL; ++k) {
+          if (k >= nk) {  // lanes past the block: zeros (written to the row's unused tail)
+            for (int64_t i = 0; i < 6; ++i)
+              for (int64_t j = 0; j < 6; ++j) d[i][j][k] = T(0);
+            continue;
+          }
+          const TilePos p = tile_pos(g, tb + k);
+          const T* xc = x + p.n * x_bs + c * g.H * g.W;
+          for (int64_t i = 0; i < 6; ++i) {
+            const int64_t ih = 4 * p.th - 1 + i;
+            for (int64_t j = 0; j < 6; ++j) {
+              const int64_t iw = 4 * p.tw - 1 + j;
+              d[i][j][k] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? xc[ih * g.W + iw] : T(0);
+            }
+          }
+        }
+        for (int64_t j = 0; j < 6; ++j) bt_1d(&d[0][j][0], 6 * kVL, &t[0][j][0], 6 * kVL);
+        for (int64_t i = 0; i < 6; ++i) bt_1d(&t[i][0][0], kVL, &v[i][0][0], kVL);
+        T* dst = V + c * vR + (tb - t0);
+        for (int64_t xi = 0; xi < 36; ++xi) std::memcpy(dst + xi * ld, &v[xi / 6][xi % 6][0], sizeof(T) * kVL);
+      }
+    }
+  }
+}
+
 // V[c * vR + xi * ld + t - t0] for tiles [t0, t1): the transformed 6x6 input patches.
 template <typename T>
 void input_transform(const Geo& g, const T* x, int64_t x_bs, int64_t t0, int64_t t1, T* V, int64_t vR, int64_t ld) {
+  if (gather_lanes(g)) return input_transform_gathered(g, x, x_bs, t0, t1, V, vR, ld);
   const int64_t Lw = 4 * g.tw_n + 2 + 4 * kVL;  // padded row, room for a full last lane block
 #pragma omp parallel if (g.Ci * (t1 - t0) * 36 > (1 << 14))
   {
@@ -178,10 +231,45 @@ void input_transform(const Geo& g, const T* x, int64_t x_bs, int64_t t0, int64_t
   }
 }
 
+// output_transform for gather_lanes(g).
+template <typename T>
+void output_transform_gathered(const Geo& g, const T* M, int64_t mR, int64_t ld, int64_t t0, int64_t t1, const T* bias,
+                               bool acc, T* y) {
+#pragma omp parallel if (g.Co * (t1 - t0) * 36 > (1 << 14))
+  {
+    alignas(64) T m[6][6][kVL], t[4][6][kVL], o[4][4][kVL];
+#pragma omp for schedule(static)
+    for (int64_t co = 0; co < g.Co; ++co) {
+      const T bv = bias ? bias[co] : T(0);
+      for (int64_t tb = t0; tb < t1; tb += kVL) {
+        const int64_t nk = std::min(kVL, t1 - tb);
+        const T* src = M + co * mR + (tb - t0);
+        for (int64_t xi = 0; xi < 36; ++xi) {
+          T* q = &m[xi / 6][xi % 6][0];
+          std::memcpy(q, src + xi * ld, sizeof(T) * kVL);
+          for (int64_t k = nk; k < kVL; ++k) q[k] = T(0);
+        }
+        for (int64_t j = 0; j < 6; ++j) at_1d(&m[0][j][0], 6 * kVL, &t[0][j][0], 6 * kVL);
+        for (int64_t i = 0; i < 4; ++i) at_1d(&t[i][0][0], kVL, &o[i][0][0], kVL);
+        for (int64_t k = 0; k < nk; ++k) {
+          const TilePos p = tile_pos(g, tb + k);
+          T* yc = y + (p.n * g.Co + co) * g.H * g.W;
+          for (int64_t i = 0; i < 4 && 4 * p.th + i < g.H; ++i) {
+            T* row = yc + (4 * p.th + i) * g.W + 4 * p.tw;
+            const int64_t nw = std::min<int64_t>(4, g.W - 4 * p.tw);
+            for (int64_t j = 0; j < nw; ++j) row[j] = acc ? row[j] + o[i][j][k] : bv + o[i][j][k];
+          }
+        }
+      }
+    }
+  }
+}
+
 // y tiles [t0, t1) from M[co * mR + xi * ld + t - t0]: y = bias + A^T M A, or y += A^T M A.
 template <typename T>
 void output_transform(const Geo& g, const T* M, int64_t mR, int64_t ld, int64_t t0, int64_t t1, const T* bias, bool acc,
                       T* y) {
+  if (gather_lanes(g)) return output_transform_gathered(g, M, mR, ld, t0, t1, bias, acc, y);
 #pragma omp parallel if (g.Co * (t1 - t0) * 36 > (1 << 14))
   {
     alignas(64) T m[6][6][kVL], t[4][6][kVL], o[4][4][kVL];

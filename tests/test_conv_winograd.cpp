@@ -120,6 +120,10 @@ const std::vector<Case>& odd_cases() {
       {1, 3, 74, 58, 5, 0},   // 19x15 = 285 tiles: two blocks of 143, the boundary inside a tile row
       {3, 2, 37, 41, 3, 5},   // 3x10x11 = 330 tiles: two blocks, the boundary inside a sample
       {2, 33, 9, 6, 17, 0},   // odd channel counts above the dispatch threshold
+      // Short tile rows (lanes gathered across rows and samples, winograd_cpu.cpp):
+      {20, 16, 7, 7, 16, 0},  // box-head RoI features: 80 tiles of 2x2 per sample, 5 lane blocks
+      {37, 3, 7, 5, 4, 2},    // 148 tiles: two blocks of 74, the boundary inside a sample; a partial last lane block
+      {5, 6, 30, 3, 5, 0},    // one tile per row, 8 rows per sample
   };
   return cases;
 }
@@ -217,8 +221,9 @@ TEST_CASE("conv winograd: conv2d_* dispatch to it for large 3x3 convs, and the s
 
 TEST_CASE("conv winograd: 1-thread and 2-thread results are bitwise identical") {
   // A small odd shape and the RetinaNet head's P3 conv at 320 (256 channels, 40x40, batch 2:
-  // OpenBLAS's large-matrix path, two tile blocks).
-  for (const Conv2dShape& s : {shape3x3(2, 48, 23, 21, 40, 5), shape3x3(2, 256, 40, 40, 256)}) {
+  // OpenBLAS's large-matrix path, two tile blocks), and box-head RoI features (7x7 planes: lanes gathered).
+  for (const Conv2dShape& s :
+       {shape3x3(2, 48, 23, 21, 40, 5), shape3x3(2, 256, 40, 40, 256), shape3x3(40, 32, 7, 7, 32)}) {
     std::vector<float> x = randn_f(s.N * s.x_batch_stride, 7), w = randn_f(s.Cout * s.C * 9, 8), b = randn_f(s.Cout, 9),
                        dy = randn_f(s.N * s.Cout * s.H * s.W, 10);
     std::vector<float> ws(size_t(kc::winograd_workspace_size(s)));
