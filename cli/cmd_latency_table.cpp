@@ -29,6 +29,8 @@ struct LatencyOptions {
   int64_t batch = 1, threads = 0, validate = 0, fpn_channels = 64, tower_depth = 2, num_classes = 5, fc_dim = 1024,
           rpn_post_nms_test = 100;
   uint64_t seed = 1;
+  double min_time = 0.2;
+  int64_t repeats = 5;
 };
 
 std::vector<double> ranks(const std::vector<double>& v) {
@@ -64,6 +66,8 @@ void run_latency_table(const LatencyOptions& o) {
   search::LatencyMeasureOptions mo;
   mo.seed = o.seed;
   mo.batch = o.batch;
+  mo.min_seconds = o.min_time;
+  mo.min_repeats = int(o.repeats);
   const size_t x = o.input.find('x');
   char* end = nullptr;
   mo.height = x == std::string::npos ? 0 : std::strtoll(o.input.c_str(), &end, 10);
@@ -158,6 +162,12 @@ void setup_latency_table(CLI::App& root) {
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")
       ->capture_default_str()
       ->check(non_negative());
+  sub->add_option("--min-time", o->min_time, "timing: at least this many seconds of runs per entry")
+      ->capture_default_str()
+      ->check(non_negative());
+  sub->add_option("--repeats", o->repeats, "timing: at least this many runs per entry (the median is kept)")
+      ->capture_default_str()
+      ->check(positive());
   sub->add_option("--seed", o->seed, "seed of the inputs and of the validation architectures")->capture_default_str();
   sub->callback([o] { run_latency_table(*o); });
 }

@@ -545,6 +545,8 @@ TEST_CASE("bad input: latency-table") {
   c.fail(lt({"--ckpt", f.val_json}), {f.val_json});
   c.fail(lt({"--ckpt", f.dir + "/no_ckpt"}), {f.dir + "/no_ckpt"});
   c.fail(lt({"--batch", "0"}), {"--batch", "0"});
+  c.fail(lt({"--min-time", "-1"}), {"--min-time", "-1"});
+  c.fail(lt({"--repeats", "0"}), {"--repeats", "0"});
   c.fail(lt({"--out", f.jpg + "/t.json"}), {f.jpg});
   c.run();
 }
@@ -555,8 +557,8 @@ TEST_CASE("search under a latency budget from the command line") {
   const std::string dir = f.dir + "/lat_search";
   // A measured table of the fixture's detector, then a search with a budget between
   // the fastest and the slowest architecture.
-  test::RunResult r = test::run_argv(
-      {f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out", dir + "/t.json", "--threads", "1"});
+  test::RunResult r = test::run_argv({f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out",
+                                      dir + "/t.json", "--threads", "1", "--min-time", "0", "--repeats", "3"});
   REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
   const search::LatencyTable t = search::read_latency_table(dir + "/t.json", "tiny");
   double lo = t.fixed_ms(), hi = t.fixed_ms();
