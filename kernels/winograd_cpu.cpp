@@ -148,32 +148,34 @@ inline TilePos tile_pos(const Geo& g, int64_t t) {
   return {t / per, r / g.tw_n, r % g.tw_n};
 }
 
-// input_transform for gather_lanes(g).
+// input_transform for gather_lanes(g): the planes of the samples the block
+// touches are first copied into zero-padded planes, so that every lane gathers
+// its 6x6 patch without bounds checks.
 template <typename T>
 void input_transform_gathered(const Geo& g, const T* x, int64_t x_bs, int64_t t0, int64_t t1, T* V, int64_t vR,
                               int64_t ld) {
+  const int64_t per = g.th_n * g.tw_n, n0 = t0 / per, n1 = (t1 - 1) / per + 1;
+  const int64_t Pw = 4 * g.tw_n + 2, plane = (4 * g.th_n + 2) * Pw;
 #pragma omp parallel if (g.Ci * (t1 - t0) * 36 > (1 << 14))
   {
+    std::vector<T> pad(size_t((n1 - n0) * plane));
     alignas(64) T d[6][6][kVL], t[6][6][kVL], v[6][6][kVL];
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < g.Ci; ++c) {
+      std::fill(pad.begin(), pad.end(), T(0));
+      for (int64_t n = n0; n < n1; ++n) {  // padded(r, q) = x(r - 1, q - 1)
+        const T* xc = x + n * x_bs + c * g.H * g.W;
+        T* P = pad.data() + (n - n0) * plane;
+        for (int64_t h = 0; h < g.H; ++h) std::memcpy(P + (h + 1) * Pw + 1, xc + h * g.W, size_t(g.W) * sizeof(T));
+      }
       for (int64_t tb = t0; tb < t1; tb += kVL) {
         const int64_t nk = std::min(kVL, t1 - tb);
         for (int64_t k = 0; k < kVL; ++k) {
-          if (k >= nk) {  // lanes past the block: zeros (written to the row's unused tail)
-            for (int64_t i = 0; i < 6; ++i)
-              for (int64_t j = 0; j < 6; ++j) d[i][j][k] = T(0);
-            continue;
-          }
-          const TilePos p = tile_pos(g, tb + k);
-          const T* xc = x + p.n * x_bs + c * g.H * g.W;
-          for (int64_t i = 0; i < 6; ++i) {
-            const int64_t ih = 4 * p.th - 1 + i;
-            for (int64_t j = 0; j < 6; ++j) {
-              const int64_t iw = 4 * p.tw - 1 + j;
-              d[i][j][k] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? xc[ih * g.W + iw] : T(0);
-            }
-          }
+          // Lanes past the block repeat its last tile (their values land in the row's unused tail).
+          const TilePos p = tile_pos(g, tb + std::min(k, nk - 1));
+          const T* src = pad.data() + (p.n - n0) * plane + 4 * p.th * Pw + 4 * p.tw;
+          for (int64_t i = 0; i < 6; ++i)
+            for (int64_t j = 0; j < 6; ++j) d[i][j][k] = src[i * Pw + j];
         }
         for (int64_t j = 0; j < 6; ++j) bt_1d(&d[0][j][0], 6 * kVL, &t[0][j][0], 6 * kVL);
         for (int64_t i = 0; i < 6; ++i) bt_1d(&t[i][0][0], kVL, &v[i][0][0], kVL);
