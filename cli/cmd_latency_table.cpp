@@ -31,6 +31,7 @@ struct LatencyOptions {
   uint64_t seed = 1;
   double min_time = 0.2;
   int64_t repeats = 5;
+  std::vector<std::string> measure;  // architectures to time end to end beside their prediction
 };
 
 std::vector<double> ranks(const std::vector<double>& v) {
@@ -93,6 +94,15 @@ void run_latency_table(const LatencyOptions& o) {
     mo.config.rpn_post_nms_test = o.rpn_post_nms_test;
   }
   const nn::SearchSpace& space = nn::space_by_name(mo.space);
+  std::vector<nn::Arch> given;  // --measure, checked before the work
+  for (const std::string& text : o.measure) {
+    try {
+      given.push_back(nn::parse_arch(text));
+      nn::validate_arch(space, given.back());
+    } catch (const Error& e) {
+      DETNAS_FAIL("latency-table: --measure ", text, ": ", e.message());
+    }
+  }
   make_dirs(path_parent(o.out));  // before the work: a bad --out fails at once
   log_info("latency-table: ", mo.config.kind, " on space ", space.name, ", input ", mo.batch, "x3x", mo.height, "x",
            mo.width, ", ", rt::num_threads(), " threads, ", rt::cpu_model());
@@ -105,12 +115,12 @@ void run_latency_table(const LatencyOptions& o) {
   search::write_latency_table(o.out, t);
   log_info("latency-table: wrote ", o.out, " (fixed parts ", t.fixed_ms(), " ms: stem ", t.fixed["stem"], ", detector ",
            t.fixed["detector"], ")");
-  if (o.validate <= 0) return;
+  if (o.validate <= 0 && o.measure.empty()) return;
   Rng rng(o.seed ^ 0x7a11da7eULL);
   std::vector<double> pred, meas, flops;
   std::printf("| arch | MMACs at 224 | predicted ms | measured ms | error |\n|---|---:|---:|---:|---:|\n");
-  for (int64_t i = 0; i < o.validate; ++i) {
-    const nn::Arch a = search::sample_uniform_path(space, rng);
+  for (int64_t i = 0; i < o.validate + int64_t(given.size()); ++i) {
+    const nn::Arch a = i < int64_t(given.size()) ? given[size_t(i)] : search::sample_uniform_path(space, rng);
     pred.push_back(t.predict_ms(a));
     meas.push_back(search::measure_arch_latency(mo, a));
     flops.push_back(search::arch_cost(space, a).backbone.mega_macs());
@@ -118,6 +128,7 @@ void run_latency_table(const LatencyOptions& o) {
                 meas.back(), 100.0 * (pred.back() - meas.back()) / meas.back());
     std::fflush(stdout);
   }
+  if (pred.size() < 2) return;
   double sum = 0, worst = 0;
   for (size_t i = 0; i < pred.size(); ++i) {
     const double e = std::fabs(pred[i] - meas[i]) / meas[i];
@@ -125,7 +136,7 @@ void run_latency_table(const LatencyOptions& o) {
     worst = std::max(worst, e);
   }
   std::printf(
-      "\n%lld random architectures: mean |error| %.1f%%, worst %.1f%%; rank correlation with the measured "
+      "\n%lld architectures: mean |error| %.1f%%, worst %.1f%%; rank correlation with the measured "
       "latency: prediction %.3f, FLOPs %.3f\n",
       (long long)pred.size(), 100.0 * sum / double(pred.size()), 100.0 * worst, spearman(pred, meas),
       spearman(flops, meas));
@@ -150,6 +161,7 @@ void setup_latency_table(CLI::App& root) {
   sub->add_option("--validate", o->validate, "random architectures to check the prediction against")
       ->capture_default_str()
       ->check(non_negative());
+  sub->add_option("--measure", o->measure, "also time these architectures (choice lists) end to end");
   sub->add_option("--fpn-channels", o->fpn_channels, "FPN/head channels")->capture_default_str()->check(positive());
   sub->add_option("--tower-depth", o->tower_depth, "convs per head tower / box head")
       ->capture_default_str()

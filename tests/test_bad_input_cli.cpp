@@ -547,6 +547,7 @@ TEST_CASE("bad input: latency-table") {
   c.fail(lt({"--batch", "0"}), {"--batch", "0"});
   c.fail(lt({"--min-time", "-1"}), {"--min-time", "-1"});
   c.fail(lt({"--repeats", "0"}), {"--repeats", "0"});
+  c.fail(lt({"--measure", "0,1,2"}), {"--measure", "0,1,2"});
   c.fail(lt({"--out", f.jpg + "/t.json"}), {f.jpg});
   c.run();
 }
