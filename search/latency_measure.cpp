@@ -50,6 +50,17 @@ std::function<void()> detector_part(det::Detector& net, const std::vector<Tensor
   };
 }
 
+// Eval mode with BN statistics estimated on one forward (`run`): with the random
+// weights' own statistics left at mean 0 / var 1, activations shrink layer after
+// layer into denormal floats in some architectures and not in others, and the
+// timings then measure the FPU's denormal handling instead of the network.
+void calibrate(nn::Module& m, const std::function<void()>& run) {
+  m.set_mode(nn::Mode::Recalibrate);
+  nn::reset_bn_stats(m);
+  run();
+  m.set_mode(nn::Mode::Eval);
+}
+
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -107,8 +118,8 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
   so.padding = 1;
   so.bias = nn::Bias::With;
   nn::ConvBn stem(so, nn::Act::Relu, rng);
-  stem.set_mode(nn::Mode::Eval);
   const Tensor images = random_input({o.batch, 3, o.height, o.width}, rng);
+  calibrate(stem, [&] { stem.forward(images); });
   t.fixed["stem"] = time([&] { stem.forward(images); });
   tick();
   // Every choice of every block, at its input shape.
@@ -119,7 +130,7 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
     std::vector<double> row;
     for (int c = 0; c < space.num_choices; ++c) {
       nn::ChoiceUnit unit(b, c, nn::ChannelSplit::ShuffleHalve, rng, 0.1f);
-      unit.set_mode(nn::Mode::Eval);
+      calibrate(unit, [&] { unit.forward(x); });
       row.push_back(time([&] { unit.forward(x); }));
       tick();
     }
@@ -129,8 +140,9 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
   }
   // FPN and heads on features of the backbone's output shapes.
   auto net = det::make_detector(standalone(o.space, nn::Arch(specs.size(), 0), o.seed), o.config);
-  net->set_mode(nn::Mode::Eval);
-  t.fixed["detector"] = time(detector_part(*net, stage_out, rng));
+  const std::function<void()> part = detector_part(*net, stage_out, rng);
+  calibrate(*net, part);
+  t.fixed["detector"] = time(part);
   tick();
   return t;
 }
@@ -138,7 +150,6 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
 double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch) {
   nn::validate_arch(nn::space_by_name(o.space), arch);
   auto net = det::make_detector(standalone(o.space, arch, o.seed), o.config);
-  net->set_mode(nn::Mode::Eval);
   rt::NoGradGuard ng;
   Rng rng(o.seed ^ 0x1a7e9cULL);
   const Tensor images = random_input({o.batch, 3, o.height, o.width}, rng);
@@ -159,6 +170,7 @@ double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch
       f.box_head().forward(roi_features);
     };
   }
+  calibrate(*net, run);
   return median_ms(run, o.warmup, o.min_repeats, o.min_seconds);
 }
 

@@ -1,7 +1,7 @@
 // Measuring latency tables (search/latency.h) on this machine: each choice unit
 // of each block position alone, the stem, and the detector's FPN and heads, in
-// inference form (Eval mode, no autograd), on inputs of the shapes that part
-// sees for the table's input size; and an architecture's end-to-end inference
+// inference form (Eval mode with BN statistics recalibrated on the random input,
+// no autograd), on inputs of the shapes that part sees for the table's input size; and an architecture's end-to-end inference
 // latency (backbone + FPN + heads, the same parts) for validating the predictor.
 // Protocol (as bench's harness): `warmup` untimed runs, then runs until both
 // `min_repeats` runs and `min_seconds` have passed; the median of the run times.

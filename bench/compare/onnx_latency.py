@@ -10,7 +10,7 @@ For an FPN Faster R-CNN export (MODEL and MODEL's .box_head.onnx) the time is
 stage 1 on one image plus stage 2 on --rois RoI feature maps; for a RetinaNet
 export with post-processing, the whole graph on one image (random pixels, the
 image size = the input size). Protocol as detnas's: 2 warm-up runs, then the
-median of at least 5 runs and 0.2 s. Prints one JSON object.
+median of at least 5 runs and --min-time seconds. Prints one JSON object.
 """
 import argparse
 import json
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rois", type=int, default=100, help="FPN Faster R-CNN: RoIs through the box head")
+    ap.add_argument("--min-time", type=float, default=0.2, help="seconds of timed runs at least")
     a = ap.parse_args()
     s1 = session(a.model, a.threads)
     inp = {i.name: i for i in s1.get_inputs()}
@@ -63,7 +64,7 @@ def main():
         if s2 is not None:
             s2.run(None, rois)
 
-    ms, n = median_ms(run)
+    ms, n = median_ms(run, min_seconds=a.min_time)
     print(json.dumps({"model": a.model, "box_head": box_head if s2 is not None else None, "input": shape,
                       "rois": a.rois if s2 is not None else 0, "threads": a.threads, "median_ms": round(ms, 3),
                       "runs": n, "onnxruntime": ort.__version__,
