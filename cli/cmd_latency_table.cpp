@@ -31,6 +31,7 @@ struct LatencyOptions {
   uint64_t seed = 1;
   double min_time = 0.2;
   int64_t repeats = 5;
+  bool median = false;
   std::vector<std::string> measure;  // architectures to time end to end beside their prediction
 };
 
@@ -69,6 +70,7 @@ void run_latency_table(const LatencyOptions& o) {
   mo.batch = o.batch;
   mo.min_seconds = o.min_time;
   mo.min_repeats = int(o.repeats);
+  mo.median = o.median;
   const size_t x = o.input.find('x');
   char* end = nullptr;
   mo.height = x == std::string::npos ? 0 : std::strtoll(o.input.c_str(), &end, 10);
@@ -148,7 +150,7 @@ void setup_latency_table(CLI::App& root) {
                                       "measure the inference latency of every block choice (hardware-aware search)");
   sub->footer(
       "Times every choice of every block position at the shapes it sees, the stem, and the detector's FPN and heads\n"
-      "(Eval mode, no autograd; median of repeated runs), on this machine's CPU with --threads. `search\n"
+      "(Eval mode, no autograd; the fastest of repeated runs), on this machine's CPU with --threads. `search\n"
       "--latency-table` then predicts a candidate's latency as the sum of its entries. --validate N compares the\n"
       "prediction with N random architectures' measured end-to-end latency. The detector comes from --ckpt (a\n"
       "train checkpoint) or from the size options, whose defaults are those of `detnas train`.");
@@ -177,9 +179,10 @@ void setup_latency_table(CLI::App& root) {
   sub->add_option("--min-time", o->min_time, "timing: at least this many seconds of runs per entry")
       ->capture_default_str()
       ->check(non_negative());
-  sub->add_option("--repeats", o->repeats, "timing: at least this many runs per entry (the median is kept)")
+  sub->add_option("--repeats", o->repeats, "timing: at least this many runs per entry (the fastest is kept)")
       ->capture_default_str()
       ->check(positive());
+  sub->add_flag("--median", o->median, "timing: keep the median run instead of the fastest");
   sub->add_option("--seed", o->seed, "seed of the inputs and of the validation architectures")->capture_default_str();
   sub->callback([o] { run_latency_table(*o); });
 }

@@ -70,7 +70,7 @@ std::string utc_now() {
 
 }  // namespace
 
-double median_ms(const std::function<void()>& f, int warmup, int min_repeats, double min_seconds) {
+double time_ms(const std::function<void()>& f, int warmup, int min_repeats, double min_seconds, bool median) {
   for (int i = 0; i < warmup; ++i) f();
   std::vector<double> ms;
   const auto start = Clock::now();
@@ -80,7 +80,7 @@ double median_ms(const std::function<void()>& f, int warmup, int min_repeats, do
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return median ? ms[ms.size() / 2] : ms[0];
 }
 
 LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
@@ -101,14 +101,17 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
   t.threads = rt::num_threads();
   t.machine = rt::cpu_model();
   t.date = utc_now();
-  t.protocol = "median ms of >= " + std::to_string(o.min_repeats) + " runs and >= " + std::to_string(o.min_seconds) +
-               " s after " + std::to_string(o.warmup) + " warm-up runs; Eval mode, no autograd";
+  t.protocol = std::string(o.median ? "median" : "minimum") + " ms of >= " + std::to_string(o.min_repeats) +
+               " runs and >= " + std::to_string(o.min_seconds) + " s after " + std::to_string(o.warmup) +
+               " warm-up runs; Eval mode, no autograd";
   const int64_t total = 2 + int64_t(specs.size()) * space.num_choices;
   int64_t done = 0;
   auto tick = [&] {
     if (progress) progress(++done, total);
   };
-  auto time = [&](const std::function<void()>& f) { return median_ms(f, o.warmup, o.min_repeats, o.min_seconds); };
+  auto time = [&](const std::function<void()>& f) {
+    return time_ms(f, o.warmup, o.min_repeats, o.min_seconds, o.median);
+  };
   // Stem.
   nn::ConvOptions so;
   so.in = 3;
@@ -171,7 +174,7 @@ double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch
     };
   }
   calibrate(*net, run);
-  return median_ms(run, o.warmup, o.min_repeats, o.min_seconds);
+  return time_ms(run, o.warmup, o.min_repeats, o.min_seconds, o.median);
 }
 
 }  // namespace detnas::search

@@ -1,13 +1,13 @@
 // Measuring latency tables (search/latency.h) on this machine: each choice unit
 // of each block position alone, the stem, and the detector's FPN and heads, in
 // inference form (Eval mode with BN statistics recalibrated on the random input,
-// no autograd), on inputs of the shapes that part sees for the table's input size; and an architecture's end-to-end inference
-// latency (backbone + FPN + heads, the same parts) for validating the predictor.
-// Protocol (as bench's harness): `warmup` untimed runs, then runs until both
-// `min_repeats` runs and `min_seconds` have passed; the median of the run times.
-// FPN Faster R-CNN's detector part is the FPN, the RPN head on every level and the
-// box head on batch x post_nms_top_n_test RoI features (RoIAlign, proposal
-// generation and NMS, which depend on the data, are not in the table). CPU only.
+// no autograd), on inputs of the shapes that part sees for the table's input size; and an architecture's end-to-end
+// inference latency (backbone + FPN + heads, the same parts) for validating the predictor. Protocol (as bench's
+// harness): `warmup` untimed runs, then runs until both `min_repeats` runs and `min_seconds` have passed; the minimum
+// of the run times (or the median): on a shared 2-vCPU machine whole stretches of tens of seconds run 20-30% slower,
+// which the minimum of an entry's runs is the least exposed to. FPN Faster R-CNN's detector part is the FPN, the RPN
+// head on every level and the box head on batch x post_nms_top_n_test RoI features (RoIAlign, proposal generation and
+// NMS, which depend on the data, are not in the table). CPU only.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -24,11 +24,12 @@ struct LatencyMeasureOptions {
   int64_t height = 320, width = 320, batch = 1;
   int warmup = 2, min_repeats = 5;
   double min_seconds = 0.2;
+  bool median = false;  // keep the median run instead of the fastest
   uint64_t seed = 1;
 };
 
-// Median wall time (ms) of f under the protocol above.
-double median_ms(const std::function<void()>& f, int warmup, int min_repeats, double min_seconds);
+// Wall time (ms) of f under the protocol above: the fastest run, or the median.
+double time_ms(const std::function<void()>& f, int warmup, int min_repeats, double min_seconds, bool median = false);
 
 // The whole table (machine, date and threads filled in; the caller sets `build`). `progress` (may
 // be empty) is called after each entry with (done, total).
