@@ -636,6 +636,11 @@ TEST_CASE("bad input: export") {
   c.fail(ex(f.ckpt, {"--batch", "0"}), {"--batch", "0"});
   c.fail(ex(f.ckpt, {"--out", f.jpg + "/m.onnx"}), {f.jpg});
   c.fail(ex(f.ckpt, {"--data", f.dir + "/nowhere"}), {f.dir + "/nowhere"});
+  // A checkpoint that is not a detector's: a pretrain (classification) run.
+  test::RunResult pr = test::run_argv({f.bin, "pretrain", "--data", f.cls, "--iters", "1", "--batch", "4", "--input",
+                                       "16", "--eval-every", "0", "--workers", "1", "--out", f.dir + "/ex_pt"});
+  REQUIRE_MESSAGE(pr.exit_code() == 0, pr.describe() << "\n" << pr.out);
+  c.fail(ex(f.dir + "/ex_pt/last", {}), {f.dir + "/ex_pt/last", "'pretrain' checkpoint"});
   c.run();
 }
 
