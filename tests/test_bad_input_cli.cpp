@@ -568,34 +568,11 @@ TEST_CASE("search under a latency budget from the command line") {
     hi += *std::max_element(row.begin(), row.end());
   }
   const double budget = 0.5 * (lo + hi);
-  r = test::run_argv({f.bin,
-                      "search",
-                      "--ckpt",
-                      f.ckpt,
-                      "--data",
-                      f.det,
-                      "--val-split",
-                      "2",
-                      "--bn-images",
-                      "2",
-                      "--population",
-                      "4",
-                      "--parents",
-                      "2",
-                      "--mutants",
-                      "1",
-                      "--crossovers",
-                      "1",
-                      "--generations",
-                      "2",
-                      "--flops-budget",
-                      "0",
-                      "--latency-table",
-                      dir + "/t.json",
-                      "--latency-budget",
-                      std::to_string(budget),
-                      "--out",
-                      dir + "/s"});
+  r = test::run_argv(test::argv_words(f.bin,
+                                      "search --val-split 2 --bn-images 2 --population 4 --parents 2 --mutants 1 "
+                                      "--crossovers 1 --generations 2 --flops-budget 0",
+                                      {"--ckpt", f.ckpt, "--data", f.det, "--latency-table", dir + "/t.json",
+                                       "--latency-budget", std::to_string(budget), "--out", dir + "/s"}));
   REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
   int64_t n = 0;
   std::istringstream lines(read_file(dir + "/s/search.jsonl"));
