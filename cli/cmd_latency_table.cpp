@@ -119,29 +119,46 @@ void run_latency_table(const LatencyOptions& o) {
            t.fixed["detector"], ")");
   if (o.validate <= 0 && o.measure.empty()) return;
   Rng rng(o.seed ^ 0x7a11da7eULL);
-  std::vector<double> pred, meas, flops;
-  std::printf("| arch | MMACs at 224 | predicted ms | measured ms | error |\n|---|---:|---:|---:|---:|\n");
-  for (int64_t i = 0; i < o.validate + int64_t(given.size()); ++i) {
-    const nn::Arch a = i < int64_t(given.size()) ? given[size_t(i)] : search::sample_uniform_path(space, rng);
+  // Each architecture is timed between two probes of the machine's speed (the
+  // fixed parts timed again, against the table's): "drift-corrected" divides the
+  // measured latency by their mean ratio, i.e. puts it back on the table's clock.
+  std::vector<nn::Arch> archs = given;
+  for (int64_t i = 0; i < o.validate; ++i) archs.push_back(search::sample_uniform_path(space, rng));
+  std::vector<double> pred, meas, flops, speed;
+  std::printf(
+      "| arch | MMACs at 224 | predicted ms | measured ms | error | speed now / table | drift-corrected error "
+      "|\n|---|---:|---:|---:|---:|---:|---:|\n");
+  double probe = search::measure_fixed_ms(mo) / t.fixed_ms();
+  for (const nn::Arch& a : archs) {
     pred.push_back(t.predict_ms(a));
     meas.push_back(search::measure_arch_latency(mo, a));
     flops.push_back(search::arch_cost(space, a).backbone.mega_macs());
-    std::printf("| %s | %.2f | %.3f | %.3f | %+.1f%% |\n", nn::format_arch(a).c_str(), flops.back(), pred.back(),
-                meas.back(), 100.0 * (pred.back() - meas.back()) / meas.back());
+    const double next = search::measure_fixed_ms(mo) / t.fixed_ms();
+    speed.push_back(0.5 * (probe + next));
+    probe = next;
+    std::printf("| %s | %.2f | %.3f | %.3f | %+.1f%% | %.3f | %+.1f%% |\n", nn::format_arch(a).c_str(), flops.back(),
+                pred.back(), meas.back(), 100.0 * (pred.back() - meas.back()) / meas.back(), speed.back(),
+                100.0 * (pred.back() * speed.back() - meas.back()) / meas.back());
     std::fflush(stdout);
   }
   if (pred.size() < 2) return;
-  double sum = 0, worst = 0;
+  double sum = 0, worst = 0, csum = 0, cworst = 0;
+  std::vector<double> corrected;
   for (size_t i = 0; i < pred.size(); ++i) {
     const double e = std::fabs(pred[i] - meas[i]) / meas[i];
+    const double ce = std::fabs(pred[i] * speed[i] - meas[i]) / meas[i];
     sum += e;
     worst = std::max(worst, e);
+    csum += ce;
+    cworst = std::max(cworst, ce);
+    corrected.push_back(meas[i] / speed[i]);
   }
+  const double n = double(pred.size());
   std::printf(
-      "\n%lld architectures: mean |error| %.1f%%, worst %.1f%%; rank correlation with the measured "
-      "latency: prediction %.3f, FLOPs %.3f\n",
-      (long long)pred.size(), 100.0 * sum / double(pred.size()), 100.0 * worst, spearman(pred, meas),
-      spearman(flops, meas));
+      "\n%lld architectures: mean |error| %.1f%%, worst %.1f%%; drift-corrected: mean %.1f%%, worst %.1f%%; rank "
+      "correlation with the measured latency: prediction %.3f, FLOPs %.3f (drift-corrected: %.3f, %.3f)\n",
+      (long long)pred.size(), 100.0 * sum / n, 100.0 * worst, 100.0 * csum / n, 100.0 * cworst, spearman(pred, meas),
+      spearman(flops, meas), spearman(pred, corrected), spearman(flops, corrected));
 }
 
 void setup_latency_table(CLI::App& root) {

@@ -37,7 +37,7 @@ struct SearchOptions {
   double latency_budget = 0, latency_weight = -0.07;
   int64_t population = -1, parents = -1, mutants = -1, crossovers = -1, generations = -1, attempt_factor = 10;
   double mutate_prob = 0.1, budget = -1, bn_momentum = 0;
-  int64_t bn_images = -1, batch = -1, threads = 0, stop_after = -1;
+  int64_t bn_images = -1, batch = -1, threads = 0, stop_after = -1, cache_mb = 2048;
   uint64_t seed = 1;
   bool resume = false;
 };
@@ -201,6 +201,8 @@ void run_search(SearchOptions o) {
   es.bn_images = o.bn_images >= 0 ? o.bn_images : std::max<int64_t>(m.bn_images, 1);
   es.bn_momentum = o.bn_momentum;
   es.seed = o.seed;
+  search::BatchCache cache(o.cache_mb << 20);
+  if (o.cache_mb > 0) es.cache = &cache;
 
   const std::string state_path = path_join(o.out, "state.json");
   if (rt::dist::is_root()) {  // rank 0 alone writes the run folder
@@ -246,6 +248,10 @@ void run_search(SearchOptions o) {
       const search::Candidate& cand = evo.candidates()[size_t(pend[size_t(rt::dist::rank())])];
       fault_point("search.score");
       search::PathScore s = search::score_path(*m.net, cand.arch, dd.train, dd.val, es);
+      if (es.cache && evaluated_now == 0)
+        log_info("search: ", cache.kept(), " of the ", cache.made(),
+                 " recalibration and evaluation batches decoded for the first candidate are kept for the next ones (",
+                 cache.bytes() >> 20, " MiB; --batch-cache-mb ", o.cache_mb, ")");
       CandidateScore r{cand.index, s.coco.stats[0], s.coco.stats[1], s.coco.stats[2], s.recal_seconds, s.infer_seconds};
       mine.assign(reinterpret_cast<const char*>(&r), sizeof(r));
     }
@@ -361,6 +367,11 @@ void setup_search(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(0, 1));
   sub->add_option("--batch", o->batch, "images per batch (default: as in train)")->check(positive());
+  sub->add_option("--batch-cache-mb", o->cache_mb,
+                  "MiB of decoded recalibration and evaluation batches kept across candidates (0: decode them for "
+                  "every candidate; results are the same)")
+      ->capture_default_str()
+      ->check(in_range(0, 1 << 24));
   add_data_options(sub, o->d);
   add_device_options(sub, &o->dev);
   sub->add_option("--threads", o->threads, "compute threads (0: all cores)")

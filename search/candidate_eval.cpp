@@ -2,6 +2,7 @@
 #include "search/candidate_eval.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -17,7 +18,41 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+// The batch from s.cache, or made.
+data::DetBatch batch_of(const data::DetDataset& ds, const data::DetBatchParams& p, int64_t index,
+                        const EvalSettings& s) {
+  return s.cache ? s.cache->get(ds, p, index) : data::make_det_batch(ds, p, index);
+}
+
+int64_t batch_bytes(const data::DetBatch& b) {
+  int64_t n = b.images.numel();
+  for (const auto& t : b.targets) n += t.boxes.defined() ? t.boxes.numel() : 0;
+  return n * int64_t(sizeof(float));
+}
 }  // namespace
+
+data::DetBatch BatchCache::get(const data::DetDataset& ds, const data::DetBatchParams& p, int64_t index) {
+  char key[320];
+  std::snprintf(key, sizeof key, "%p %lld %d %llu %lld %lld %lld %.17g %lld %lld %lld %lld", (const void*)&ds,
+                (long long)ds.size(), int(p.augment), (unsigned long long)p.seed, (long long)p.batch,
+                (long long)p.short_side, (long long)p.max_size, p.flip_prob, (long long)p.pad_multiple,
+                (long long)p.part_begin, (long long)p.part_end, (long long)index);
+  auto it = kept_.find(key);
+  if (it != kept_.end()) {
+    ++hits_;
+    return it->second;  // shares the kept tensors; nothing downstream writes to its inputs
+  }
+  data::DetBatch b = data::make_det_batch(ds, p, index);
+  ++made_;
+  const int64_t n = batch_bytes(b);
+  if (bytes_ + n <= limit_) {
+    kept_.emplace(key, b);
+    bytes_ += n;
+  } else {
+    ++not_kept_;
+  }
+  return b;
+}
 
 void recalibrate_bn(det::Detector& net, const nn::Arch& path, const data::DetDataset& train, const EvalSettings& s) {
   DETNAS_CHECK(s.batch > 0 && s.bn_images > 0, "recalibrate_bn: batch ", s.batch, " and bn_images ", s.bn_images,
@@ -49,7 +84,7 @@ void recalibrate_bn(det::Detector& net, const nn::Arch& path, const data::DetDat
   nn::set_sync_bn(net, split);
   const int64_t batches = (s.bn_images + s.batch - 1) / s.batch;
   for (int64_t i = 0; i < batches; ++i) {
-    rt::Tensor images = data::make_det_batch(train, p, i).images;
+    rt::Tensor images = batch_of(train, p, i, s).images;
     net.forward_features(split ? data::pad_batch_across_ranks(images) : images, path);
   }
   nn::set_sync_bn(net, false);
@@ -95,7 +130,7 @@ std::vector<std::vector<det::Detection>> detect_dataset(det::Detector& net, cons
   const int64_t step = split ? rt::dist::size() : 1;
   std::string mine;  // across ranks: this rank's batches r, r + size, ... as bytes
   for (int64_t i = split ? rt::dist::rank() : 0; i < batches; i += step) {
-    data::DetBatch b = data::make_det_batch(ds, p, i);
+    data::DetBatch b = batch_of(ds, p, i, s);
     std::vector<det::ImageMeta> metas;
     for (auto& t : b.targets)
       metas.push_back({t.image_id, t.resized_size.height, t.resized_size.width, t.scale_x, t.scale_y});

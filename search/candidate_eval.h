@@ -10,6 +10,8 @@
 // Not here: the search loop (search/evolution.h), files (cli/).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "data/coco_eval.h"
@@ -17,6 +19,29 @@
 #include "detect/detector.h"
 
 namespace detnas::search {
+
+// Batches kept across candidates. make_det_batch is a pure function of
+// (dataset, params, index), so a search decodes, resizes and augments each BN
+// recalibration and evaluation batch once and keeps it, up to `limit_bytes` of
+// batch data; batches beyond the limit are made anew each time they are needed.
+// What is kept is the same batch that would be made: results do not change. The
+// datasets must outlive the cache and not change. One per process (not
+// thread-safe); under mpirun every rank keeps the batches it uses.
+class BatchCache {
+ public:
+  explicit BatchCache(int64_t limit_bytes) : limit_(limit_bytes) {}
+  data::DetBatch get(const data::DetDataset& ds, const data::DetBatchParams& p, int64_t index);
+  int64_t limit() const { return limit_; }
+  int64_t bytes() const { return bytes_; }                 // batch data kept
+  int64_t kept() const { return int64_t(kept_.size()); }   // batches kept
+  int64_t hits() const { return hits_; }                   // gets served from the cache
+  int64_t made() const { return made_; }                   // batches made (kept or not)
+  int64_t not_kept() const { return not_kept_; }           // made, over the limit
+
+ private:
+  int64_t limit_, bytes_ = 0, hits_ = 0, made_ = 0, not_kept_ = 0;
+  std::map<std::string, data::DetBatch> kept_;
+};
 
 struct EvalSettings {
   int64_t batch = 4;
@@ -30,6 +55,7 @@ struct EvalSettings {
   // detections are gathered on every rank. The result equals one process's. Every
   // rank must call together. Leaves synchronized BN off (nn::set_sync_bn).
   bool across_ranks = false;
+  BatchCache* cache = nullptr;  // not owned; null: every batch is made when used
 };
 
 // Resets the BN running statistics and re-estimates them for `path` on

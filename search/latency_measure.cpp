@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
 
 #include "core/error.h"
 #include "detect/faster_rcnn.h"
@@ -83,6 +84,43 @@ double time_ms(const std::function<void()>& f, int warmup, int min_repeats, doub
   return median ? ms[ms.size() / 2] : ms[0];
 }
 
+namespace {
+// The fixed parts at the table's shapes: the stem on the input images, the
+// detector part on features of the backbone's output shapes (random values).
+struct FixedParts {
+  std::unique_ptr<nn::ConvBn> stem;
+  Tensor images;
+  std::unique_ptr<det::Detector> net;
+  std::function<void()> detector;
+};
+
+FixedParts make_fixed_parts(const LatencyMeasureOptions& o, const nn::SearchSpace& space, Rng& rng) {
+  FixedParts f;
+  nn::ConvOptions so;
+  so.in = 3;
+  so.out = space.stem;
+  so.kernel = 3;
+  so.stride = 2;
+  so.padding = 1;
+  so.bias = nn::Bias::With;
+  f.stem = std::make_unique<nn::ConvBn>(so, nn::Act::Relu, rng);
+  f.images = random_input({o.batch, 3, o.height, o.width}, rng);
+  calibrate(*f.stem, [&] { f.stem->forward(f.images); });
+  int64_t h = half_up(o.height), w = half_up(o.width);
+  const std::vector<nn::BlockSpec> specs = nn::blocks(space);
+  std::vector<Tensor> stage_out(nn::kNumStages);
+  for (const nn::BlockSpec& b : specs) {
+    if (b.stride == 2) h = half_up(h), w = half_up(w);
+    if (b.index_in_stage == space.stage_blocks[size_t(b.stage)] - 1)
+      stage_out[size_t(b.stage)] = random_input({o.batch, b.out_channels, h, w}, rng);
+  }
+  f.net = det::make_detector(standalone(o.space, nn::Arch(specs.size(), 0), o.seed), o.config);
+  f.detector = detector_part(*f.net, stage_out, rng);
+  calibrate(*f.net, f.detector);
+  return f;
+}
+}  // namespace
+
 LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
                                    const std::function<void(int64_t, int64_t)>& progress) {
   DETNAS_CHECK(o.height > 0 && o.height % 32 == 0 && o.width > 0 && o.width % 32 == 0 && o.batch > 0,
@@ -112,22 +150,11 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
   auto time = [&](const std::function<void()>& f) {
     return time_ms(f, o.warmup, o.min_repeats, o.min_seconds, o.median);
   };
-  // Stem.
-  nn::ConvOptions so;
-  so.in = 3;
-  so.out = space.stem;
-  so.kernel = 3;
-  so.stride = 2;
-  so.padding = 1;
-  so.bias = nn::Bias::With;
-  nn::ConvBn stem(so, nn::Act::Relu, rng);
-  const Tensor images = random_input({o.batch, 3, o.height, o.width}, rng);
-  calibrate(stem, [&] { stem.forward(images); });
-  t.fixed["stem"] = time([&] { stem.forward(images); });
+  FixedParts fixed = make_fixed_parts(o, space, rng);
+  t.fixed["stem"] = time([&] { fixed.stem->forward(fixed.images); });
   tick();
   // Every choice of every block, at its input shape.
   int64_t h = half_up(o.height), w = half_up(o.width);
-  std::vector<Tensor> stage_out(nn::kNumStages);
   for (const nn::BlockSpec& b : specs) {
     const Tensor x = random_input({o.batch, b.in_channels, h, w}, rng);
     std::vector<double> row;
@@ -139,15 +166,19 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
     }
     t.blocks.push_back(std::move(row));
     if (b.stride == 2) h = half_up(h), w = half_up(w);
-    stage_out[size_t(b.stage)] = random_input({o.batch, b.out_channels, h, w}, rng);
   }
-  // FPN and heads on features of the backbone's output shapes.
-  auto net = det::make_detector(standalone(o.space, nn::Arch(specs.size(), 0), o.seed), o.config);
-  const std::function<void()> part = detector_part(*net, stage_out, rng);
-  calibrate(*net, part);
-  t.fixed["detector"] = time(part);
+  t.fixed["detector"] = time(fixed.detector);
   tick();
   return t;
+}
+
+double measure_fixed_ms(const LatencyMeasureOptions& o) {
+  const nn::SearchSpace& space = nn::space_by_name(o.space);
+  rt::NoGradGuard ng;
+  Rng rng(o.seed);
+  FixedParts fixed = make_fixed_parts(o, space, rng);
+  return time_ms([&] { fixed.stem->forward(fixed.images); }, o.warmup, o.min_repeats, o.min_seconds, o.median) +
+         time_ms(fixed.detector, o.warmup, o.min_repeats, o.min_seconds, o.median);
 }
 
 double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch) {

@@ -36,6 +36,12 @@ double time_ms(const std::function<void()>& f, int warmup, int min_repeats, doub
 LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
                                    const std::function<void(int64_t, int64_t)>& progress = {});
 
+// The fixed parts (stem + detector part) timed again as in the table: against the
+// table's fixed_ms(), how fast the machine runs now compared with when the table
+// was measured (on a shared machine its speed drifts by 20-30% over tens of
+// seconds; `latency-table --validate` uses this to separate drift from error).
+double measure_fixed_ms(const LatencyMeasureOptions& o);
+
 // End-to-end inference latency (ms) of `arch` with the same parts and protocol
 // (a standalone network of that arch, random weights).
 double measure_arch_latency(const LatencyMeasureOptions& o, const nn::Arch& arch);

@@ -559,8 +559,11 @@ TEST_CASE("search under a latency budget from the command line") {
   // A measured table of the fixture's detector, then a search with a budget between
   // the fastest and the slowest architecture.
   test::RunResult r = test::run_argv({f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out",
-                                      dir + "/t.json", "--threads", "1", "--min-time", "0", "--repeats", "3"});
+                                      dir + "/t.json", "--threads", "1", "--min-time", "0", "--repeats", "3",
+                                      "--validate", "2"});
   REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  CHECK_MESSAGE(r.out.find("2 architectures: mean |error|") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("drift-corrected: mean") != std::string::npos, r.out);
   const search::LatencyTable t = search::read_latency_table(dir + "/t.json", "tiny");
   double lo = t.fixed_ms(), hi = t.fixed_ms();
   for (const auto& row : t.blocks) {
@@ -574,6 +577,8 @@ TEST_CASE("search under a latency budget from the command line") {
                                       {"--ckpt", f.ckpt, "--data", f.det, "--latency-table", dir + "/t.json",
                                        "--latency-budget", std::to_string(budget), "--out", dir + "/s"}));
   REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
+  CHECK_MESSAGE(r.out.find("batches decoded for the first candidate are kept for the next ones") != std::string::npos,
+                r.out);
   int64_t n = 0;
   std::istringstream lines(read_file(dir + "/s/search.jsonl"));
   for (std::string line; std::getline(lines, line);) {
