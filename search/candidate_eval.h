@@ -32,11 +32,11 @@ class BatchCache {
   explicit BatchCache(int64_t limit_bytes) : limit_(limit_bytes) {}
   data::DetBatch get(const data::DetDataset& ds, const data::DetBatchParams& p, int64_t index);
   int64_t limit() const { return limit_; }
-  int64_t bytes() const { return bytes_; }                 // batch data kept
-  int64_t kept() const { return int64_t(kept_.size()); }   // batches kept
-  int64_t hits() const { return hits_; }                   // gets served from the cache
-  int64_t made() const { return made_; }                   // batches made (kept or not)
-  int64_t not_kept() const { return not_kept_; }           // made, over the limit
+  int64_t bytes() const { return bytes_; }                // batch data kept
+  int64_t kept() const { return int64_t(kept_.size()); }  // batches kept
+  int64_t hits() const { return hits_; }                  // gets served from the cache
+  int64_t made() const { return made_; }                  // batches made (kept or not)
+  int64_t not_kept() const { return not_kept_; }          // made, over the limit
 
  private:
   int64_t limit_, bytes_ = 0, hits_ = 0, made_ = 0, not_kept_ = 0;

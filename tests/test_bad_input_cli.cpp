@@ -558,9 +558,9 @@ TEST_CASE("search under a latency budget from the command line") {
   const std::string dir = f.dir + "/lat_search";
   // A measured table of the fixture's detector, then a search with a budget between
   // the fastest and the slowest architecture.
-  test::RunResult r = test::run_argv({f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out",
-                                      dir + "/t.json", "--threads", "1", "--min-time", "0", "--repeats", "3",
-                                      "--validate", "2"});
+  test::RunResult r =
+      test::run_argv({f.bin, "latency-table", "--ckpt", f.ckpt, "--input", "64x64", "--out", dir + "/t.json",
+                      "--threads", "1", "--min-time", "0", "--repeats", "3", "--validate", "2"});
   REQUIRE_MESSAGE(r.exit_code() == 0, r.describe() << "\n" << r.out);
   CHECK_MESSAGE(r.out.find("2 architectures: mean |error|") != std::string::npos, r.out);
   CHECK_MESSAGE(r.out.find("drift-corrected: mean") != std::string::npos, r.out);

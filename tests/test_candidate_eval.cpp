@@ -88,7 +88,8 @@ void check_same(const Outcome& a, const Outcome& b, const char* what) {
   bool same = true;
   for (size_t i = 0; i < a.dets.size(); ++i)
     same = same && a.dets[i].image_id == b.dets[i].image_id && a.dets[i].category_id == b.dets[i].category_id &&
-           a.dets[i].score == b.dets[i].score && std::memcmp(&a.dets[i].bbox, &b.dets[i].bbox, sizeof(data::CocoBox)) == 0;
+           a.dets[i].score == b.dets[i].score &&
+           std::memcmp(&a.dets[i].bbox, &b.dets[i].bbox, sizeof(data::CocoBox)) == 0;
   CHECK(same);
 }
 
