@@ -38,8 +38,7 @@ LatencyTable measure_latency_table(const LatencyMeasureOptions& o,
 
 // The fixed parts (stem + detector part) timed again as in the table: against the
 // table's fixed_ms(), how fast the machine runs now compared with when the table
-// was measured (on a shared machine its speed drifts by 20-30% over tens of
-// seconds; `latency-table --validate` uses this to separate drift from error).
+// was measured (`latency-table --validate` prints it beside each architecture).
 double measure_fixed_ms(const LatencyMeasureOptions& o);
 
 // End-to-end inference latency (ms) of `arch` with the same parts and protocol
