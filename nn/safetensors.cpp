@@ -133,14 +133,16 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     DETNAS_CHECK(!o["data_offsets"].get(offs) && offs.size() == 2, what, ": tensor '", name,
                  "' needs data_offsets [begin, end]");
     rt::Shape s;
-    int64_t numel = 1;
+    // The product of the nonzero entries: with a zero entry the tensor is empty,
+    // but its strides (products of trailing entries) are still computed.
+    int64_t extent = 1;
     for (auto d : shape) {
       int64_t v;
       DETNAS_CHECK(!d.get(v) && v >= 0, what, ": tensor '", name, "' has a bad shape entry");
-      // Checked here: shape_numel and the byte count below must not overflow.
-      DETNAS_CHECK(v == 0 || numel <= INT64_MAX / int64_t(sizeof(float)) / v, what, ": tensor '", name,
+      // Checked here: shape_numel, the strides and the byte count below must not overflow.
+      DETNAS_CHECK(v == 0 || extent <= INT64_MAX / int64_t(sizeof(float)) / v, what, ": tensor '", name,
                    "' has a shape whose size overflows 64 bits (entry ", s.size(), " = ", v, ")");
-      numel *= v;
+      if (v > 0) extent *= v;
       s.push_back(v);
     }
     uint64_t b = 0, e = 0;

@@ -54,6 +54,14 @@ TEST_CASE("safetensors: truncated, corrupt and wrong-dtype files give errors nam
   auto pos = f16.find("F32");
   f16.replace(pos, 3, "F16");
   CHECK_THROWS_WITH_AS(nn::parse_safetensors(f16, "x.st"), doctest::Contains("dtype F16"), Error);
+  // An empty tensor (a zero entry) whose other entries overflow 64 bits: its
+  // strides would (a fuzzing finding, fuzz/regressions/safetensors/).
+  const std::string header =
+      "{\"t\":{\"dtype\":\"F32\",\"shape\":[0,94967296,4,29,2944967296],\"data_offsets\":[0,0]}}";
+  std::string empty_big(8, '\0');
+  empty_big[0] = char(header.size());
+  empty_big += header;
+  CHECK_THROWS_WITH_AS(nn::parse_safetensors(empty_big, "x.st"), doctest::Contains("overflows 64 bits"), Error);
   CHECK_THROWS_WITH_AS(nn::load_safetensors("/nonexistent/ck.safetensors"),
                        doctest::Contains("/nonexistent/ck.safetensors"), Error);
   ::unlink(p.c_str());
