@@ -377,7 +377,7 @@ FUZZ_LIB_SRCS := data/coco.cpp data/coco_json.cpp data/coco_results.cpp data/coc
   data/image.cpp data/image_folder.cpp data/transforms.cpp nn/safetensors.cpp nn/checkpoint.cpp nn/module.cpp \
   nn/optimizer.cpp nn/space.cpp search/evolution.cpp search/cost_model.cpp search/path_sampler.cpp \
   runtime/tensor.cpp runtime/fs.cpp runtime/allocator.cpp runtime/device_allocator.cpp runtime/device.cpp \
-  core/log.cpp runtime/autograd.cpp runtime/ops_optim.cpp runtime/backend.cpp runtime/backend_cpu.cpp \
+  core/log.cpp core/profile.cpp runtime/autograd.cpp runtime/ops_optim.cpp runtime/backend.cpp runtime/backend_cpu.cpp \
   runtime/dist.cpp runtime/dist_nccl.cpp runtime/threads.cpp \
   $(wildcard kernels/*_cpu.cpp) \
   $(wildcard runtime/fault.cpp)

@@ -4,7 +4,9 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 
+#include "core/profile.h"
 #include "detect/retinanet.h"  // flatten_head_output
 #include "runtime/autograd.h"
 #include "runtime/ops_elementwise.h"
@@ -41,7 +43,16 @@ FasterRcnn::RpnOutputs FasterRcnn::forward_rpn(const rt::Tensor& images, const n
                "FasterRcnn: images ", rt::shape_str(images.shape()),
                " must be (N,3,H,W) with H and W positive multiples of 32");
   RpnOutputs r;
-  r.features = fpn_->forward(backbone_->forward_features(images, path));
+  {
+    std::vector<rt::Tensor> c;
+    {
+      DETNAS_PROFILE_SCOPE("backbone");
+      c = backbone_->forward_features(images, path);
+    }
+    DETNAS_PROFILE_SCOPE("fpn");
+    r.features = fpn_->forward(c);
+  }
+  DETNAS_PROFILE_SCOPE("rpn_head");
   for (const rt::Tensor& p : r.features) {
     auto [ob, de] = rpn_->forward(p);
     r.objectness.push_back(flatten_head_output(ob, 1));
@@ -58,6 +69,7 @@ FasterRcnn::RpnOutputs FasterRcnn::forward_rpn(const rt::Tensor& images, const n
 }
 
 std::vector<Proposals> FasterRcnn::proposals(const RpnOutputs& r, const std::vector<HW>& sizes, bool train) const {
+  DETNAS_PROFILE_SCOPE("proposals");
   ProposalParams pp;
   pp.pre_nms_top_n = train ? o_.rpn.pre_nms_top_n_train : o_.rpn.pre_nms_top_n_test;
   pp.post_nms_top_n = train ? o_.rpn.post_nms_top_n_train : o_.rpn.post_nms_top_n_test;
@@ -75,6 +87,7 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
       DETNAS_CHECK(targets[n].labels[j] >= 0 && targets[n].labels[j] < o_.num_classes,
                    "FasterRcnn::forward_train: image ", n, " label ", targets[n].labels[j], " of box ", j,
                    " outside [0, ", o_.num_classes, ")");
+  DETNAS_PROFILE_SCOPE("forward_train");
   RpnOutputs r = forward_rpn(images, path);
   const int64_t N = images.size(0);
   RpnLosses rl = rpn_loss(rt::ops::concat(r.objectness), rt::ops::concat(r.deltas), r.all_anchors, targets, o_.rpn,
@@ -86,7 +99,7 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
   if (trace_) trace_->proposals = boxes;
   RoiSamples s = sample_rois(boxes, targets, o_.roi, rng_, part_, trace_ ? &trace_->roi : nullptr);
   std::vector<int64_t> order;
-  rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, s.rois, o_.roi.pooler, &order);
+  rt::Tensor feats = roi_features(r.features, s.rois, &order);
   RoiLosses ll;
   if (order.empty()) {
     ll = roi_loss(rt::Tensor::zeros({0, o_.num_classes + 1}), rt::Tensor::zeros({0, 4 * (o_.num_classes + 1)}), {}, {},
@@ -98,11 +111,18 @@ DetLosses FasterRcnn::forward_train(const rt::Tensor& images, const std::vector<
       labels.push_back(s.labels[size_t(i)]);
       bt.insert(bt.end(), s.box_targets.begin() + i * 4, s.box_targets.begin() + i * 4 + 4);
     }
+    DETNAS_PROFILE_SCOPE("box_head");
     auto [cls, box] = box_head_->forward(feats);
     ll = roi_loss(cls, box, labels, bt, o_.roi, part_);
   }
   rt::Tensor total = rt::ops::add(rt::ops::add(rl.cls, rl.box), rt::ops::add(ll.cls, ll.box));
   return DetLosses{{{"rpn_cls", rl.cls}, {"rpn_box", rl.box}, {"roi_cls", ll.cls}, {"roi_box", ll.box}}, total};
+}
+
+rt::Tensor FasterRcnn::roi_features(const std::vector<rt::Tensor>& features, const std::vector<float>& rois,
+                                    std::vector<int64_t>* order) const {
+  DETNAS_PROFILE_SCOPE("roi_align");
+  return multiscale_roi_align({features.begin(), features.begin() + 4}, rois, o_.roi.pooler, order);
 }
 
 // RoIs (R,5) of the proposals, batch index first.
@@ -124,11 +144,13 @@ static std::vector<float> reorder_rois(const std::vector<float>& rois, const std
 }
 
 void FasterRcnn::forward_features(const rt::Tensor& images, const nn::Arch& path) {
+  DETNAS_PROFILE_SCOPE("forward_features");
   RpnOutputs r = forward_rpn(images, path);
   std::vector<HW> sizes(size_t(images.size(0)), HW{images.size(2), images.size(3)});
   std::vector<float> rois = rois_of(proposals(r, sizes, false));
   std::vector<int64_t> order;
-  rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, rois, o_.roi.pooler, &order);
+  rt::Tensor feats = roi_features(r.features, rois, &order);
+  DETNAS_PROFILE_SCOPE("box_head");
   if (!order.empty()) box_head_->forward(feats);
 }
 
@@ -143,14 +165,20 @@ std::vector<std::vector<Detection>> FasterRcnn::detect(const rt::Tensor& images,
                  m.scale_y, " does not fit the batch ", rt::shape_str(images.shape()));
   nn::ModeGuard eval(*this, nn::Mode::Eval);
   rt::NoGradGuard ng;
+  DETNAS_PROFILE_SCOPE("detect");
   RpnOutputs r = forward_rpn(images, path);
   std::vector<HW> sizes;
   for (const ImageMeta& m : metas) sizes.push_back({m.height, m.width});
   std::vector<float> rois = rois_of(proposals(r, sizes, false));
   std::vector<int64_t> order;
-  rt::Tensor feats = multiscale_roi_align({r.features.begin(), r.features.begin() + 4}, rois, o_.roi.pooler, &order);
+  rt::Tensor feats = roi_features(r.features, rois, &order);
   if (order.empty()) return std::vector<std::vector<Detection>>(metas.size());
-  auto [cls, box] = box_head_->forward(feats);
+  rt::Tensor cls, box;
+  {
+    DETNAS_PROFILE_SCOPE("box_head");
+    std::tie(cls, box) = box_head_->forward(feats);
+  }
+  DETNAS_PROFILE_SCOPE("postprocess");
   return roi_postprocess(cls, box, reorder_rois(rois, order), metas, o_.roi);
 }
 

@@ -82,6 +82,9 @@ class FasterRcnn : public Detector {
  private:
   // Proposals per image from detached RPN outputs.
   std::vector<Proposals> proposals(const RpnOutputs& r, const std::vector<HW>& sizes, bool train) const;
+  // Multi-scale RoIAlign of rois (R,5) over P2..P5 (order: see multiscale_roi_align).
+  rt::Tensor roi_features(const std::vector<rt::Tensor>& features, const std::vector<float>& rois,
+                          std::vector<int64_t>* order) const;
 
   FasterRcnnOptions o_;
   nn::Backbone* backbone_ = nullptr;

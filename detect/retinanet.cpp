@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "core/profile.h"
 #include "runtime/autograd.h"
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
@@ -115,14 +116,26 @@ RetinaNet::RetinaNet(const nn::BackboneOptions& bo, const RetinaNetOptions& o)
                                            o.tower_depth, o.head_init_std, o.prior_prob, rng));
 }
 
-RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::Arch& path) {
+void RetinaNet::check_images(const rt::Tensor& images) {
   rt::check_defined("RetinaNet", images, "images");
   DETNAS_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(0) > 0 && images.size(2) > 0 &&
                    images.size(2) % 32 == 0 && images.size(3) > 0 && images.size(3) % 32 == 0,
                "RetinaNet: images ", rt::shape_str(images.shape()),
                " must be (N,3,H,W) with H and W positive multiples of 32");
-  std::vector<rt::Tensor> c = backbone_->forward_features(images, path);
-  std::vector<rt::Tensor> p = fpn_->forward({c[1], c[2], c[3]});
+}
+
+RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::Arch& path) {
+  check_images(images);
+  std::vector<rt::Tensor> c, p;
+  {
+    DETNAS_PROFILE_SCOPE("backbone");
+    c = backbone_->forward_features(images, path);
+  }
+  {
+    DETNAS_PROFILE_SCOPE("fpn");
+    p = fpn_->forward({c[1], c[2], c[3]});
+  }
+  DETNAS_PROFILE_SCOPE("head");
   Outputs out;
   for (const rt::Tensor& pl : p) {
     auto [cl, bx] = head_->forward(pl);
@@ -133,10 +146,18 @@ RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::
   return out;
 }
 
+void RetinaNet::forward_features(const rt::Tensor& images, const nn::Arch& path) {
+  check_images(images);
+  DETNAS_PROFILE_SCOPE("forward_features");
+  DETNAS_PROFILE_SCOPE("backbone");
+  backbone_->forward_features(images, path);
+}
+
 DetLosses RetinaNet::forward_train(const rt::Tensor& images, const std::vector<Targets>& targets,
                                    const nn::Arch& path) {
   DETNAS_CHECK(int64_t(targets.size()) == images.size(0), "RetinaNet::forward_train: ", targets.size(),
                " targets for images ", rt::shape_str(images.shape()));
+  DETNAS_PROFILE_SCOPE("forward_train");
   Outputs h = forward_heads(images, path);
   rt::Tensor cls = rt::ops::concat(h.cls), box = rt::ops::concat(h.box);
   rt::Tensor anchors = retinanet_anchors(anchors_, h.feature_sizes);
@@ -155,7 +176,9 @@ std::vector<std::vector<Detection>> RetinaNet::detect(const rt::Tensor& images, 
                  m.scale_y, " does not fit the batch ", rt::shape_str(images.shape()));
   nn::ModeGuard eval(*this, nn::Mode::Eval);
   rt::NoGradGuard ng;
+  DETNAS_PROFILE_SCOPE("detect");
   Outputs h = forward_heads(images, path);
+  DETNAS_PROFILE_SCOPE("postprocess");
   rt::Tensor all = retinanet_anchors(anchors_, h.feature_sizes);
   std::vector<rt::Tensor> anchors;
   int64_t off = 0;

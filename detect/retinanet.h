@@ -92,10 +92,12 @@ class RetinaNet : public Detector {
   };
   // images (N,3,H,W), H and W multiples of 32 (checked).
   Outputs forward_heads(const rt::Tensor& images, const nn::Arch& path);
-  // Detector interface: losses "cls" and "box"; forward_features = forward_heads.
+  // Detector interface: losses "cls" and "box". forward_features runs the
+  // backbone only: it holds every BN layer of RetinaNet (the FPN and the head
+  // have no norm layers), so the heads' work would change no statistic.
   const char* kind() const override { return "retinanet"; }
   DetLosses forward_train(const rt::Tensor& images, const std::vector<Targets>& targets, const nn::Arch& path) override;
-  void forward_features(const rt::Tensor& images, const nn::Arch& path) override { forward_heads(images, path); }
+  void forward_features(const rt::Tensor& images, const nn::Arch& path) override;
   std::vector<std::vector<Detection>> detect(const rt::Tensor& images, const std::vector<ImageMeta>& metas,
                                              const nn::Arch& path) override;
 
@@ -107,6 +109,7 @@ class RetinaNet : public Detector {
   int64_t num_anchors_per_location() const { return anchors_.num_anchors_per_location(0); }
 
  private:
+  static void check_images(const rt::Tensor& images);  // (N,3,H,W), H and W positive multiples of 32
   RetinaNetOptions o_;
   nn::Backbone* backbone_ = nullptr;
   RetinaFpn* fpn_ = nullptr;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <memory>
 
 #include "detect/postprocess.h"
@@ -170,11 +171,11 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
     del_h[l] = deltas[l].to_vector();
     anc_h[l] = anchors[l].to_vector();
   }
-  BoxCoder coder;  // RPN weights (1, 1, 1, 1)
-  std::vector<Proposals> out(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
+  for (int64_t n = 0; n < N; ++n)
     DETNAS_CHECK(sizes[size_t(n)].h > 0 && sizes[size_t(n)].w > 0, "generate_proposals: image ", n, " size ",
                  sizes[size_t(n)].h, "x", sizes[size_t(n)].w, " must be positive");
+  BoxCoder coder;  // RPN weights (1, 1, 1, 1)
+  auto one_image = [&](int64_t n) {
     const float H = float(sizes[size_t(n)].h), W = float(sizes[size_t(n)].w);
     std::vector<float> boxes, scores;
     std::vector<int64_t> levels;
@@ -193,12 +194,27 @@ std::vector<Proposals> generate_proposals(const std::vector<rt::Tensor>& objectn
         levels.push_back(int64_t(l));
       }
     }
-    Proposals& pr = out[size_t(n)];
+    Proposals pr;
     for (int64_t i : batched_nms_top(boxes, scores, levels, p.nms_thresh, p.post_nms_top_n)) {
       pr.boxes.insert(pr.boxes.end(), boxes.begin() + i * 4, boxes.begin() + i * 4 + 4);
       pr.scores.push_back(scores[size_t(i)]);
     }
+    return pr;
+  };
+  // Images are independent: one per thread. An error thrown for an image is
+  // kept and rethrown after the loop (the first image's, in image order).
+  std::vector<Proposals> out(static_cast<size_t>(N));
+  std::vector<std::exception_ptr> err(static_cast<size_t>(N));
+#pragma omp parallel for schedule(dynamic, 1) if (N > 1)
+  for (int64_t n = 0; n < N; ++n) {
+    try {
+      out[size_t(n)] = one_image(n);
+    } catch (...) {
+      err[size_t(n)] = std::current_exception();
+    }
   }
+  for (const std::exception_ptr& e : err)
+    if (e) std::rethrow_exception(e);
   return out;
 }
 

@@ -137,6 +137,15 @@ void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const T* x, const 
                             const T* running_mean, const T* running_var, double eps, T* y, T* save_mean,
                             T* save_invstd);
 
+// Eval-mode BN folded into the conv before it (inference): per output channel c,
+//   s = gamma[c] / sqrt(running_var[c] + eps)   (in double, as the eval forward)
+//   w_out[c, :] = w[c, :] * s   (per_out weights each)
+//   b_out[c] = (b ? b[c] : 0) * s + beta[c] - running_mean[c] * s
+// so conv(x, w_out) + b_out equals BN(conv(x, w) + b) up to float rounding.
+template <typename T>
+void batchnorm_fold(int64_t C, int64_t per_out, const T* w, const T* b, const T* gamma, const T* beta,
+                    const T* running_mean, const T* running_var, double eps, T* w_out, T* b_out);
+
 // Gradient outputs of batchnorm_backward; any pointer may be null with mode Ignore.
 template <typename T>
 struct BatchNormGrads {

@@ -76,6 +76,18 @@ void batchnorm_forward_eval(int64_t N, int64_t C, int64_t HW, const T* x, const 
 }
 
 template <typename T>
+void batchnorm_fold(int64_t C, int64_t per_out, const T* w, const T* b, const T* gamma, const T* beta,
+                    const T* running_mean, const T* running_var, double eps, T* w_out, T* b_out) {
+  for (int64_t c = 0; c < C; ++c) {
+    const double sc = double(gamma[c]) * bn_invstd(double(running_var[c]), eps);
+    const T* __restrict p = w + c * per_out;
+    T* __restrict q = w_out + c * per_out;
+    for (int64_t i = 0; i < per_out; ++i) q[i] = T(double(p[i]) * sc);
+    b_out[c] = T((b ? double(b[c]) : 0.0) * sc + double(beta[c]) - double(running_mean[c]) * sc);
+  }
+}
+
+template <typename T>
 void batchnorm_backward(int64_t N, int64_t C, int64_t HW, const T* x, const T* dy, const T* gamma, const T* save_mean,
                         const T* save_invstd, BatchNormMode mode, const BatchNormGrads<T>& g) {
   const int64_t n = N * HW;
@@ -133,6 +145,8 @@ void batchnorm_reset_running(int64_t C, T* running_mean, T* running_var) {
                                            T*, T*, T*, T*, T*);                                                        \
   template void batchnorm_forward_eval<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, \
                                           double, T*, T*, T*);                                                         \
+  template void batchnorm_fold<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, const T*,        \
+                                  double, T*, T*);                                                                     \
   template void batchnorm_backward<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*,     \
                                       BatchNormMode, const BatchNormGrads<T>&);                                        \
   template void batchnorm_reset_running<T>(int64_t, T*, T*);

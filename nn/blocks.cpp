@@ -18,10 +18,7 @@ Branch::Branch(const std::vector<Step>& steps, Rng& rng, float bn_momentum) {
 
 rt::Tensor Branch::forward(const rt::Tensor& x) {
   rt::Tensor y = x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    y = layers_[i].second->forward(layers_[i].first->forward(y));
-    if (acts_[i] == Act::Relu) y = rt::ops::relu(y);
-  }
+  for (size_t i = 0; i < layers_.size(); ++i) y = conv_bn_act(*layers_[i].first, *layers_[i].second, acts_[i], y);
   return y;
 }
 

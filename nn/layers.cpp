@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "runtime/autograd.h"
 #include "runtime/ops_conv.h"
 #include "runtime/ops_elementwise.h"
 
@@ -87,9 +88,19 @@ ConvBn::ConvBn(const ConvOptions& o, Act act, Rng& rng, float bn_momentum) : act
   bn = register_module("bn", std::make_unique<BatchNorm2d>(o.out, bn_momentum));
 }
 
-rt::Tensor ConvBn::forward(const rt::Tensor& x) {
-  rt::Tensor y = bn->forward(conv->forward(x));
-  return act_ == Act::Relu ? rt::ops::relu(y) : y;
+rt::Tensor conv_bn_act(const Conv2d& conv, BatchNorm2d& bn, Act act, const rt::Tensor& x) {
+  if (bn.mode() == Mode::Eval && !rt::grad_enabled() && x.device() == rt::Device::CPU &&
+      conv.weight.device() == rt::Device::CPU) {
+    const auto [w, b] =
+        rt::ops::fold_batch_norm(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps());
+    const ConvOptions& o = conv.options();
+    rt::Tensor y = rt::ops::conv2d(x, w, b, rt::ops::Conv2dParams{o.stride, o.padding, o.groups});
+    return act == Act::Relu ? rt::ops::relu_(y) : y;
+  }
+  rt::Tensor y = bn.forward(conv.forward(x));
+  return act == Act::Relu ? rt::ops::relu(y) : y;
 }
+
+rt::Tensor ConvBn::forward(const rt::Tensor& x) { return conv_bn_act(*conv, *bn, act_, x); }
 
 }  // namespace detnas::nn

@@ -46,6 +46,7 @@ class BatchNorm2d : public Module {
   // Synchronized BN: Train/Recalibrate statistics over all ranks (rt::ops::BatchNormParams::sync).
   void set_sync(bool on) { sync_ = on; }
   bool sync() const { return sync_; }
+  float eps() const { return eps_; }
   rt::Tensor weight, bias, running_mean, running_var;
 
  private:
@@ -71,6 +72,13 @@ class Linear : public Module {
 
 // conv -> BN (-> ReLU): the unit every block is made of.
 enum class Act { None, Relu };
+
+// act(bn(conv(x))) in the module modes. Inference (BN in Eval, autograd off,
+// CPU tensors) runs the folded form: conv with rt::ops::fold_batch_norm's
+// weights and bias, then ReLU in place: one conv and at most one pass over its
+// output, equal to the three ops up to float rounding.
+rt::Tensor conv_bn_act(const Conv2d& conv, BatchNorm2d& bn, Act act, const rt::Tensor& x);
+
 class ConvBn : public Module {
  public:
   ConvBn(const ConvOptions& o, Act act, Rng& rng, float bn_momentum = 0.1f);

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/profile.h"
+
 namespace detnas::rt {
 
 namespace {
@@ -48,6 +50,7 @@ void backward(const Tensor& loss, float seed) {
   DETNAS_CHECK(loss.defined() && loss.numel() == 1, "backward: the loss must have one element, got shape ",
                loss.defined() ? shape_str(loss.shape()) : std::string("undefined"));
   DETNAS_CHECK(loss.requires_grad(), "backward: the loss does not depend on any tensor that requires grad");
+  DETNAS_PROFILE_SCOPE("backward");
   GradSlot s = grad_slot(loss);
   float v = seed;
   if (loss.device() == Device::CPU) {

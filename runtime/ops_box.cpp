@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "core/profile.h"
 #include "runtime/autograd.h"
 #include "runtime/backend.h"
 
@@ -57,6 +58,7 @@ Tensor roi_align(const Tensor& input_in, const Tensor& boxes_in, const RoiAlignP
       DETNAS_CHECK(std::isfinite(b[j]), "roi_align: box ", i, " has a non-finite coordinate ", b[j]);
   }
   Tensor y = Tensor::empty({K, C, p.pooled_h, p.pooled_w}, x.device());
+  DETNAS_PROFILE_SCOPE("roi_align_kernel");
   if (y.numel() > 0) kt.roi_align_forward(p, N, C, H, W, K, x.data(), boxes.data(), y.data());
   if (wants_grad({&x})) {
     record({&y}, [x, boxes, y, p, &kt]() {

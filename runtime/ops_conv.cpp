@@ -4,6 +4,7 @@
 // when the forward read x through a wider batch stride.
 #include "runtime/ops_conv.h"
 
+#include "core/profile.h"
 #include "kernels/conv2d.h"
 #include "kernels/dwconv.h"
 #include "runtime/autograd.h"
@@ -79,6 +80,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   s.x_batch_stride = s.N > 1 ? x.strides()[0] : s.C * s.H * s.W;
 
   const ConvPath path = conv_path(s);
+  DETNAS_PROFILE_SCOPE(path == ConvPath::Depthwise ? "dwconv" : s.pointwise() ? "conv1x1" : "conv2d");
   DwconvShape d;
   d.N = s.N, d.C = s.C, d.H = s.H, d.W = s.W, d.K = s.KH, d.S = s.S, d.P = s.P;
   d.x_batch_stride = s.x_batch_stride;
@@ -132,6 +134,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor x = x_in.contiguous(), w = w_in.contiguous();
   Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   const int64_t N = x.numel() / Cin;
+  DETNAS_PROFILE_SCOPE("linear");
   Shape ys = x.shape();
   ys.back() = Cout;
   Tensor y = Tensor::empty(ys, x.device());

@@ -2,6 +2,7 @@
 // record the backward.
 #include "runtime/ops_elementwise.h"
 
+#include "core/profile.h"
 #include "runtime/autograd.h"
 #include "runtime/backend.h"
 
@@ -9,6 +10,7 @@ namespace detnas::rt::ops {
 
 Tensor relu(const Tensor& x_in) {
   check_defined("relu", x_in, "input");
+  DETNAS_PROFILE_SCOPE("relu");
   const Kernels& kt = kernels_for(x_in.device());
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.device());
@@ -23,6 +25,15 @@ Tensor relu(const Tensor& x_in) {
     });
   }
   return y;
+}
+
+Tensor& relu_(Tensor& x) {
+  check_defined("relu_", x, "input");
+  DETNAS_CHECK(!wants_grad({&x}), "relu_: in place only without autograd (the input requires grad)");
+  DETNAS_CHECK(x.is_contiguous(), "relu_: the input must be contiguous, got strides of shape ", shape_str(x.shape()));
+  DETNAS_PROFILE_SCOPE("relu");
+  kernels_for(x.device()).relu_forward(x.numel(), x.data(), x.data());
+  return x;
 }
 
 Tensor add(const Tensor& a_in, const Tensor& b_in) {

@@ -9,6 +9,9 @@
 namespace detnas::rt::ops {
 
 Tensor relu(const Tensor& x);
+// x <- max(x, 0) in place, for inference: x must be contiguous and must not
+// take part in autograd (wants_grad false: checked). Returns x.
+Tensor& relu_(Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);  // same shapes
 Tensor mul_scalar(const Tensor& x, float alpha);
 Tensor mul(const Tensor& a, const Tensor& b);  // elementwise product, same shapes

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "core/profile.h"
 #include "runtime/autograd.h"
 #include "runtime/backend.h"
 #include "runtime/dist.h"
@@ -127,6 +128,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
   const Kernels& kt =
       kernels_for(common_device("batch_norm", {&x_in, &gamma_in, &beta_in, &running_mean, &running_var}));
   DETNAS_CHECK(p.eps > 0, "batch_norm: eps must be > 0, got ", p.eps);
+  DETNAS_PROFILE_SCOPE("batch_norm");
   const bool sync = p.sync && mode != BatchNormMode::Eval;
   if (mode != BatchNormMode::Eval && !sync)  // sync: checked on the global count
     DETNAS_CHECK(N * HW > 1, "batch_norm: ", mode_name(mode),
@@ -190,6 +192,28 @@ void reset_running_stats(Tensor& running_mean, Tensor& running_var, int64_t* rec
   with_contiguous_inout(running_mean, running_var,
                         [&](float* rm, float* rv) { kt.batchnorm_reset_running(running_mean.size(0), rm, rv); });
   if (recal_batches) *recal_batches = 0;
+}
+
+std::pair<Tensor, Tensor> fold_batch_norm(const Tensor& w_in, const Tensor& b_in, const Tensor& gamma_in,
+                                          const Tensor& beta_in, const Tensor& running_mean_in,
+                                          const Tensor& running_var_in, double eps) {
+  check_defined("fold_batch_norm", w_in, "weight");
+  DETNAS_CHECK(w_in.dim() >= 1 && w_in.numel() > 0, "fold_batch_norm: empty weight ", shape_str(w_in.shape()));
+  const int64_t C = w_in.size(0);
+  const Device dev =
+      common_device("fold_batch_norm", {&w_in, &b_in, &gamma_in, &beta_in, &running_mean_in, &running_var_in});
+  DETNAS_CHECK(dev == Device::CPU, "fold_batch_norm: CPU tensors only, got ", device_name(dev));
+  DETNAS_CHECK(eps > 0, "fold_batch_norm: eps must be > 0, got ", eps);
+  for (const Tensor* t : {&gamma_in, &beta_in, &running_mean_in, &running_var_in})
+    check_channel_vector(*t, C, "a BN vector", w_in);
+  if (b_in.defined()) check_channel_vector(b_in, C, "the conv bias", w_in);
+  const Tensor w = w_in.contiguous(), gamma = gamma_in.contiguous(), beta = beta_in.contiguous();
+  const Tensor rm = running_mean_in.contiguous(), rv = running_var_in.contiguous();
+  const Tensor b = b_in.defined() ? b_in.contiguous() : Tensor();
+  Tensor w_out = Tensor::empty(w.shape(), dev), b_out = Tensor::empty({C}, dev);
+  kernels::cpu::batchnorm_fold<float>(C, w.numel() / C, w.data(), b.defined() ? b.data() : nullptr, gamma.data(),
+                                      beta.data(), rm.data(), rv.data(), eps, w_out.data(), b_out.data());
+  return {w_out, b_out};
 }
 
 }  // namespace detnas::rt::ops

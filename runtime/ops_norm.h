@@ -6,6 +6,7 @@
 // gamma/beta/running stats (nn/).
 #pragma once
 #include <cstdint>
+#include <utility>
 
 #include "kernels/batchnorm.h"
 #include "runtime/tensor.h"
@@ -50,6 +51,14 @@ struct BatchNormParams {
 // kernels/bn_sync.h states its precision).
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
                   BatchNormMode mode, const BatchNormParams& p = {}, int64_t* recal_batches = nullptr);
+
+// The inference form of conv -> BN (Eval): {w', b'} with conv(x, w', b') =
+// batch_norm(conv(x, w, b), Eval) up to float rounding (kernels::batchnorm_fold).
+// w (Cout, ...) and the BN vectors (Cout); b may be undefined. No autograd (the
+// results are new tensors that never require grad). CPU tensors only (checked):
+// callers keep conv -> BN elsewhere.
+std::pair<Tensor, Tensor> fold_batch_norm(const Tensor& w, const Tensor& b, const Tensor& gamma, const Tensor& beta,
+                                          const Tensor& running_mean, const Tensor& running_var, double eps);
 
 // running_mean <- 0, running_var <- 1, *recal_batches <- 0 (when given).
 void reset_running_stats(Tensor& running_mean, Tensor& running_var, int64_t* recal_batches = nullptr);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "data/transforms.h"
 #include "detect/postprocess.h"
 #include "nn/layers.h"
@@ -82,9 +83,14 @@ void recalibrate_bn(det::Detector& net, const nn::Arch& path, const data::DetDat
     p.part_end = sl.end;
   }
   nn::set_sync_bn(net, split);
+  DETNAS_PROFILE_SCOPE("recalibrate");
   const int64_t batches = (s.bn_images + s.batch - 1) / s.batch;
   for (int64_t i = 0; i < batches; ++i) {
-    rt::Tensor images = batch_of(train, p, i, s).images;
+    rt::Tensor images;
+    {
+      DETNAS_PROFILE_SCOPE("batch_data");
+      images = batch_of(train, p, i, s).images;
+    }
     net.forward_features(split ? data::pad_batch_across_ranks(images) : images, path);
   }
   nn::set_sync_bn(net, false);
@@ -129,8 +135,13 @@ std::vector<std::vector<det::Detection>> detect_dataset(det::Detector& net, cons
   const bool split = s.across_ranks && rt::dist::active();
   const int64_t step = split ? rt::dist::size() : 1;
   std::string mine;  // across ranks: this rank's batches r, r + size, ... as bytes
+  DETNAS_PROFILE_SCOPE("detect_dataset");
   for (int64_t i = split ? rt::dist::rank() : 0; i < batches; i += step) {
-    data::DetBatch b = batch_of(ds, p, i, s);
+    data::DetBatch b;
+    {
+      DETNAS_PROFILE_SCOPE("batch_data");
+      b = batch_of(ds, p, i, s);
+    }
     std::vector<det::ImageMeta> metas;
     for (auto& t : b.targets)
       metas.push_back({t.image_id, t.resized_size.height, t.resized_size.width, t.scale_x, t.scale_y});

@@ -387,6 +387,34 @@ std::vector<double> train_steps(det::RetinaNet& net, const SynthBatch& b, int st
 
 }  // namespace
 
+TEST_CASE("retinanet: forward_features re-estimates every BN statistic exactly as the whole forward does") {
+  det::RetinaNet net(tiny_backbone(nn::NetKind::Supernet, 3), small_options(3, 16, 2));
+  SynthBatch b = synth_batch({0, 1}, 64);
+  auto recalibrate = [&](bool whole) {
+    nn::reset_bn_stats(net);
+    net.set_mode(nn::Mode::Recalibrate);
+    rt::NoGradGuard ng;
+    if (whole)
+      net.forward_heads(b.images, kTinyPath);
+    else
+      net.forward_features(b.images, kTinyPath);
+    std::map<std::string, std::vector<float>> stats;
+    for (auto& buf : net.buffers()) stats[buf.name] = buf.tensor.to_vector();
+    return stats;
+  };
+  const auto whole = recalibrate(true), backbone_only = recalibrate(false);
+  CHECK(whole.size() == backbone_only.size());
+  int moved = 0;
+  for (const auto& [name, v] : whole) {
+    INFO(name);
+    REQUIRE(backbone_only.count(name) == 1);
+    CHECK(v == backbone_only.at(name));  // the same statistics, bit for bit
+    if (name.find("running_mean") != std::string::npos)
+      for (float x : v) moved += x != 0.0f;
+  }
+  CHECK(moved > 0);
+}
+
 TEST_CASE("retinanet: the loss decreases over a few SGD steps") {
   det::RetinaNet net(tiny_backbone(nn::NetKind::Standalone, 1), small_options(5, 16, 1));
   SynthBatch b = synth_batch({0, 1}, 64);
