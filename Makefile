@@ -65,8 +65,10 @@ BENCH_SRCS := $(wildcard bench/*.cpp)
 
 ifeq ($(CUDA),1)
   CXXFLAGS += -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lnccl
-  NVCCFLAGS := -std=c++17 -O2 $(CUDA_ARCH) -DDETNAS_CUDA=1 -I. -Xcompiler -fPIC,-Wall -MMD -MP
+  # cuBLAS is not linked: kernels/gemm_cublas.cu opens it on first use (its load costs ~210 MiB RSS)
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcudnn -lnccl -ldl
+  NVCCFLAGS := -std=c++17 -O2 $(CUDA_ARCH) -DDETNAS_CUDA=1 -DDETNAS_CUDA_LIBDIR=\"$(CUDA_HOME)/lib64\" -I. \
+    -Xcompiler -fPIC,-Wall -MMD -MP
   LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
 else
   LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
@@ -265,7 +267,7 @@ EG_COMMA := ,
 EG_CXXFLAGS := $(filter-out -DDETNAS_CUDA=1 -I$(CUDA_HOME)/include -DDETNAS_BUILD_FLAGS=% CUDA=%,$(CXXFLAGS)) \
   -DDETNAS_BUILD_FLAGS="\"MODE=$(MODE) CUDA=emulated\"" \
   -DDETNAS_CUDA=1 -DDETNAS_EMU_GPU=1 -DDETNAS_EMU_KEEP_NAMESPACE=1 -Itests/emu/gpu/include
-EG_LDLIBS := $(filter-out -L$(CUDA_HOME)/lib64 -Wl$(EG_COMMA)-rpath$(EG_COMMA)$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS))
+EG_LDLIBS := $(filter-out -L$(CUDA_HOME)/lib64 -Wl$(EG_COMMA)-rpath$(EG_COMMA)$(CUDA_HOME)/lib64 -lcudart -lcudnn -lnccl -ldl,$(LDLIBS))
 EG_STAMP := $(EG)/.flags-$(shell echo '$(CXX) $(filter-out -DDETNAS_GIT_REV=%,$(EG_CXXFLAGS))' | md5sum | cut -c1-12)
 EG_LIB_OBJS := $(LIB_SRCS:%.cpp=$(EG)/%.o) $(CU_SRCS:%.cu=$(EG)/%.cu.o)
 EG_RT_OBJS := $(patsubst %.cpp,$(EG)/%.o,tests/emu/emu.cpp tests/emu/fiber.cpp \

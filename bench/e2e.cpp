@@ -213,6 +213,10 @@ int run_e2e(const E2eOptions& o) {
       }
     }
 
+    // A deployed detector holds no gradients: drop the training cases' ones, so
+    // that the inference peaks below count the weights and the inference only.
+    for (auto& p : net->parameters()) p.tensor.reset_grad();
+
     // ---- inference, batch 1, 800x800 ----
     const nn::Arch eval_path = search::sample_uniform_path(space, path_rng);
     {

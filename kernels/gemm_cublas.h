@@ -7,12 +7,17 @@
 // (kernels/bias_cuda.h, emulated).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/common.h"
 
 typedef struct CUstream_st* cudaStream_t;
 
 namespace detnas::kernels::cuda {
+
+// Whether cuBLAS could be loaded (it is opened on first use, not linked); when
+// not, *why says why. Device selection asks before it picks the GPU.
+bool cublas_available(std::string* why);
 
 // Process-wide math mode of cuBLAS and cuDNN (default false: no TF32).
 void set_tf32(bool on);

@@ -2,6 +2,8 @@
 #include "nn/layers.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "runtime/autograd.h"
 #include "runtime/ops_conv.h"
@@ -88,8 +90,17 @@ ConvBn::ConvBn(const ConvOptions& o, Act act, Rng& rng, float bn_momentum) : act
   bn = register_module("bn", std::make_unique<BatchNorm2d>(o.out, bn_momentum));
 }
 
+// DETNAS_BN_FOLD=0 keeps conv -> BN -> ReLU in inference too (read once).
+static bool fold_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("DETNAS_BN_FOLD");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
 rt::Tensor conv_bn_act(const Conv2d& conv, BatchNorm2d& bn, Act act, const rt::Tensor& x) {
-  if (bn.mode() == Mode::Eval && !rt::grad_enabled() && x.device() == rt::Device::CPU &&
+  if (fold_enabled() && bn.mode() == Mode::Eval && !rt::grad_enabled() && x.device() == rt::Device::CPU &&
       conv.weight.device() == rt::Device::CPU) {
     const auto [w, b] =
         rt::ops::fold_batch_norm(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps());

@@ -76,7 +76,8 @@ enum class Act { None, Relu };
 // act(bn(conv(x))) in the module modes. Inference (BN in Eval, autograd off,
 // CPU tensors) runs the folded form: conv with rt::ops::fold_batch_norm's
 // weights and bias, then ReLU in place: one conv and at most one pass over its
-// output, equal to the three ops up to float rounding.
+// output, equal to the three ops up to float rounding. DETNAS_BN_FOLD=0 turns
+// the folding off (the three ops always).
 rt::Tensor conv_bn_act(const Conv2d& conv, BatchNorm2d& bn, Act act, const rt::Tensor& x);
 
 class ConvBn : public Module {

@@ -86,6 +86,11 @@ void probe() {
     cudaGetLastError();
     return;
   }
+  std::string why;
+  if (!kernels::cuda::cublas_available(&why)) {  // loaded here, never inside an op
+    g_probe_msg = "no usable GPU (cuBLAS: " + why + ")";
+    return;
+  }
   g_cuda_ok = true;
   g_probe_msg = "GPU " + std::to_string(gpu) + ": " + prop.name;
 #else

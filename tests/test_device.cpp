@@ -8,8 +8,12 @@
 #include "runtime/runtime.h"
 #include "tests/test_util.h"
 #ifdef DETNAS_CUDA
+#include <fstream>
+#include <string>
+
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_cuda.h"
+#include "kernels/gemm_cublas.h"
 #endif
 
 using namespace detnas;
@@ -31,6 +35,27 @@ TEST_CASE("device: auto resolves to a usable device; cuda fails clearly without 
   CHECK(parse_device_request("cuda") == DeviceRequest::CUDA);
   CHECK_THROWS_WITH_AS(parse_device_request("tpu"), doctest::Contains("unknown device 'tpu'"), Error);
 }
+
+#if defined(DETNAS_CUDA) && !defined(DETNAS_EMU_GPU)
+// Whether a shared library whose file name contains `name` is mapped into this process.
+static bool library_mapped(const std::string& name) {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.find(name) != std::string::npos) return true;
+  return false;
+}
+
+// Needs the CUDA toolkit's libraries (as the link does), not a GPU.
+TEST_CASE("device: cuBLAS is not loaded at start-up; it loads on first use with every entry point") {
+  if (!cuda_usable())  // a usable GPU means the probe has loaded it already
+    CHECK_MESSAGE(!library_mapped("libcublas"), "libcublas is mapped before anything asked for it");
+  std::string why;
+  CHECK_MESSAGE(kernels::cuda::cublas_available(&why), why);
+  CHECK(why.empty());
+  CHECK(library_mapped("libcublas"));
+}
+#endif
 
 TEST_CASE("cuda: elementwise kernels match the CPU kernels on a real GPU") {
   if (!cuda_usable()) {

@@ -41,8 +41,9 @@ and Python included) is the case's own.
     OMP_WAIT_POLICY=passive build-bench/bin/bench --e2e --json --threads 2 > ours_e2e.jsonl
     /usr/bin/python3 bench/compare/torch_e2e.py table --ours ours_e2e.jsonl --torch torch_e2e.jsonl
 
-`run` sets OPENBLAS_CORETYPE=SkylakeX (unless set) as our binaries do: Debian's
-OpenBLAS 0.3.21 does not know recent Xeons; OMP_NUM_THREADS and
+`run` sets OPENBLAS_CORETYPE=SkylakeX (unless set) on CPUs with AVX-512 as our
+binaries do: Debian's OpenBLAS 0.3.21 does not know recent Xeons (on an AVX2-only
+CPU those kernels die with SIGILL); OMP_NUM_THREADS and
 OPENBLAS_NUM_THREADS follow --threads; torch.set_num_threads(--threads).
 """
 import argparse
@@ -429,10 +430,21 @@ def all_cases(space, quick):
     return [f"train/{space}@{s}/{p}" for s in sizes for p in paths] + [f"infer/{space}@800/random"]
 
 
+def cpu_has_avx512():
+    """AVX-512 F/BW/VL/DQ in /proc/cpuinfo: what runtime/threads.cpp asks of a CPU before SkylakeX."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        return False
+    return all(x in flags for x in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+
+
 # ---------------------------------------------------------------- subcommands
 def cmd_run(a):
     env = dict(os.environ)
-    env.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+    if cpu_has_avx512():  # SkylakeX kernels on an AVX2-only CPU die with SIGILL (exit -4)
+        env.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
     env["OMP_NUM_THREADS"] = str(a.threads)
     env["OPENBLAS_NUM_THREADS"] = str(a.threads)
     cases = [c for c in all_cases(a.space, a.quick) if re.search(a.filter, c)]
