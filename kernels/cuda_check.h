@@ -47,13 +47,13 @@ inline void check_launch(const char* name, const char* file, int line) {
 namespace detnas::kernels::cuda {
 const char* cublas_status_string(int status);  // cuBLAS's text (kernels/gemm_cublas.cu: cuBLAS is loaded lazily)
 }
-#define DETNAS_CUBLAS_CHECK(call)                                                                                    \
-  do {                                                                                                               \
-    cublasStatus_t s_ = (call);                                                                                      \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                                 \
-      throw ::detnas::Error(                                                                                         \
+#define DETNAS_CUBLAS_CHECK(call)                                                                                   \
+  do {                                                                                                              \
+    cublasStatus_t s_ = (call);                                                                                     \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                                \
+      throw ::detnas::Error(                                                                                        \
           ::detnas::detail::cat("cuBLAS error ", int(s_), ": ", ::detnas::kernels::cuda::cublas_status_string(s_)), \
-          __FILE__, __LINE__, #call);                                                                                \
+          __FILE__, __LINE__, #call);                                                                               \
   } while (0)
 #endif
 #if defined(CUDNN_H_)

@@ -58,7 +58,7 @@ CublasApi load_cublas() {
     return a;
   }
   auto sym = [&](auto& fn, const char* name) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)> >(dlsym(lib, name));
     if (!fn && a.error.empty()) a.error = so + " has no symbol " + name;
   };
   sym(a.create, DETNAS_CUBLAS_NAME(cublasCreate));
@@ -118,7 +118,7 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
   const cublasOperation_t opa = tb == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;  // applies to B (first operand)
   const cublasOperation_t opb = ta == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;  // applies to A (second operand)
   DETNAS_CUBLAS_CHECK(cb.sgemm(h, opa, opb, to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, B,
-                                  to_int(ldb, "ldb"), A, to_int(lda, "lda"), &beta, C, to_int(ldc, "ldc")));
+                               to_int(ldb, "ldb"), A, to_int(lda, "lda"), &beta, C, to_int(ldc, "ldc")));
 }
 
 void linear_forward(int64_t N, int64_t Cin, int64_t Cout, const float* x, const float* w, const float* b, float* y,
