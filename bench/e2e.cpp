@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -181,6 +182,8 @@ int run_e2e(const E2eOptions& o) {
     std::fflush(h);
     Runner run(o);
     Rng data_rng(7), path_rng(11);
+    const std::regex wanted(o.filter.empty() ? std::string(".") : o.filter);
+    auto selected = [&](const std::string& name) { return std::regex_search(name, wanted); };
 
     // ---- training steps ----
     const int64_t batch = 2;
@@ -201,6 +204,7 @@ int run_e2e(const E2eOptions& o) {
         net->set_mode(nn::Mode::Train);
         const std::string pname = pk < 0 ? "random" : "all-" + std::to_string(pk);
         const std::string name = "train/" + o.space + "@" + std::to_string(s) + "/" + pname;
+        if (!selected(name)) continue;
         Result r = run.time(name, "batch 2, " + std::to_string(s) + "x" + std::to_string(s) + ", path " + pname,
                             double(batch), 2, o.steps, [&](int i) {
                               const nn::Arch path =
@@ -218,9 +222,11 @@ int run_e2e(const E2eOptions& o) {
     for (auto& p : net->parameters()) p.tensor.reset_grad();
 
     // ---- inference, batch 1, 800x800 ----
-    const nn::Arch eval_path = search::sample_uniform_path(space, path_rng);
-    {
-      rt::Tensor img = random_images(1, 800, 800, data_rng);
+    // Own streams: the path and the images do not depend on the cases selected above.
+    Rng eval_rng(13);
+    const nn::Arch eval_path = search::sample_uniform_path(space, eval_rng);
+    if (selected("infer/" + o.space + "@800/random")) {
+      rt::Tensor img = random_images(1, 800, 800, eval_rng);
       std::vector<det::ImageMeta> metas{{1, 800, 800, 1.0, 1.0}};
       size_t ndet = 0;
       Result r = run.time("infer/" + o.space + "@800/random", "batch 1, 800x800, detect(), one random path", 1.0, 1,
@@ -230,9 +236,9 @@ int run_e2e(const E2eOptions& o) {
     }
 
     // ---- one search-candidate evaluation at 320 ----
-    {
+    if (selected("search/" + o.space + "@320/candidate")) {
       const int64_t eb = 8, s = 320, nb = (o.eval_images + eb - 1) / eb;
-      rt::Tensor img = random_images(eb, s, s, data_rng);  // one synthetic batch, reused: speed only
+      rt::Tensor img = random_images(eb, s, s, eval_rng);  // one synthetic batch, reused: speed only
       std::vector<det::ImageMeta> metas;
       for (int64_t i = 0; i < eb; ++i) metas.push_back({i, s, s, 1.0, 1.0});
       const std::string n = std::to_string(nb * eb);

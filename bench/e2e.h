@@ -15,6 +15,7 @@ struct E2eOptions {
   int eval_images = 256;       // images of the search-candidate evaluation (BN recalibration and inference)
   bool quick = false;          // 320 only, random path only
   bool json = false;
+  std::string filter;        // ECMAScript regex: only the cases whose name matches (empty: all)
   std::string json_context;  // appended to every JSON line (machine, threads, rev, ...)
 };
 

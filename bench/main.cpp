@@ -40,12 +40,13 @@ struct Options {
 
 const char* kUsage =
     "usage: bench [--cuda] [--filter REGEX] [--all] [--json] [--list] [--threads N] [--budget SECONDS] [--roofline]\n"
-    "       bench --e2e [--space NAME] [--steps N] [--eval-images N] [--quick] [--json] [--threads N]\n"
+    "       bench --e2e [--space NAME] [--steps N] [--eval-images N] [--quick] [--filter REGEX] [--json] [--threads "
+    "N]\n"
     "  (no option)      validate and time the default entries (about a minute or two on 2 cores)\n"
     "  --cuda           the CUDA entries (\"cuda/<entry>\"): each kernel on the GPU, checked against the CPU\n"
     "                   kernel on the same inputs, timed with CUDA events (needs a usable GPU, else exit 2)\n"
     "  --all            every entry: adds the 300M@800 and 1.3G@320 backbones and extra head shapes\n"
-    "  --filter REGEX   only entries whose name matches (ECMAScript regex, searched anywhere)\n"
+    "  --filter REGEX   only entries (with --e2e: cases) whose name matches (ECMAScript regex, searched anywhere)\n"
     "  --json           one JSON line per result on stdout (the human header goes to stderr)\n"
     "  --list           list the selected entries (with --json: their op and parameters)\n"
     "  --threads N      OpenMP and OpenBLAS threads (default: OpenMP's default)\n"
@@ -271,6 +272,13 @@ int main(int argc, char** argv) {
   if (o.e2e) {
     o.e2e_opts.json = o.json;
     o.e2e_opts.json_context = json_context(threads);
+    o.e2e_opts.filter = o.filter;
+    try {
+      const std::regex check(o.filter.empty() ? std::string(".") : o.filter);
+    } catch (const std::regex_error& err) {
+      std::fprintf(stderr, "bench: --filter '%s' is not a valid regex: %s\n", o.filter.c_str(), err.what());
+      return 2;
+    }
     std::fprintf(o.json ? stderr : stdout,
                  "bench --e2e: %s, %d threads, build %s, rev %s, OpenBLAS core %s, loadavg %s\n", cpu_model().c_str(),
                  threads, DETNAS_BUILD_FLAGS, DETNAS_GIT_REV, rt::blas_core_name(), loadavg().c_str());

@@ -135,6 +135,7 @@ RetinaNet::Outputs RetinaNet::forward_heads(const rt::Tensor& images, const nn::
     DETNAS_PROFILE_SCOPE("fpn");
     p = fpn_->forward({c[1], c[2], c[3]});
   }
+  c.clear();  // the backbone's outputs are dead from here (unless autograd keeps them): not held during the head
   DETNAS_PROFILE_SCOPE("head");
   Outputs out;
   for (const rt::Tensor& pl : p) {

@@ -68,12 +68,17 @@ DETNAS_HD T im2col_value(const T* xg, const Conv2dShape& s, int64_t r, int64_t c
 
 namespace cpu {
 
-// Scratch elements (of T) that conv2d_* need: one column matrix (C/G*KH*KW, Ho*Wo);
-// 0 for pointwise convs.
+// Scratch elements (of T) that conv2d_* need: one column matrix (C/G*KH*KW, Ho*Wo),
+// or the Winograd buffers when larger; 0 for pointwise convs.
 int64_t conv2d_workspace_size(const Conv2dShape& s);
+// What conv2d_forward<T> alone needs (<= conv2d_workspace_size): a float conv that
+// runs as Winograd needs no column matrix in the forward (the weight gradient does;
+// double convs always take im2col).
+template <typename T>
+int64_t conv2d_forward_workspace_size(const Conv2dShape& s);
 
 // x (N,C,H,W) batch stride s.x_batch_stride  w (Cout,C/G,KH,KW)  b (Cout) or null
-// y (N,Cout,Ho,Wo) =          ws: conv2d_workspace_size(s) elements
+// y (N,Cout,Ho,Wo) =          ws: conv2d_forward_workspace_size(s) elements
 template <typename T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y, T* ws);
 // w (Cout,C/G,KH,KW)  dy (N,Cout,Ho,Wo)  dx (N,C,H,W) contiguous = or += (mode)

@@ -114,6 +114,13 @@ int64_t conv2d_workspace_size(const Conv2dShape& s) {
 }
 
 template <typename T>
+int64_t conv2d_forward_workspace_size(const Conv2dShape& s) {
+  if (s.pointwise()) return 0;
+  if (std::is_same_v<T, float> && winograd_preferred(s)) return winograd_workspace_size(s);
+  return (s.C / s.G) * s.KH * s.KW * s.Ho() * s.Wo();
+}
+
+template <typename T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y, T* ws) {
   if (std::is_same_v<T, float> && winograd_preferred(s)) return winograd_forward(s, x, w, b, y, ws);
   const int64_t L = s.Ho() * s.Wo(), Cg = s.C / s.G, Og = s.Cout / s.G, Kc = Cg * s.KH * s.KW;
@@ -218,6 +225,7 @@ void linear_backward_bias(int64_t N, int64_t Cout, const T* dy, T* db, GradientM
 }
 
 #define DETNAS_INST(T)                                                                                      \
+  template int64_t conv2d_forward_workspace_size<T>(const Conv2dShape&);                                    \
   template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*, T*);                \
   template void conv2d_backward_input<T>(const Conv2dShape&, const T*, const T*, T*, GradientMode, T*);     \
   template void conv2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, GradientMode, T*);    \

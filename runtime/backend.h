@@ -50,7 +50,8 @@ struct Kernels {
   double (*sum_squares)(int64_t n, const float* x, void* ws);  // order fixed by n
 
   // ---- conv2d (general: CPU GEMM / im2col / Winograd, CUDA cuDNN), depthwise, linear ----
-  size_t (*conv2d_workspace_bytes)(const kernels::Conv2dShape& s);
+  size_t (*conv2d_workspace_bytes)(const kernels::Conv2dShape& s);          // every pass
+  size_t (*conv2d_forward_workspace_bytes)(const kernels::Conv2dShape& s);  // conv2d_forward alone
   void (*conv2d_forward)(const kernels::Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                          void* ws, size_t ws_bytes);
   void (*conv2d_backward_input)(const kernels::Conv2dShape& s, const float* w, const float* dy, float* dx,

@@ -30,6 +30,9 @@ double sum_squares(int64_t n, const float* x, void*) { return k::sum_squares(n, 
 
 // im2col / Winograd scratch in floats.
 size_t conv2d_workspace_bytes(const Conv2dShape& s) { return size_t(k::conv2d_workspace_size(s)) * sizeof(float); }
+size_t conv2d_forward_workspace_bytes(const Conv2dShape& s) {
+  return size_t(k::conv2d_forward_workspace_size<float>(s)) * sizeof(float);
+}
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, void* ws, size_t) {
   k::conv2d_forward(s, x, w, b, y, static_cast<float*>(ws));
 }
@@ -97,6 +100,7 @@ Kernels make_cpu_table() {
   t.sum_squares = &sum_squares;
 
   t.conv2d_workspace_bytes = &conv2d_workspace_bytes;
+  t.conv2d_forward_workspace_bytes = &conv2d_forward_workspace_bytes;
   t.conv2d_forward = &conv2d_forward;
   t.conv2d_backward_input = &conv2d_backward_input;
   t.conv2d_backward_weight = &conv2d_backward_weight;

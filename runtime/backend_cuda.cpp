@@ -81,6 +81,7 @@ Kernels make_cuda_table() {
   DETNAS_ON_STREAM(sum_squares, kc::sum_squares);
 
   t.conv2d_workspace_bytes = &kc::conv2d_cudnn_workspace_bytes;
+  t.conv2d_forward_workspace_bytes = &kc::conv2d_cudnn_workspace_bytes;
   DETNAS_ON_STREAM(conv2d_forward, kc::conv2d_forward);
   DETNAS_ON_STREAM(conv2d_backward_input, kc::conv2d_backward_input);
   DETNAS_ON_STREAM(conv2d_backward_weight, kc::conv2d_backward_weight);

@@ -90,7 +90,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   if (path == ConvPath::Depthwise) {
     kt.dwconv_forward(d, x.data(), w.data(), bp, y.data());
   } else {
-    Workspace ws(kt.conv2d_workspace_bytes(s), x.device());
+    Workspace ws(kt.conv2d_forward_workspace_bytes(s), x.device());
     kt.conv2d_forward(s, x.data(), w.data(), bp, y.data(), ws.ptr(), ws.bytes());
   }
 

@@ -198,6 +198,18 @@ TEST_CASE("conv winograd: conv2d_* dispatch to it for large 3x3 convs, and the s
   std::vector<float> y_w(y_on.size()), dx_w(dx_on.size()), y_off(y_on.size()), dx_off(dx_on.size());
   kc::conv2d_forward<float>(s, x.data(), w.data(), b.data(), y_on.data(), ws.data());
   kc::conv2d_backward_input<float>(s, w.data(), dy.data(), dx_on.data(), GradientMode::Overwrite, ws.data());
+  // The forward alone needs only the Winograd buffers, not the column matrix of
+  // the weight gradient: the same result from a workspace of exactly that size
+  // (a heap block of its own, so ASan sees any overrun).
+  const int64_t fws = kc::conv2d_forward_workspace_size<float>(s);
+  CHECK(fws == kc::winograd_workspace_size(s));
+  CHECK(fws <= kc::conv2d_workspace_size(s));
+  CHECK(kc::conv2d_forward_workspace_size<double>(s) == s.C * 9 * s.H * s.W);  // double: im2col's columns
+  {
+    std::vector<float> small(static_cast<size_t>(fws)), y_small(y_on.size());
+    kc::conv2d_forward<float>(s, x.data(), w.data(), b.data(), y_small.data(), small.data());
+    CHECK(std::memcmp(y_on.data(), y_small.data(), y_on.size() * sizeof(float)) == 0);
+  }
   kc::winograd_forward<float>(s, x.data(), w.data(), b.data(), y_w.data(), ws.data());
   kc::winograd_backward_input<float>(s, w.data(), dy.data(), dx_w.data(), GradientMode::Overwrite, ws.data());
   CHECK(std::memcmp(y_on.data(), y_w.data(), y_on.size() * sizeof(float)) == 0);
