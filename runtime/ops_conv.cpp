@@ -96,6 +96,9 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
 
   if (wants_grad({&x, &w, &bias})) {
     record({&y}, [x, w, bias, y, s, d, path, &kt]() {
+      DETNAS_PROFILE_SCOPE(path == ConvPath::Depthwise ? "dwconv_backward"
+                           : s.pointwise()             ? "conv1x1_backward"
+                                                       : "conv2d_backward");
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x);
@@ -141,6 +144,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   kt.linear_forward(N, Cin, Cout, x.data(), w.data(), bias.defined() ? bias.data() : nullptr, y.data());
   if (wants_grad({&x, &w, &bias})) {
     record({&y}, [x, w, bias, y, N, Cin, Cout, &kt]() {
+      DETNAS_PROFILE_SCOPE("linear_backward");
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x);

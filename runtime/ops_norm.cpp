@@ -97,6 +97,7 @@ Tensor batch_norm_sync(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   if (wants_grad({&x, &gamma, &beta})) {
     // st (captured) keeps mean/invstd alive.
     record({&y}, [x, gamma, beta, y, st, mean, invstd, m, N, C, HW, &kt]() {
+      DETNAS_PROFILE_SCOPE("batch_norm_backward");
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x), gg = grad_slot(gamma), gb = grad_slot(beta);
@@ -164,6 +165,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta
 
   if (wants_grad({&x, &gamma, &beta})) {
     record({&y}, [x, gamma, beta, y, save_mean, save_invstd, mode, N, C, HW, &kt]() {
+      DETNAS_PROFILE_SCOPE("batch_norm_backward");
       Tensor gy = y.grad();
       if (!gy.defined()) return;
       GradSlot gx = grad_slot(x), gg = grad_slot(gamma), gb = grad_slot(beta);
